@@ -1,0 +1,41 @@
+import { pino } from "pino";
+import { type Config, loadConfig } from "../lib/config.js";
+import { createDb, type Db } from "../lib/db.js";
+import { createLogger, type Logger } from "../lib/logger.js";
+import { Producer } from "../queues/producer.js";
+
+/** What every CLI verb needs, created lazily so `--help` touches nothing. Logs go to stderr; stdout is for results. */
+export interface CliContext {
+  config: Config;
+  logger: Logger;
+  producer(): Producer;
+  db(): Db;
+  close(): Promise<void>;
+}
+
+export function createCliContext(options: { quiet?: boolean } = {}): CliContext {
+  const config = loadConfig();
+  const logger = createLogger({ level: options.quiet ? "warn" : config.LOG_LEVEL }, pino.destination(2));
+  let producer: Producer | undefined;
+  let db: Db | undefined;
+  return {
+    config,
+    logger,
+    producer() {
+      producer ??= new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+      return producer;
+    },
+    db() {
+      db ??= createDb({ url: config.DATABASE_URL, poolSize: 2, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, slowQueryMs: config.SLOW_QUERY_MS, logger });
+      return db;
+    },
+    async close() {
+      await producer?.close();
+      await db?.close();
+    },
+  };
+}
+
+export function printJson(value: unknown): void {
+  process.stdout.write(`${JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? item.toString() : item), 2)}\n`);
+}

@@ -1,0 +1,21 @@
+#!/usr/bin/env node
+import { Command } from "commander";
+import { registerEnqueueCommand } from "./commands/enqueue.js";
+import { registerMigrateCommand } from "./commands/migrate.js";
+import { registerSeedDemoCommand } from "./commands/seed-demo.js";
+import { registerStatusCommand } from "./commands/status.js";
+import { registerWorkerCommand } from "./commands/worker.js";
+import { runCli } from "./run-cli.js";
+
+const program = new Command("dbjobs")
+  .description("Background jobs for Prisma + PostgreSQL apps, on BullMQ")
+  .showHelpAfterError()
+  .configureOutput({ outputError: (text, write) => write(text) });
+
+registerMigrateCommand(program);
+registerWorkerCommand(program);
+registerEnqueueCommand(program);
+registerStatusCommand(program);
+registerSeedDemoCommand(program);
+
+await runCli(program, process.argv);

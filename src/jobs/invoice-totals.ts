@@ -1,0 +1,155 @@
+import { z } from "zod";
+import { cacheKeys } from "../lib/cache-keys.js";
+import { withConflictRetry } from "../lib/retry.js";
+import { defineJob } from "../queues/job-definition.js";
+
+/**
+ * invoice-totals: recomputes invoice totals by aggregation in the database
+ * (seed 004, CRITICAL #2), instead of fetching every line item.
+ *
+ *   line.lineTotal      = round(quantity × unitPrice, 2) − discountAmount + taxAmount
+ *   invoice.subtotal    = Σ round(quantity × unitPrice, 2)
+ *   invoice.total       = subtotal − discountTotal + taxTotal
+ *   invoice.balanceDue  = total − amountPaid
+ *
+ * Money stays NUMERIC end to end; no value passes through a JS float.
+ * Voided invoices are left alone.
+ */
+const uuidList = z
+  .array(z.uuid({ error: "must be an invoice id (uuid)" }))
+  .min(1)
+  .max(10_000);
+
+export const invoiceTotalsPayload = z
+  .object({
+    invoiceIds: uuidList.optional(),
+    changedSince: z.iso.datetime({ offset: true, error: "must be an ISO 8601 date-time, e.g. 2026-01-31T00:00:00Z" }).optional(),
+    all: z.literal(true, { error: "must be true when given" }).optional(),
+    /** Invoices per statement. @defaultValue 2000 */
+    chunkSize: z.number().int().min(1).max(10_000).optional(),
+  })
+  .strict()
+  .refine((payload) => [payload.invoiceIds, payload.changedSince, payload.all].filter((value) => value !== undefined).length === 1, {
+    error: "give exactly one of invoiceIds, changedSince or all",
+    path: ["invoiceIds"],
+  });
+
+export type InvoiceTotalsPayload = z.output<typeof invoiceTotalsPayload>;
+
+export interface InvoiceTotalsResult {
+  /** Non-voided invoices whose totals were recomputed. */
+  invoicesUpdated: number;
+  /** Of those, how many had stored totals that were wrong. */
+  invoicesChanged: number;
+  linesUpdated: number;
+  skippedVoided: number;
+}
+
+// Takes $1 uuid[] of invoice ids. Returns one row: how many invoices were
+// recomputed and changed, how many line totals changed, how many ids were voided.
+// Rows whose values are already right are not rewritten (no dead tuples).
+const recomputeChunkSql = `
+WITH line_updates AS (
+  UPDATE "invoice_line_items" li
+     SET "lineTotal" = round(li."quantity" * li."unitPrice", 2) - li."discountAmount" + li."taxAmount"
+    FROM "invoices" i
+   WHERE li."invoiceId" = i."id"
+     AND i."id" = ANY($1::uuid[])
+     AND i."voidedAt" IS NULL
+     AND li."lineTotal" IS DISTINCT FROM round(li."quantity" * li."unitPrice", 2) - li."discountAmount" + li."taxAmount"
+  RETURNING 1
+), sums AS (
+  SELECT i."id",
+         coalesce(sum(round(li."quantity" * li."unitPrice", 2)), 0) AS subtotal,
+         coalesce(sum(li."discountAmount"), 0) AS discount,
+         coalesce(sum(li."taxAmount"), 0) AS tax
+    FROM "invoices" i
+    LEFT JOIN "invoice_line_items" li ON li."invoiceId" = i."id"
+   WHERE i."id" = ANY($1::uuid[]) AND i."voidedAt" IS NULL
+   GROUP BY i."id"
+), invoice_updates AS (
+  UPDATE "invoices" i
+     SET "subtotal" = s.subtotal,
+         "discountTotal" = s.discount,
+         "taxTotal" = s.tax,
+         "total" = s.subtotal - s.discount + s.tax,
+         "balanceDue" = s.subtotal - s.discount + s.tax - i."amountPaid"
+    FROM sums s
+   WHERE i."id" = s."id"
+     AND (i."subtotal", i."discountTotal", i."taxTotal", i."total", i."balanceDue")
+         IS DISTINCT FROM (s.subtotal, s.discount, s.tax, s.subtotal - s.discount + s.tax, s.subtotal - s.discount + s.tax - i."amountPaid")
+  RETURNING i."id"
+)
+SELECT (SELECT count(*) FROM sums)::int AS "recomputed",
+       (SELECT count(*) FROM invoice_updates)::int AS "changed",
+       (SELECT count(*) FROM line_updates)::int AS "linesUpdated",
+       (SELECT count(*) FROM "invoices" WHERE "id" = ANY($1::uuid[]) AND "voidedAt" IS NOT NULL)::int AS "voided",
+       coalesce((SELECT array_agg("id"::text) FROM invoice_updates), '{}') AS "changedIds"`;
+
+// Takes $1 the last id seen (keyset pagination), $2 the page size, $3 an
+// optional timestamp: only invoices changed (or with a line changed) since then.
+// Returns the next page of invoice ids in id order.
+const nextIdsSql = `
+SELECT i."id"::text AS id
+  FROM "invoices" i
+ WHERE i."id" > $1::uuid
+   AND ($3::timestamptz IS NULL
+        OR i."updatedAt" >= $3::timestamptz
+        OR EXISTS (SELECT 1 FROM "invoice_line_items" li WHERE li."invoiceId" = i."id" AND li."updatedAt" >= $3::timestamptz))
+ ORDER BY i."id"
+ LIMIT $2`;
+
+const smallestUuid = "00000000-0000-0000-0000-000000000000";
+
+export const invoiceTotalsJob = defineJob({
+  queue: "invoice-totals",
+  payloadSchema: invoiceTotalsPayload,
+
+  // Jobs for one invoice enqueued within half a second collapse into one, which
+  // runs at the end of that window and so sees every change made in it.
+  deduplicate: (payload) => (payload.invoiceIds?.length === 1 ? { id: `invoice:${payload.invoiceIds[0]}`, ttlMs: 500 } : undefined),
+
+  async handle(payload, { db, log, reportProgress, invalidateCache }): Promise<InvoiceTotalsResult> {
+    const chunkSize = payload.chunkSize ?? 2000;
+    const result: InvoiceTotalsResult = { invoicesUpdated: 0, invoicesChanged: 0, linesUpdated: 0, skippedVoided: 0 };
+
+    const recompute = async (ids: string[]) => {
+      const [row] = await withConflictRetry(
+        db.prisma,
+        (tx) =>
+          tx.$queryRawUnsafe<{ recomputed: number; changed: number; linesUpdated: number; voided: number; changedIds: string[] }[]>(recomputeChunkSql, ids),
+        { isolationLevel: "ReadCommitted" },
+      );
+      if (!row) return;
+      result.invoicesUpdated += row.recomputed;
+      result.invoicesChanged += row.changed;
+      result.linesUpdated += row.linesUpdated;
+      result.skippedVoided += row.voided;
+      await invalidateCache(row.changedIds.map(cacheKeys.invoice));
+    };
+
+    if (payload.invoiceIds) {
+      const ids = [...new Set(payload.invoiceIds)];
+      for (let start = 0; start < ids.length; start += chunkSize) {
+        await recompute(ids.slice(start, start + chunkSize));
+        await reportProgress({ processed: Math.min(start + chunkSize, ids.length), total: ids.length, ...result });
+      }
+    } else {
+      const since = payload.changedSince ? new Date(payload.changedSince) : null;
+      let after = smallestUuid;
+      let processed = 0;
+      for (;;) {
+        const page = await db.prisma.$queryRawUnsafe<{ id: string }[]>(nextIdsSql, after, chunkSize, since);
+        if (page.length === 0) break;
+        const ids = page.map((row) => row.id);
+        await recompute(ids);
+        processed += ids.length;
+        after = ids[ids.length - 1] as string;
+        await reportProgress({ processed, ...result });
+      }
+    }
+
+    log.info(result, "invoice totals recomputed");
+    return result;
+  },
+});

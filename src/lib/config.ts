@@ -1,0 +1,81 @@
+import { z } from "zod";
+import { ConfigError } from "./errors.js";
+
+/**
+ * Everything dbjobs reads from the environment, validated once by zod.
+ * Nothing here does I/O; call `loadConfig()` at start-up and pass the result down.
+ */
+const booleanFromEnv = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((value) => value === "true" || value === "1" || value === "yes");
+
+const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+export const configSchema = z.object({
+  /** @defaultValue postgresql://postgres@127.0.0.1:5432/dbjobs */
+  DATABASE_URL: z.url().default("postgresql://postgres@127.0.0.1:5432/dbjobs"),
+  /** @defaultValue redis://127.0.0.1:6379 */
+  REDIS_URL: z.url().default("redis://127.0.0.1:6379"),
+  /** Prefix of every BullMQ key in Redis. @defaultValue dbjobs */
+  QUEUE_PREFIX: z.string().min(1).max(64).default("dbjobs"),
+  /** @defaultValue info */
+  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+  /** PostgreSQL connections per process. @defaultValue 10 */
+  DB_POOL_SIZE: intFromEnv(1, 500).default(10),
+  /** @defaultValue 5000 */
+  DB_CONNECT_TIMEOUT_MS: intFromEnv(100, 120_000).default(5000),
+  /** Queries slower than this are logged and counted. @defaultValue 100 */
+  SLOW_QUERY_MS: intFromEnv(1, 600_000).default(100),
+  /** How long SIGTERM waits for in-flight jobs before forcing exit. @defaultValue 30000 */
+  SHUTDOWN_TIMEOUT_MS: intFromEnv(100, 3_600_000).default(30_000),
+  /** Overrides the registry's concurrency for `dbjobs worker`. */
+  WORKER_CONCURRENCY: intFromEnv(1, 1000).optional(),
+
+  /** Dashboard (SPEC §5). @defaultValue 127.0.0.1 */
+  DASHBOARD_HOST: z.string().min(1).default("127.0.0.1"),
+  /** @defaultValue 3000 */
+  DASHBOARD_PORT: intFromEnv(0, 65_535).default(3000),
+  DASHBOARD_USER: z.string().min(1).optional(),
+  DASHBOARD_PASSWORD: z.string().min(1).optional(),
+  DASHBOARD_TOKEN: z.string().min(16, "use at least 16 characters").optional(),
+  /** Serve the dashboard without credentials; only honoured on 127.0.0.1. @defaultValue false */
+  DASHBOARD_ALLOW_NO_AUTH: booleanFromEnv.default(false),
+
+  /** Cache TTLs per kind of data (seed 002 tiers). */
+  CACHE_TTL_REFERENCE_MS: intFromEnv(1, 86_400_000).default(300_000),
+  CACHE_TTL_BALANCE_MS: intFromEnv(1, 86_400_000).default(10_000),
+  CACHE_TTL_AGGREGATE_MS: intFromEnv(1, 86_400_000).default(60_000),
+  /** Entries kept in each process's in-memory tier. @defaultValue 10000 */
+  CACHE_L1_MAX_ENTRIES: intFromEnv(1, 10_000_000).default(10_000),
+
+  /** SMS/email provider for bulk messaging. @defaultValue log */
+  MESSAGING_PROVIDER: z.enum(["log", "http", "noop"]).default("log"),
+  MESSAGING_HTTP_BASE_URL: z.url().optional(),
+  MESSAGING_HTTP_ACCOUNT_SID: z.string().min(1).optional(),
+  MESSAGING_HTTP_AUTH_TOKEN: z.string().min(1).optional(),
+  MESSAGING_HTTP_FROM: z.string().min(1).default("dbjobs"),
+  /** @defaultValue 10000 */
+  MESSAGING_HTTP_TIMEOUT_MS: intFromEnv(100, 120_000).default(10_000),
+
+  /** Settlement attempts before a transaction is FAILED for good. @defaultValue 8 */
+  TRANSACTION_MAX_ATTEMPTS: intFromEnv(1, 100).default(8),
+
+  /** Cron overrides for the default schedules (SPEC §4), e.g. SCHEDULE_ARCHIVING="0 3 1 * *". */
+  SCHEDULE_PARTITION_MAINTENANCE: z.string().min(1).optional(),
+  SCHEDULE_TRANSACTION_RETRY: z.string().min(1).optional(),
+  SCHEDULE_CACHE_PREFETCH: z.string().min(1).optional(),
+  SCHEDULE_ANALYZE: z.string().min(1).optional(),
+  SCHEDULE_REINDEX: z.string().min(1).optional(),
+  SCHEDULE_ARCHIVING: z.string().min(1).optional(),
+});
+
+export type Config = z.infer<typeof configSchema>;
+
+/** Parses the environment; throws a ConfigError naming every bad variable. */
+export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
+  const present = Object.fromEntries(Object.entries(env).filter(([, value]) => value !== undefined && value !== ""));
+  const parsed = configSchema.safeParse(present);
+  if (!parsed.success) {
+    const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
+    throw new ConfigError(`Invalid environment: ${problems.join("; ")}. Fix these variables and start again.`);
+  }
+  return parsed.data;
+}

@@ -1,0 +1,66 @@
+import { type Job, type JobsOptions, Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import { createRedis } from "../lib/redis.js";
+import { getImplementedQueue, type ImplementedQueueName, type PayloadInput, type QueueName } from "./registry.js";
+import { validatePayload } from "./validate-payload.js";
+
+/**
+ * The typed producer for applications. A bad payload is rejected here, before
+ * it reaches Redis, with a PayloadValidationError naming each bad field.
+ * Its Redis connection fails fast while Redis is down instead of queueing
+ * commands, so a producer's request never hangs on an outage.
+ */
+export interface ProducerOptions {
+  /** @defaultValue redis://127.0.0.1:6379 */
+  redisUrl?: string;
+  /** Reuse a connection; it should be created with role "producer". */
+  connection?: Redis;
+  /** BullMQ key prefix; must match the workers'. @defaultValue dbjobs */
+  prefix?: string;
+}
+
+export class Producer {
+  private readonly connection: Redis;
+  private readonly ownsConnection: boolean;
+  private readonly queues = new Map<QueueName, Queue>();
+  readonly prefix: string;
+
+  constructor(options: ProducerOptions = {}) {
+    this.connection = options.connection ?? createRedis(options.redisUrl ?? "redis://127.0.0.1:6379", "producer");
+    this.ownsConnection = !options.connection;
+    this.prefix = options.prefix ?? "dbjobs";
+  }
+
+  /** Validates `payload` against the queue's schema and adds the job. */
+  async enqueue<Q extends ImplementedQueueName>(queue: Q, payload: PayloadInput<Q>, options: JobsOptions = {}): Promise<Job> {
+    return this.enqueueUnknown(queue, payload, options);
+  }
+
+  /** Same as `enqueue` for payloads whose type is not known at compile time (CLI, HTTP). */
+  async enqueueUnknown(queue: string, payload: unknown, options: JobsOptions = {}): Promise<Job> {
+    const entry = getImplementedQueue(queue);
+    const data = validatePayload(entry.name, entry.job.payloadSchema, payload);
+    const deduplication = entry.job.deduplicate?.(data);
+    return this.queue(entry.name).add(entry.name, payload, {
+      ...(deduplication ? { deduplication: { id: deduplication.id, ttl: deduplication.ttlMs } } : {}),
+      ...options,
+    });
+  }
+
+  /** The BullMQ Queue for `name`, created once and reused. */
+  queue(name: QueueName): Queue {
+    let queue = this.queues.get(name);
+    if (!queue) {
+      const entry = getImplementedQueue(name);
+      queue = new Queue(name, { connection: this.connection, prefix: this.prefix, defaultJobOptions: entry.jobOptions });
+      this.queues.set(name, queue);
+    }
+    return queue;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    this.queues.clear();
+    if (this.ownsConnection) this.connection.disconnect();
+  }
+}

@@ -1,0 +1,89 @@
+import type { JobsOptions } from "bullmq";
+import type { z } from "zod";
+import { invoiceTotalsJob } from "../jobs/invoice-totals.js";
+import { QueueNotImplementedError, UnknownQueueError } from "../lib/errors.js";
+import type { JobDefinition, QueueSettings } from "./job-definition.js";
+
+/**
+ * The one place that answers "what queues exist and what do they take".
+ * A queue whose job is not built yet is listed as not implemented: the
+ * producer, the CLI and the worker refuse it instead of pretending.
+ */
+export const queueNames = [
+  "bulk-messaging",
+  "invoice-totals",
+  "partition-maintenance",
+  "archiving",
+  "db-maintenance",
+  "cache-prefetch",
+  "transaction-retry",
+] as const;
+
+export type QueueName = (typeof queueNames)[number];
+
+/** Retention keeps Redis bounded; failed jobs stay longer for operators. */
+export const defaultJobOptions: JobsOptions = {
+  attempts: 3,
+  backoff: { type: "exponential", delay: 1000 },
+  removeOnComplete: { age: 7 * 24 * 3600, count: 1000 },
+  removeOnFail: { age: 30 * 24 * 3600, count: 5000 },
+};
+
+export interface ImplementedQueue {
+  name: QueueName;
+  implemented: true;
+  // biome-ignore lint/suspicious/noExplicitAny: each entry keeps its own payload and result types
+  job: JobDefinition<z.ZodType, any>;
+  settings: QueueSettings;
+  jobOptions: JobsOptions;
+}
+
+export interface PendingQueue {
+  name: QueueName;
+  implemented: false;
+}
+
+function implemented<S extends z.ZodType, R>(job: JobDefinition<S, R>, settings: QueueSettings) {
+  return {
+    name: job.queue as QueueName,
+    implemented: true as const,
+    job,
+    settings,
+    jobOptions: { ...defaultJobOptions, ...settings.jobOptions },
+  };
+}
+
+function notImplemented(name: QueueName): PendingQueue {
+  return { name, implemented: false };
+}
+
+export const registry = {
+  "bulk-messaging": notImplemented("bulk-messaging"),
+  "invoice-totals": implemented(invoiceTotalsJob, { concurrency: 2, jobOptions: { attempts: 5 } }),
+  "partition-maintenance": notImplemented("partition-maintenance"),
+  archiving: notImplemented("archiving"),
+  "db-maintenance": notImplemented("db-maintenance"),
+  "cache-prefetch": notImplemented("cache-prefetch"),
+  "transaction-retry": notImplemented("transaction-retry"),
+} satisfies Record<QueueName, ImplementedQueue | PendingQueue>;
+
+type Registry = typeof registry;
+export type ImplementedQueueName = { [Q in QueueName]: Registry[Q] extends { implemented: true } ? Q : never }[QueueName];
+export type PayloadInput<Q extends ImplementedQueueName> = Registry[Q] extends { job: JobDefinition<infer S, unknown> } ? z.input<S> : never;
+export type JobResult<Q extends ImplementedQueueName> = Registry[Q] extends { job: JobDefinition<z.ZodType, infer R> } ? R : never;
+
+export function isQueueName(name: string): name is QueueName {
+  return (queueNames as readonly string[]).includes(name);
+}
+
+/** The registry entry of a queue that can run, or an error that says why not. */
+export function getImplementedQueue(name: string): ImplementedQueue {
+  if (!isQueueName(name)) throw new UnknownQueueError(name, queueNames);
+  const entry: ImplementedQueue | PendingQueue = registry[name];
+  if (!entry.implemented) throw new QueueNotImplementedError(name);
+  return entry;
+}
+
+export function implementedQueues(): ImplementedQueue[] {
+  return queueNames.map((name) => registry[name] as ImplementedQueue | PendingQueue).filter((entry): entry is ImplementedQueue => entry.implemented);
+}

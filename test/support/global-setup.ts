@@ -1,0 +1,46 @@
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import type { TestProject } from "vitest/node";
+import { migrate } from "../../src/lib/migrate.js";
+import { resolveTestServices, withDatabase } from "./services.js";
+
+declare module "vitest" {
+  export interface ProvidedContext {
+    postgresAdminUrl: string;
+    redisUrl: string;
+    templateDatabase: string;
+    runId: string;
+  }
+}
+
+/**
+ * Once per `npm test`: find the services, build one migrated template
+ * database, and share its name with every test file, which clones it
+ * (Graphile Worker's approach): a fresh database per file in milliseconds.
+ */
+export default async function setup(project: TestProject) {
+  const services = await resolveTestServices();
+  const runId = randomBytes(4).toString("hex");
+  const templateDatabase = `dbjobs_tpl_${runId}`;
+  await migrate({ url: withDatabase(services.postgresAdminUrl, templateDatabase) });
+
+  project.provide("postgresAdminUrl", services.postgresAdminUrl);
+  project.provide("redisUrl", services.redisUrl);
+  project.provide("templateDatabase", templateDatabase);
+  project.provide("runId", runId);
+
+  return async () => {
+    const admin = new pg.Client({ connectionString: services.postgresAdminUrl });
+    await admin.connect();
+    try {
+      const { rows } = await admin.query<{ datname: string }>("SELECT datname FROM pg_database WHERE datname LIKE $1 OR datname = $2", [
+        `dbjobs_t_${runId}_%`,
+        templateDatabase,
+      ]);
+      for (const row of rows) await admin.query(`DROP DATABASE IF EXISTS "${row.datname}" WITH (FORCE)`);
+    } finally {
+      await admin.end();
+    }
+    await services.stop();
+  };
+}

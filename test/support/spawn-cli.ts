@@ -1,0 +1,78 @@
+import { type ChildProcess, spawn } from "node:child_process";
+import { packageRoot } from "../../src/lib/paths.js";
+
+/**
+ * Runs the real CLI in a child process (from source, through tsx), for tests
+ * that kill workers, send signals or check exit codes and printed output.
+ */
+export interface CliRun {
+  child: ChildProcess;
+  stdout: () => string;
+  stderr: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  /** Resolves when stdout or stderr has printed a line matching `pattern`. */
+  waitForOutput(pattern: RegExp, timeoutMs?: number): Promise<void>;
+}
+
+export function spawnCli(args: string[], env: Record<string, string>): CliRun {
+  const child = spawn(process.execPath, ["--import", "tsx", "src/cli/index.ts", ...args], {
+    cwd: packageRoot,
+    env: { ...process.env, ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let out = "";
+  let err = "";
+  const waiters: { pattern: RegExp; resolve: () => void }[] = [];
+  const check = () => {
+    for (const waiter of [...waiters]) {
+      if (waiter.pattern.test(out) || waiter.pattern.test(err)) {
+        waiters.splice(waiters.indexOf(waiter), 1);
+        waiter.resolve();
+      }
+    }
+  };
+  child.stdout?.on("data", (chunk) => {
+    out += String(chunk);
+    check();
+  });
+  child.stderr?.on("data", (chunk) => {
+    err += String(chunk);
+    check();
+  });
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.on("exit", (code, signal) => resolve({ code, signal })),
+  );
+  return {
+    child,
+    stdout: () => out,
+    stderr: () => err,
+    exited,
+    waitForOutput(pattern, timeoutMs = 30_000) {
+      return new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`timed out waiting for ${pattern} in output:\n${out}\n${err}`)), timeoutMs);
+        waiters.push({
+          pattern,
+          resolve: () => {
+            clearTimeout(timer);
+            resolve();
+          },
+        });
+        check();
+      });
+    },
+  };
+}
+
+/** Runs the CLI to completion. */
+export async function runCli(args: string[], env: Record<string, string>, timeoutMs = 60_000) {
+  const run = spawnCli(args, env);
+  const timer = setTimeout(() => run.child.kill("SIGKILL"), timeoutMs);
+  const { code } = await run.exited;
+  clearTimeout(timer);
+  return { code, stdout: run.stdout(), stderr: run.stderr() };
+}
+
+/** The environment a CLI child needs to reach the test's database, Redis and prefix. */
+export function cliEnv(config: { DATABASE_URL: string; REDIS_URL: string; QUEUE_PREFIX: string }, extra: Record<string, string> = {}): Record<string, string> {
+  return { DATABASE_URL: config.DATABASE_URL, REDIS_URL: config.REDIS_URL, QUEUE_PREFIX: config.QUEUE_PREFIX, LOG_LEVEL: "info", ...extra };
+}

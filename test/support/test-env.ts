@@ -1,0 +1,92 @@
+import { randomBytes, randomUUID } from "node:crypto";
+import { Writable } from "node:stream";
+import { Redis } from "ioredis";
+import pg from "pg";
+import { inject } from "vitest";
+import { type Config, loadConfig } from "../../src/lib/config.js";
+import { createDb, type Db } from "../../src/lib/db.js";
+import { createLogger, type Logger } from "../../src/lib/logger.js";
+import { withDatabase } from "./services.js";
+
+/** A database cloned from the migrated template, private to one test file. */
+export interface TestDatabase {
+  name: string;
+  url: string;
+  drop(): Promise<void>;
+}
+
+export async function createTestDatabase(): Promise<TestDatabase> {
+  const adminUrl = inject("postgresAdminUrl");
+  const name = `dbjobs_t_${inject("runId")}_${randomBytes(4).toString("hex")}`;
+  const admin = new pg.Client({ connectionString: adminUrl });
+  await admin.connect();
+  try {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await admin.query(`CREATE DATABASE "${name}" TEMPLATE "${inject("templateDatabase")}"`);
+        break;
+      } catch (err) {
+        // 55006: another file is cloning the template at this instant.
+        if ((err as { code?: string }).code !== "55006" || attempt >= 20) throw err;
+        await new Promise((resolve) => setTimeout(resolve, 100 * attempt));
+      }
+    }
+  } finally {
+    await admin.end();
+  }
+  return {
+    name,
+    url: withDatabase(adminUrl, name),
+    async drop() {
+      const client = new pg.Client({ connectionString: adminUrl });
+      await client.connect();
+      try {
+        await client.query(`DROP DATABASE IF EXISTS "${name}" WITH (FORCE)`);
+      } finally {
+        await client.end();
+      }
+    },
+  };
+}
+
+/** A BullMQ key prefix no other test shares (BullMQ's own test-${randomUUID()}). */
+export function testPrefix(): string {
+  return `test-${randomUUID()}`;
+}
+
+export function testRedisUrl(): string {
+  return inject("redisUrl");
+}
+
+export function testConfig(databaseUrl: string, overrides: Record<string, string> = {}): Config {
+  return loadConfig({ DATABASE_URL: databaseUrl, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: testPrefix(), LOG_LEVEL: "warn", ...overrides });
+}
+
+/** A logger that keeps its lines in memory so tests can assert on them. */
+export function memoryLogger(level = "debug"): { logger: Logger; lines: () => Record<string, unknown>[] } {
+  const chunks: string[] = [];
+  const stream = new Writable({
+    write(chunk, _encoding, callback) {
+      chunks.push(String(chunk));
+      callback();
+    },
+  });
+  const logger = createLogger({ level }, stream);
+  return {
+    logger,
+    lines: () =>
+      chunks
+        .join("")
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line) as Record<string, unknown>),
+  };
+}
+
+export function testDb(url: string, logger: Logger = memoryLogger("warn").logger): Db {
+  return createDb({ url, poolSize: 5, logger });
+}
+
+export function testRedis(): Redis {
+  return new Redis(testRedisUrl(), { maxRetriesPerRequest: null });
+}
