@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from "commander";
+import { registerDbReportCommand } from "./commands/db-report.js";
 import { registerEnqueueCommand } from "./commands/enqueue.js";
 import { registerMigrateCommand } from "./commands/migrate.js";
 import { registerSeedDemoCommand } from "./commands/seed-demo.js";
@@ -17,5 +18,6 @@ registerWorkerCommand(program);
 registerEnqueueCommand(program);
 registerStatusCommand(program);
 registerSeedDemoCommand(program);
+registerDbReportCommand(program);
 
 await runCli(program, process.argv);

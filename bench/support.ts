@@ -1,0 +1,31 @@
+import { randomUUID } from "node:crypto";
+import pg from "pg";
+import { migrate } from "../src/lib/migrate.js";
+
+/** Bench services: BENCH_DATABASE_URL's server (default local) and BENCH_REDIS_URL (default local). */
+export const benchPostgresAdminUrl = process.env.BENCH_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
+export const benchRedisUrl = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
+
+/** Drops and recreates database `dbjobs_bench_<name>`, migrated; returns its URL. */
+export async function freshBenchDatabase(name: string): Promise<string> {
+  const database = `dbjobs_bench_${name.replace(/[^a-z0-9_]/gi, "_")}`;
+  const admin = new pg.Client({ connectionString: benchPostgresAdminUrl });
+  await admin.connect();
+  await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
+  await admin.end();
+  const url = new URL(benchPostgresAdminUrl);
+  url.pathname = `/${database}`;
+  await migrate({ url: url.toString() });
+  return url.toString();
+}
+
+export function benchPrefix(): string {
+  return `bench-${randomUUID()}`;
+}
+
+/** Runs `work` and returns elapsed milliseconds. */
+export async function timeMs(work: () => Promise<unknown>): Promise<number> {
+  const start = performance.now();
+  await work();
+  return performance.now() - start;
+}
