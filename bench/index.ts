@@ -23,7 +23,8 @@ for (const section of benchSections) {
   }
 }
 
-const format = (value: number | undefined, digits = 2) => (value === undefined || Number.isNaN(value) ? "" : value.toLocaleString("en-US", { maximumFractionDigits: digits }));
+const format = (value: number | undefined, digits = 2) =>
+  value === undefined || Number.isNaN(value) ? "" : value.toLocaleString("en-US", { maximumFractionDigits: digits });
 const rows = Object.entries(results).flatMap(([section, sectionRows]) =>
   sectionRows.map((row) => ({
     section,
