@@ -1,0 +1,174 @@
+import { Queue } from "bullmq";
+import { CronExpressionParser } from "cron-parser";
+import type { Redis } from "ioredis";
+import type { Config } from "../lib/config.js";
+import { queueNames, registry } from "./registry.js";
+import { declaredSchedules } from "./schedules.js";
+
+/**
+ * Schedule health (issue 8): for each schedule, its last and next fire and the
+ * fires it missed. BullMQ names every job a job scheduler creates
+ * `repeat:<schedulerId>:<fireMillis>`, so the fire times that produced a job
+ * are read from the job ids alone, without loading any job.
+ *
+ * A fire is missed when a time the cron pattern expected, since the schedule
+ * was registered (and within the look-back window), has no job: the scheduler
+ * was not running, or no worker took the previous fire so BullMQ never
+ * created the next one.
+ */
+export interface ScheduleHealth {
+  id: string;
+  queue: string;
+  cron: string;
+  /** In src/queues/schedules.ts (with the config overrides). */
+  declared: boolean;
+  /** A BullMQ job scheduler with this id exists. */
+  registered: boolean;
+  lastFireAt: number | null;
+  nextFireAt: number | null;
+  missedFires: number;
+}
+
+/** Expected fires older than this are not checked. */
+const LOOK_BACK_MS = 24 * 3600_000;
+/** A fire is only missed once it is this late: the job for it is created when the previous one starts. */
+const GRACE_MS = 5000;
+/** Upper bound on expected fires examined per schedule (a per-second cron over a day). */
+const MAX_EXPECTED_FIRES = 10_000;
+
+/** Hash written by the scheduler: schedule id → `{ queue, cron, registeredAt }`. */
+export function registeredSchedulesKey(prefix: string): string {
+  return `${prefix}:dbjobs:schedules`;
+}
+
+export interface ScheduleRegistration {
+  queue: string;
+  cron: string;
+  registeredAt: number;
+}
+
+export async function readRegistrations(redis: Redis, prefix: string): Promise<Map<string, ScheduleRegistration>> {
+  const raw = await redis.hgetall(registeredSchedulesKey(prefix));
+  const result = new Map<string, ScheduleRegistration>();
+  for (const [id, json] of Object.entries(raw)) {
+    try {
+      result.set(id, JSON.parse(json) as ScheduleRegistration);
+    } catch {
+      // A hand-edited entry is ignored rather than failing the health read.
+    }
+  }
+  return result;
+}
+
+/** Fire times (ms) of every job still in Redis that a job scheduler of `queue` created, per scheduler id. */
+async function fireTimesByScheduler(redis: Redis, prefix: string, queue: string): Promise<Map<string, number[]>> {
+  const key = (suffix: string) => `${prefix}:${queue}:${suffix}`;
+  const pipeline = redis.pipeline();
+  for (const set of ["completed", "failed", "delayed", "prioritized", "waiting-children"]) pipeline.zrange(key(set), 0, -1);
+  for (const list of ["wait", "paused", "active"]) pipeline.lrange(key(list), 0, -1);
+  const replies = (await pipeline.exec()) ?? [];
+  const fires = new Map<string, number[]>();
+  for (const [err, ids] of replies) {
+    if (err || !Array.isArray(ids)) continue;
+    for (const id of ids as string[]) {
+      if (!id.startsWith("repeat:")) continue;
+      const separator = id.lastIndexOf(":");
+      const millis = Number(id.slice(separator + 1));
+      if (!Number.isFinite(millis) || separator <= "repeat:".length) continue;
+      const schedulerId = id.slice("repeat:".length, separator);
+      const list = fires.get(schedulerId) ?? [];
+      list.push(millis);
+      fires.set(schedulerId, list);
+    }
+  }
+  return fires;
+}
+
+/**
+ * Completed jobs beyond the queue's retention count are deleted by BullMQ, so
+ * fires older than the oldest retained completed job cannot be told from misses.
+ */
+async function retentionHorizon(redis: Redis, prefix: string, queue: string, keepCount: number | undefined): Promise<number> {
+  if (!keepCount) return 0;
+  const completedKey = `${prefix}:${queue}:completed`;
+  if ((await redis.zcard(completedKey)) < keepCount) return 0;
+  const oldest = await redis.zrange(completedKey, 0, 0, "WITHSCORES");
+  return oldest[1] ? Number(oldest[1]) : 0;
+}
+
+/** Cron times in [fromMs, toMs], newest first, at most MAX_EXPECTED_FIRES. */
+export function expectedFireTimes(cron: string, fromMs: number, toMs: number): number[] {
+  if (toMs < fromMs) return [];
+  const times: number[] = [];
+  try {
+    const interval = CronExpressionParser.parse(cron, { tz: "UTC", currentDate: new Date(toMs + 1) });
+    while (times.length < MAX_EXPECTED_FIRES) {
+      const time = interval.prev().getTime();
+      if (time < fromMs) break;
+      times.push(time);
+    }
+  } catch {
+    // An unparsable pattern never registered, so nothing was expected.
+  }
+  return times;
+}
+
+function keepCountOf(queue: string): number | undefined {
+  const entry = registry[queue as keyof typeof registry];
+  if (!entry?.implemented) return undefined;
+  const removeOnComplete = entry.jobOptions.removeOnComplete;
+  if (typeof removeOnComplete === "number") return removeOnComplete;
+  if (typeof removeOnComplete === "object") return removeOnComplete.count;
+  return undefined;
+}
+
+export async function readScheduleHealth(options: { redis: Redis; prefix: string; config: Config }): Promise<ScheduleHealth[]> {
+  const { redis, prefix, config } = options;
+  const now = Date.now();
+  const declared = declaredSchedules(config);
+  const registrations = await readRegistrations(redis, prefix);
+  const queuesToRead = new Set<string>([...declared.map((schedule) => schedule.queue), ...[...registrations.values()].map((r) => r.queue)]);
+
+  const health: ScheduleHealth[] = [];
+  for (const queueName of queueNames) {
+    if (!queuesToRead.has(queueName) && !(await redis.exists(`${prefix}:${queueName}:repeat`))) continue;
+    // Sharing the caller's connection: a Queue never issues blocking commands.
+    const queue = new Queue(queueName, { connection: redis, prefix });
+    try {
+      const schedulers = await queue.getJobSchedulers(0, -1, true);
+      const fires = await fireTimesByScheduler(redis, prefix, queueName);
+      const horizon = await retentionHorizon(redis, prefix, queueName, keepCountOf(queueName));
+      const ids = new Set<string>([
+        ...declared.filter((schedule) => schedule.queue === queueName).map((schedule) => schedule.id),
+        ...schedulers.map((scheduler) => scheduler.key),
+      ]);
+      for (const id of ids) {
+        const declaration = declared.find((schedule) => schedule.id === id && schedule.queue === queueName);
+        const scheduler = schedulers.find((item) => item.key === id);
+        const cron = declaration?.cron ?? scheduler?.pattern ?? (scheduler?.every ? `every ${scheduler.every}ms` : "");
+        const times = fires.get(id) ?? [];
+        const past = times.filter((time) => time <= now);
+        const registration = registrations.get(id);
+        let missedFires = 0;
+        if (scheduler && registration && scheduler.pattern) {
+          const seen = new Set(times);
+          const from = Math.max(registration.registeredAt, now - LOOK_BACK_MS, horizon);
+          missedFires = expectedFireTimes(scheduler.pattern, from, now - GRACE_MS).filter((time) => !seen.has(time)).length;
+        }
+        health.push({
+          id,
+          queue: queueName,
+          cron,
+          declared: declaration !== undefined,
+          registered: scheduler !== undefined,
+          lastFireAt: past.length ? Math.max(...past) : null,
+          nextFireAt: scheduler?.next ?? null,
+          missedFires,
+        });
+      }
+    } finally {
+      await queue.close();
+    }
+  }
+  return health;
+}
