@@ -65,6 +65,8 @@ export const configSchema = z.object({
   SCHEDULE_ANALYZE: z.string().min(1).optional(),
   SCHEDULE_REINDEX: z.string().min(1).optional(),
   SCHEDULE_ARCHIVING: z.string().min(1).optional(),
+  /** Scheduler lease: a standby takes over this long after the holder dies. @defaultValue 15000 */
+  SCHEDULER_LEASE_MS: intFromEnv(1000, 600_000).default(15_000),
 });
 
 export type Config = z.infer<typeof configSchema>;
