@@ -3,6 +3,7 @@ import { Command } from "commander";
 import { registerDbReportCommand } from "./commands/db-report.js";
 import { registerEnqueueCommand } from "./commands/enqueue.js";
 import { registerMigrateCommand } from "./commands/migrate.js";
+import { registerSchedulerCommand } from "./commands/scheduler.js";
 import { registerSeedDemoCommand } from "./commands/seed-demo.js";
 import { registerStatusCommand } from "./commands/status.js";
 import { registerWorkerCommand } from "./commands/worker.js";
@@ -19,5 +20,6 @@ registerEnqueueCommand(program);
 registerStatusCommand(program);
 registerSeedDemoCommand(program);
 registerDbReportCommand(program);
+registerSchedulerCommand(program);
 
 await runCli(program, process.argv);
