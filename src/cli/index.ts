@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from "commander";
+import { registerDashboardCommand } from "./commands/dashboard.js";
 import { registerDbReportCommand } from "./commands/db-report.js";
 import { registerEnqueueCommand } from "./commands/enqueue.js";
 import { registerMigrateCommand } from "./commands/migrate.js";
@@ -21,5 +22,6 @@ registerStatusCommand(program);
 registerSeedDemoCommand(program);
 registerDbReportCommand(program);
 registerSchedulerCommand(program);
+registerDashboardCommand(program);
 
 await runCli(program, process.argv);

@@ -1,0 +1,100 @@
+import express, { type NextFunction, type Request, type Response, Router } from "express";
+import { z } from "zod";
+import { PayloadValidationError, QueueNotImplementedError, UnknownQueueError } from "../lib/errors.js";
+import type { Logger } from "../lib/logger.js";
+import type { Producer } from "../queues/producer.js";
+
+/**
+ * `POST /queues/<queue>/jobs` for producer apps not written in TypeScript
+ * (SPEC §5). The JSON body is the payload, checked by the producer against
+ * the queue's zod schema, so a bad body is rejected before it reaches Redis.
+ *
+ *   201 {"id","queue"}                      enqueued
+ *   400 {"error","fields":[{path,message}]} the body (or a query option) is invalid; nothing enqueued
+ *   404 {"error","code"}                    unknown queue, or a queue not implemented yet
+ *   413                                     body larger than bodyLimit
+ *   415                                     not application/json
+ *   503                                     Redis is down (the producer fails fast)
+ *
+ * Two optional query parameters, both safe to expose: `jobId` (an idempotency
+ * key: enqueueing the same id twice keeps one job, so a client may retry a
+ * request whose answer it lost) and `delayMs`.
+ */
+export interface EnqueueRouteOptions {
+  producer: Producer;
+  logger: Logger;
+  /** Largest accepted body, in express's notation. @defaultValue "1mb" */
+  bodyLimit?: string;
+}
+
+const enqueueQuery = z
+  .object({
+    jobId: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,128}$/, { error: "use 1-128 letters, digits, '_', '.' or '-'" })
+      .refine((id) => !/^\d+$/.test(id), { error: "must not be only digits (BullMQ reserves those for its own ids)" })
+      .optional(),
+    delayMs: z.coerce
+      .number()
+      .int()
+      .min(0)
+      .max(365 * 24 * 3600 * 1000)
+      .optional(),
+  })
+  .strict();
+
+function fieldsOf(error: z.ZodError, prefix: string) {
+  return error.issues.map((issue) => ({ path: [prefix, ...issue.path.map(String)].join("."), message: issue.message }));
+}
+
+export function enqueueRouter(options: EnqueueRouteOptions): Router {
+  const router = Router();
+  const parseJson = express.json({ limit: options.bodyLimit ?? "1mb", strict: false, type: "application/json" });
+
+  router.post("/queues/:queue/jobs", parseJson, async (req: Request<{ queue: string }>, res: Response) => {
+    if (!req.is("application/json")) {
+      res.status(415).json({ error: "send the payload as JSON with Content-Type: application/json" });
+      return;
+    }
+    const query = enqueueQuery.safeParse(req.query);
+    if (!query.success) {
+      res.status(400).json({ error: "invalid query parameters; nothing was enqueued", fields: fieldsOf(query.error, "query") });
+      return;
+    }
+    const { queue } = req.params;
+    try {
+      const job = await options.producer.enqueueUnknown(queue, req.body, {
+        ...(query.data.jobId ? { jobId: query.data.jobId } : {}),
+        ...(query.data.delayMs ? { delay: query.data.delayMs } : {}),
+      });
+      options.logger.info({ queue, jobId: job.id }, "job enqueued over HTTP");
+      res.status(201).json({ id: job.id, queue });
+    } catch (err) {
+      if (err instanceof PayloadValidationError) {
+        res.status(400).json({ error: err.message, code: err.code, fields: err.fields });
+        return;
+      }
+      if (err instanceof UnknownQueueError || err instanceof QueueNotImplementedError) {
+        res.status(404).json({ error: err.message, code: err.code });
+        return;
+      }
+      options.logger.error({ err, queue }, "enqueue over HTTP failed");
+      res.status(503).json({ error: "could not enqueue: the queue store (Redis) is unavailable; retry later" });
+    }
+  });
+
+  // body-parser's errors (too large, malformed JSON) carry `type` and `status`.
+  router.use("/queues/:queue/jobs", (err: unknown, _req: Request, res: Response, next: NextFunction) => {
+    const type = (err as { type?: string }).type;
+    if (type === "entity.too.large") {
+      res.status(413).json({ error: `body larger than ${options.bodyLimit ?? "1mb"}; send a smaller payload (e.g. ids, not rows)` });
+      return;
+    }
+    if (type === "entity.parse.failed") {
+      res.status(400).json({ error: "body is not valid JSON; nothing was enqueued" });
+      return;
+    }
+    next(err);
+  });
+  return router;
+}

@@ -1,0 +1,108 @@
+import type { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import type pg from "pg";
+import type { Logger } from "../lib/logger.js";
+
+/**
+ * `/health`, unauthenticated, so it says nothing secret: no URLs, host names or
+ * server messages, only which dependency failed and its error code.
+ *
+ * - PostgreSQL (`SELECT 1`) or Redis (`PING`) failing → `down`, HTTP 503.
+ * - A queue with no connected worker → `degraded`, still HTTP 200, with a
+ *   warning: the dashboard itself works, and a queue scaled to zero on
+ *   purpose must not make a load balancer pull the dashboard out of rotation.
+ *   Alert on `dbjobs_queue_workers == 0` in Prometheus instead.
+ */
+export interface DependencyHealth {
+  ok: boolean;
+  latencyMs: number;
+  /** Error code only (SQLSTATE, errno name, or "timeout"). */
+  error?: string;
+}
+
+export interface HealthReport {
+  status: "ok" | "degraded" | "down";
+  checkedAt: string;
+  postgres: DependencyHealth;
+  redis: DependencyHealth;
+  /** Connected workers per implemented queue; null when Redis could not be asked. */
+  queues: { queue: string; workers: number | null }[];
+  /** Why the status is `down`. */
+  reasons: string[];
+  /** Why the status is `degraded`. */
+  warnings: string[];
+}
+
+export interface HealthSources {
+  pool: pg.Pool;
+  redis: Redis;
+  queues: readonly Queue[];
+  logger: Logger;
+  /** Each check gives up after this long. @defaultValue 3000 */
+  timeoutMs?: number;
+}
+
+class CheckTimeout extends Error {
+  readonly code = "timeout";
+}
+
+function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  const timeout = new Promise<never>((_resolve, reject) => {
+    timer = setTimeout(() => reject(new CheckTimeout(`no answer within ${timeoutMs} ms`)), timeoutMs);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+function errorCode(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  if (typeof code === "string" && /^[A-Za-z0-9_]{1,40}$/.test(code)) return code;
+  return err instanceof Error ? err.name : "error";
+}
+
+async function check(name: string, run: () => Promise<unknown>, timeoutMs: number, logger: Logger): Promise<DependencyHealth> {
+  const started = Date.now();
+  try {
+    await withTimeout(run(), timeoutMs);
+    return { ok: true, latencyMs: Date.now() - started };
+  } catch (err) {
+    // The full error (which may name hosts) goes to the log, not to the response.
+    logger.warn({ err, dependency: name }, "health check failed");
+    return { ok: false, latencyMs: Date.now() - started, error: errorCode(err) };
+  }
+}
+
+export async function checkHealth(sources: HealthSources): Promise<HealthReport> {
+  const timeoutMs = sources.timeoutMs ?? 3000;
+  const [postgres, redis] = await Promise.all([
+    check("postgres", () => sources.pool.query("SELECT 1"), timeoutMs, sources.logger),
+    check("redis", () => sources.redis.ping(), timeoutMs, sources.logger),
+  ]);
+  const queues = await Promise.all(
+    sources.queues.map(async (queue) => {
+      if (!redis.ok) return { queue: queue.name, workers: null };
+      try {
+        return { queue: queue.name, workers: await withTimeout(queue.getWorkersCount(), timeoutMs) };
+      } catch (err) {
+        sources.logger.warn({ err, queue: queue.name }, "could not count workers");
+        return { queue: queue.name, workers: null };
+      }
+    }),
+  );
+
+  const reasons: string[] = [];
+  if (!postgres.ok) reasons.push(`PostgreSQL did not answer SELECT 1 (${postgres.error})`);
+  if (!redis.ok) reasons.push(`Redis did not answer PING (${redis.error})`);
+  const warnings = queues.filter((entry) => entry.workers === 0).map((entry) => `no worker connected to queue ${entry.queue}`);
+  if (redis.ok) warnings.push(...queues.filter((entry) => entry.workers === null).map((entry) => `could not count the workers of queue ${entry.queue}`));
+
+  return {
+    status: reasons.length > 0 ? "down" : warnings.length > 0 ? "degraded" : "ok",
+    checkedAt: new Date().toISOString(),
+    postgres,
+    redis,
+    queues,
+    reasons,
+    warnings,
+  };
+}

@@ -1,0 +1,110 @@
+import type { Queue } from "bullmq";
+import type { Redis } from "ioredis";
+import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
+import { readMetrics } from "../lib/metrics.js";
+import { renderFlushedMetrics, withZeroSeries } from "./flushed-metrics.js";
+
+/**
+ * `/metrics` (SPEC §5): queue depths read from Redis at scrape time, the
+ * counters and histograms every worker flushed to Redis, schedule misses, and
+ * this process's own runtime metrics. Gauges live in a registry built afresh
+ * for each scrape, so two concurrent scrapes never see each other's values.
+ */
+export interface ScheduleMisses {
+  id: string;
+  queue: string;
+  registered: boolean;
+  missedFires: number;
+}
+
+export interface MetricsSources {
+  queues: readonly Queue[];
+  /** Connection used to read the flushed series. */
+  redis: Redis;
+  prefix: string;
+  /** Schedule health (src/queues/schedule-health.ts); omitted, no schedule gauges are exported. */
+  readScheduleHealth?: () => Promise<ScheduleMisses[]>;
+}
+
+export const metricsContentType = Registry.PROMETHEUS_CONTENT_TYPE;
+
+const queueStates = ["waiting", "active", "delayed", "prioritized", "waiting-children", "failed", "completed"] as const;
+
+/** Everything the scrape reads from Redis, read before any gauge is built so one failure fails the whole scrape. */
+async function readQueueSnapshot(queue: Queue) {
+  const [counts, paused, workers, oldestWaiting] = await Promise.all([
+    queue.getJobCounts(...queueStates),
+    queue.isPaused(),
+    queue.getWorkersCount(),
+    // The wait list is pushed at the head, so its tail is the oldest job.
+    queue.getWaiting(-1, -1),
+  ]);
+  return { name: queue.name, counts, paused, workers, oldestTimestamp: oldestWaiting[0]?.timestamp };
+}
+
+export function createMetricsRenderer(sources: MetricsSources): () => Promise<string> {
+  const processRegistry = new Registry();
+  collectDefaultMetrics({ register: processRegistry, prefix: "dbjobs_dashboard_" });
+
+  return async () => {
+    const now = Date.now();
+    const [snapshots, flushed, schedules] = await Promise.all([
+      Promise.all(sources.queues.map(readQueueSnapshot)),
+      readMetrics(sources.redis, sources.prefix),
+      sources.readScheduleHealth?.() ?? Promise.resolve(undefined),
+    ]);
+
+    const scrape = new Registry();
+    const jobs = new Gauge({
+      name: "dbjobs_queue_jobs",
+      help: "Jobs in each state, per queue, read from Redis at scrape time.",
+      labelNames: ["queue", "state"],
+      registers: [scrape],
+    });
+    const paused = new Gauge({ name: "dbjobs_queue_paused", help: "1 when the queue is paused.", labelNames: ["queue"], registers: [scrape] });
+    const workers = new Gauge({ name: "dbjobs_queue_workers", help: "Worker connections attached to the queue.", labelNames: ["queue"], registers: [scrape] });
+    const oldest = new Gauge({
+      name: "dbjobs_queue_oldest_waiting_age_seconds",
+      help: "Age of the oldest waiting job since it was enqueued; 0 when nothing waits.",
+      labelNames: ["queue"],
+      registers: [scrape],
+    });
+    for (const snapshot of snapshots) {
+      for (const state of queueStates) jobs.set({ queue: snapshot.name, state }, snapshot.counts[state] ?? 0);
+      paused.set({ queue: snapshot.name }, snapshot.paused ? 1 : 0);
+      workers.set({ queue: snapshot.name }, snapshot.workers);
+      oldest.set({ queue: snapshot.name }, snapshot.oldestTimestamp === undefined ? 0 : Math.max(0, now - snapshot.oldestTimestamp) / 1000);
+    }
+
+    if (schedules) {
+      const missed = new Gauge({
+        name: "dbjobs_schedule_missed_fires",
+        help: "Expected cron fire times that produced no job, per schedule.",
+        labelNames: ["schedule", "queue"],
+        registers: [scrape],
+      });
+      const registered = new Gauge({
+        name: "dbjobs_schedule_registered",
+        help: "1 when the declared schedule has a BullMQ job scheduler in Redis.",
+        labelNames: ["schedule", "queue"],
+        registers: [scrape],
+      });
+      for (const schedule of schedules) {
+        missed.set({ schedule: schedule.id, queue: schedule.queue }, schedule.missedFires);
+        registered.set({ schedule: schedule.id, queue: schedule.queue }, schedule.registered ? 1 : 0);
+      }
+    }
+
+    const own = Registry.merge([processRegistry, scrape]);
+    const reserved = new Set(own.getMetricsAsArray().map((metric) => metric.name));
+    const { text } = renderFlushedMetrics(
+      withZeroSeries(
+        flushed,
+        sources.queues.map((queue) => queue.name),
+      ),
+      reserved,
+    );
+    const head = await own.metrics();
+    return head.endsWith("\n") ? head + text : `${head}\n${text}`;
+  };
+}

@@ -1,0 +1,176 @@
+import type { AddressInfo } from "node:net";
+import type { Queue } from "bullmq";
+import express, { type Express, type NextFunction, type Request, type Response } from "express";
+import type { Redis } from "ioredis";
+import pg from "pg";
+import type { Config } from "../lib/config.js";
+import type { Logger } from "../lib/logger.js";
+import { createRedis } from "../lib/redis.js";
+import { Producer } from "../queues/producer.js";
+import { implementedQueues } from "../queues/registry.js";
+import { readScheduleHealth } from "../queues/schedule-health.js";
+import { type DashboardAuth, requireAuth, resolveDashboardAuth } from "./auth.js";
+import { createBoardRouter } from "./board.js";
+import { enqueueRouter } from "./enqueue-route.js";
+import { checkHealth } from "./health.js";
+import { createMetricsRenderer, metricsContentType, type ScheduleMisses } from "./metrics.js";
+
+/**
+ * The `dbjobs dashboard` process: one express app serving
+ *   GET  /health                 no auth (health.ts)
+ *   GET  /metrics                Prometheus text (metrics.ts)
+ *   POST /queues/<queue>/jobs    enqueue over HTTP (enqueue-route.ts)
+ *   /                            bull-board (board.ts)
+ * everything but /health behind auth.ts.
+ */
+export interface DashboardOptions {
+  config: Config;
+  logger: Logger;
+  /** @defaultValue config.DASHBOARD_HOST */
+  host?: string;
+  /** 0 picks a free port. @defaultValue config.DASHBOARD_PORT */
+  port?: number;
+  /** BullMQ key prefix. @defaultValue config.QUEUE_PREFIX */
+  prefix?: string;
+  /** Largest body accepted by POST /queues/<queue>/jobs. @defaultValue "1mb" */
+  bodyLimit?: string;
+  /** Source of the schedule gauges; the default reads the scheduler's health from Redis. */
+  readScheduleHealth?: () => Promise<ScheduleMisses[]>;
+}
+
+export interface DashboardDependencies {
+  auth: DashboardAuth;
+  logger: Logger;
+  producer: Producer;
+  redis: Redis;
+  pool: pg.Pool;
+  queues: readonly Queue[];
+  prefix: string;
+  bodyLimit?: string;
+  readScheduleHealth?: () => Promise<ScheduleMisses[]>;
+}
+
+export interface RunningDashboard {
+  /** Base URL, e.g. http://127.0.0.1:3000 */
+  url: string;
+  port: number;
+  auth: DashboardAuth;
+  close(): Promise<void>;
+}
+
+export function createDashboardApp(deps: DashboardDependencies): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  const renderMetrics = createMetricsRenderer({ queues: deps.queues, redis: deps.redis, prefix: deps.prefix, readScheduleHealth: deps.readScheduleHealth });
+
+  app.get("/health", async (_req, res) => {
+    const report = await checkHealth({ pool: deps.pool, redis: deps.redis, queues: deps.queues, logger: deps.logger });
+    res
+      .status(report.status === "down" ? 503 : 200)
+      .set("Cache-Control", "no-store")
+      .json(report);
+  });
+
+  app.use(requireAuth(deps.auth, deps.logger));
+
+  app.get("/metrics", async (_req, res) => {
+    try {
+      const text = await renderMetrics();
+      res.set("Content-Type", metricsContentType).send(text);
+    } catch (err) {
+      // A failed scrape must look failed to Prometheus (up == 0), not like a queue that emptied.
+      deps.logger.warn({ err }, "metrics scrape failed");
+      res.status(503).type("text/plain").send("metrics unavailable: Redis did not answer; see /health\n");
+    }
+  });
+
+  app.use(enqueueRouter({ producer: deps.producer, logger: deps.logger, bodyLimit: deps.bodyLimit }));
+  app.use("/", createBoardRouter(deps.queues, "/"));
+
+  app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
+    deps.logger.error({ err, method: req.method, path: req.path }, "dashboard request failed");
+    if (!res.headersSent) res.status(500).json({ error: "internal error; see the dashboard's log" });
+  });
+  return app;
+}
+
+/** Starts the dashboard; throws a ConfigError before touching anything when authentication is not configured. */
+export async function startDashboard(options: DashboardOptions): Promise<RunningDashboard> {
+  const { config } = options;
+  const host = options.host ?? config.DASHBOARD_HOST;
+  const port = options.port ?? config.DASHBOARD_PORT;
+  const prefix = options.prefix ?? config.QUEUE_PREFIX;
+  const logger = options.logger.child({ component: "dashboard" });
+  const auth = resolveDashboardAuth(config, host);
+
+  // Producer-role connection: a request made while Redis is down fails at once
+  // instead of hanging the page, the scrape or the health check.
+  const redis = createRedis(config.REDIS_URL, "producer", logger);
+  const producer = new Producer({ connection: redis, prefix });
+  const queues = implementedQueues().map((entry) => producer.queue(entry.name));
+  const pool = new pg.Pool({
+    connectionString: config.DATABASE_URL,
+    max: 2,
+    connectionTimeoutMillis: config.DB_CONNECT_TIMEOUT_MS,
+    application_name: "dbjobs:dashboard",
+  });
+  pool.on("error", (err) => logger.warn({ err }, "idle PostgreSQL connection lost; the pool will reconnect"));
+
+  const app = createDashboardApp({
+    auth,
+    logger,
+    producer,
+    redis,
+    pool,
+    queues,
+    prefix,
+    bodyLimit: options.bodyLimit,
+    readScheduleHealth: options.readScheduleHealth ?? (() => readScheduleHealth({ redis, prefix, config })),
+  });
+  const server = app.listen(port, host);
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once("listening", resolve);
+      server.once("error", reject);
+    });
+  } catch (err) {
+    await producer.close();
+    redis.disconnect();
+    await pool.end().catch(() => undefined);
+    throw err;
+  }
+  const bound = server.address() as AddressInfo;
+  const url = `http://${bound.family === "IPv6" ? `[${bound.address}]` : bound.address}:${bound.port}`;
+  if (auth.kind === "none") logger.warn({ url }, "dashboard serving WITHOUT authentication (DASHBOARD_ALLOW_NO_AUTH=true on a loopback address)");
+  logger.info(
+    {
+      url,
+      auth: auth.kind === "none" ? "none" : [auth.basic ? "basic" : undefined, auth.token ? "bearer" : undefined].filter(Boolean),
+      queues: queues.map((queue) => queue.name),
+    },
+    "dashboard listening",
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    url,
+    port: bound.port,
+    auth,
+    close() {
+      closing ??= (async () => {
+        const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+        // Browsers keep idle keep-alive connections open; don't wait for them.
+        server.closeIdleConnections();
+        const force = setTimeout(() => server.closeAllConnections(), 5000);
+        force.unref();
+        await closed;
+        clearTimeout(force);
+        await producer.close();
+        redis.disconnect();
+        await pool.end().catch(() => undefined);
+        logger.info("dashboard stopped");
+      })();
+      return closing;
+    },
+  };
+}
