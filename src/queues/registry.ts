@@ -1,6 +1,9 @@
 import type { JobsOptions } from "bullmq";
 import type { z } from "zod";
+import { bulkMessagingJob } from "../jobs/bulk-messaging.js";
+import { cachePrefetchJob } from "../jobs/cache-prefetch.js";
 import { invoiceTotalsJob } from "../jobs/invoice-totals.js";
+import { transactionRetryJob } from "../jobs/transaction-retry.js";
 import { QueueNotImplementedError, UnknownQueueError } from "../lib/errors.js";
 import type { JobDefinition, QueueSettings } from "./job-definition.js";
 
@@ -58,13 +61,14 @@ function notImplemented(name: QueueName): PendingQueue {
 }
 
 export const registry = {
-  "bulk-messaging": notImplemented("bulk-messaging"),
+  "bulk-messaging": implemented(bulkMessagingJob, { concurrency: 2, lockDurationMs: 30_000, jobOptions: { attempts: 5, backoff: { type: "exponential", delay: 15_000 } } }),
   "invoice-totals": implemented(invoiceTotalsJob, { concurrency: 2, jobOptions: { attempts: 5 } }),
   "partition-maintenance": notImplemented("partition-maintenance"),
   archiving: notImplemented("archiving"),
   "db-maintenance": notImplemented("db-maintenance"),
-  "cache-prefetch": notImplemented("cache-prefetch"),
-  "transaction-retry": notImplemented("transaction-retry"),
+  "cache-prefetch": implemented(cachePrefetchJob, { concurrency: 1, jobOptions: { attempts: 2 } }),
+  // Two sweeps may overlap (a slow sweep and the next minute's); their claims are disjoint.
+  "transaction-retry": implemented(transactionRetryJob, { concurrency: 2, lockDurationMs: 60_000 }),
 } satisfies Record<QueueName, ImplementedQueue | PendingQueue>;
 
 type Registry = typeof registry;

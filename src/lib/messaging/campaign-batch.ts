@@ -1,0 +1,224 @@
+import type { PrismaClient } from "../db.js";
+import { retryOnConflict } from "../retry.js";
+import { mapWithConcurrency } from "./map-with-concurrency.js";
+import type { MessageChannel, MessagingProvider, SendOutcome } from "./provider.js";
+import type { RateLimiter } from "./rate-limiter.js";
+
+/**
+ * One batch of a bulk-messaging campaign in at most five SQL statements,
+ * whatever the batch size (seed 004 needed six per recipient). Every statement
+ * takes whole arrays (`unnest`), so each has a fixed handful of bind
+ * parameters, and each is safe to run again: a retried or resumed batch picks
+ * up the rows an earlier attempt left behind.
+ *
+ *   1. look up the batch's patients and their conversations on this channel;
+ *   2. create the missing conversations (ON CONFLICT DO NOTHING: a concurrent job may create them too);
+ *   3. create the messages as `queued` (ON CONFLICT DO NOTHING on campaignId+patientId+channel);
+ *   4. mark the batch's unfinished messages `sending`, returning them, and return the finished ones;
+ *      — provider sends, bounded concurrency and rate limit —
+ *   5. record every outcome and touch the conversations of the sent ones, in one statement.
+ *
+ * Statement 2 runs only when a conversation is missing and 5 only when there is an outcome.
+ */
+
+// Takes $1 uuid[] patient ids (sorted), $2 channel. Returns one row per patient
+// that exists: its id, names, address for the channel, and the id of its
+// conversation on that channel or null.
+const lookupSql = `
+SELECT p."id"::text AS "patientId", p."firstName", p."lastName",
+       CASE WHEN $2::"MessageChannel" = 'sms' THEN p."phone" ELSE p."email" END AS "address",
+       c."id"::text AS "conversationId"
+  FROM unnest($1::uuid[]) AS b("id")
+  JOIN "patients" p ON p."id" = b."id"
+  LEFT JOIN "conversations" c ON c."patientId" = p."id" AND c."channel" = $2::"MessageChannel"`;
+
+// Takes $1 uuid[] patient ids without a conversation (sorted, so concurrent
+// jobs take index locks in the same order), $2 channel. Creates one open
+// conversation each; one created meanwhile by someone else is left alone.
+// Returns nothing.
+const createConversationsSql = `
+INSERT INTO "conversations" ("patientId", "channel")
+SELECT b."id", $2::"MessageChannel"
+  FROM unnest($1::uuid[]) AS b("id")
+  JOIN "patients" p ON p."id" = b."id"
+ ORDER BY b."id"
+ON CONFLICT ("patientId", "channel") DO NOTHING`;
+
+// Takes $1 uuid[] patient ids, $2 text[] their personalised bodies (same
+// order), $3 campaign id, $4 channel. Creates each patient's message as
+// `queued` in its conversation, which a new statement sees even when another
+// transaction created it after statement 1. A message the campaign already
+// has (an earlier attempt, a duplicate job) is left alone. Returns nothing.
+const createMessagesSql = `
+INSERT INTO "messaging_messages" ("conversationId", "patientId", "campaignId", "channel", "direction", "body", "status")
+SELECT c."id", b."patientId", $3, $4::"MessageChannel", 'outbound', b."body", 'queued'
+  FROM unnest($1::uuid[], $2::text[]) AS b("patientId", "body")
+  JOIN "conversations" c ON c."patientId" = b."patientId" AND c."channel" = $4::"MessageChannel"
+ ORDER BY b."patientId"
+ON CONFLICT ("campaignId", "patientId", "channel") DO NOTHING`;
+
+// Takes $1 campaign id, $2 channel, $3 uuid[] patient ids. Marks the batch's
+// `queued` messages — and `sending` ones a crashed attempt left behind — as
+// `sending` and returns them with state 'pending' and their body; returns the
+// finished ones (sent, delivered, failed) with their status so a resumed job
+// counts them without sending again. The two parts see the same snapshot and
+// disjoint statuses, so no message comes back twice.
+const claimMessagesSql = `
+WITH claimed AS (
+  UPDATE "messaging_messages" m
+     SET "status" = 'sending'
+   WHERE m."campaignId" = $1 AND m."channel" = $2::"MessageChannel" AND m."patientId" = ANY($3::uuid[])
+     AND m."status" IN ('queued', 'sending')
+  RETURNING m."id", m."patientId", m."body"
+)
+SELECT "id"::text AS "id", "patientId"::text AS "patientId", "body", 'pending' AS "state" FROM claimed
+UNION ALL
+SELECT m."id"::text, m."patientId"::text, NULL, m."status"::text
+  FROM "messaging_messages" m
+ WHERE m."campaignId" = $1 AND m."channel" = $2::"MessageChannel" AND m."patientId" = ANY($3::uuid[])
+   AND m."status" NOT IN ('queued', 'sending')`;
+
+// Takes $1 uuid[] message ids, $2 text[] outcome ('sent' | 'failed'), $3 text[]
+// provider message ids, $4 text[] errors, $5 timestamptz[] sent times (same
+// order). Records each outcome on a message still `sending`, and moves the
+// conversations of the sent ones to lastMessageAt (never backwards) and
+// lastMessageDirection 'outbound'. Returns how many messages it recorded.
+const recordOutcomesSql = `
+WITH outcome AS (
+  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
+           AS o("id", "status", "providerMessageId", "error", "sentAt")
+), recorded AS (
+  UPDATE "messaging_messages" m
+     SET "status" = o."status"::"MessageStatus",
+         "providerMessageId" = o."providerMessageId",
+         "error" = o."error",
+         "sentAt" = o."sentAt"
+    FROM outcome o
+   WHERE m."id" = o."id" AND m."status" = 'sending'
+  RETURNING m."conversationId", o."status", o."sentAt"
+), touched AS (
+  UPDATE "conversations" c
+     SET "lastMessageAt" = greatest(c."lastMessageAt", r."sentAt"),
+         "lastMessageDirection" = 'outbound',
+         "updatedAt" = now()
+    FROM (SELECT "conversationId", max("sentAt") AS "sentAt" FROM recorded WHERE "status" = 'sent' GROUP BY 1) r
+   WHERE c."id" = r."conversationId"
+  RETURNING 1
+)
+SELECT (SELECT count(*) FROM recorded)::int AS "recorded"`;
+
+export interface CampaignBatch {
+  campaignId: string;
+  channel: MessageChannel;
+  /** With `{{firstName}}` / `{{lastName}}` placeholders. */
+  bodyTemplate: string;
+  /** Well-formed, distinct, lower-case uuids. */
+  patientIds: string[];
+}
+
+export interface BatchOutcome {
+  sent: number;
+  failed: number;
+  /** Patients that do not exist (or vanished during the batch). */
+  skipped: number;
+  /** Messages the provider could not take after its retries; they stay `sending`. */
+  unavailable: number;
+  lastUnavailableError?: string;
+}
+
+export interface BatchSender {
+  provider: MessagingProvider;
+  limiter: RateLimiter;
+  /** Provider calls in flight at once. */
+  sendConcurrency: number;
+}
+
+const placeholder = /\{\{\s*(firstName|lastName)\s*\}\}/g;
+
+/** Fills `{{firstName}}` and `{{lastName}}` in one pass, so a name containing a placeholder is not expanded again. */
+export function renderBody(template: string, names: { firstName: string; lastName: string }): string {
+  return template.replace(placeholder, (_match, key: "firstName" | "lastName") => names[key]);
+}
+
+interface LookupRow {
+  patientId: string;
+  firstName: string;
+  lastName: string;
+  address: string | null;
+  conversationId: string | null;
+}
+
+interface ClaimRow {
+  id: string;
+  patientId: string;
+  body: string | null;
+  state: "pending" | "sent" | "delivered" | "failed";
+}
+
+export async function runCampaignBatch(prisma: PrismaClient, sender: BatchSender, batch: CampaignBatch): Promise<BatchOutcome> {
+  const ids = [...batch.patientIds].sort();
+  const outcome: BatchOutcome = { sent: 0, failed: 0, skipped: 0, unavailable: 0 };
+
+  const patients = await prisma.$queryRawUnsafe<LookupRow[]>(lookupSql, ids, batch.channel);
+  outcome.skipped = ids.length - patients.length;
+  if (patients.length === 0) return outcome;
+
+  const missing = patients.filter((row) => row.conversationId === null).map((row) => row.patientId);
+  if (missing.length > 0) {
+    await retryOnConflict(() => prisma.$executeRawUnsafe(createConversationsSql, missing, batch.channel));
+  }
+
+  const knownIds = patients.map((row) => row.patientId);
+  const bodies = patients.map((row) => renderBody(batch.bodyTemplate, row));
+  await retryOnConflict(() => prisma.$executeRawUnsafe(createMessagesSql, knownIds, bodies, batch.campaignId, batch.channel));
+
+  const claimed = await retryOnConflict(() => prisma.$queryRawUnsafe<ClaimRow[]>(claimMessagesSql, batch.campaignId, batch.channel, knownIds));
+  // A patient deleted while the batch ran has no message; count it with the unknown ones.
+  outcome.skipped += patients.length - claimed.length;
+
+  const addressOf = new Map(patients.map((row) => [row.patientId, row.address]));
+  const pending: ClaimRow[] = [];
+  for (const row of claimed) {
+    if (row.state === "pending") pending.push(row);
+    else if (row.state === "failed") outcome.failed++;
+    else outcome.sent++;
+  }
+
+  const results = await mapWithConcurrency(pending, sender.sendConcurrency, async (row): Promise<SendOutcome & { sentAt?: string }> => {
+    const to = addressOf.get(row.patientId);
+    if (!to) return { status: "failed", error: `patient has no ${batch.channel === "sms" ? "phone number" : "email address"}` };
+    await sender.limiter.acquire();
+    try {
+      const result = await sender.provider.send({ idempotencyKey: row.id, channel: batch.channel, to, body: row.body ?? "" });
+      return result.status === "sent" ? { ...result, sentAt: new Date().toISOString() } : result;
+    } catch (err) {
+      // A provider must return outcomes; one that throws is treated as unavailable, never as sent.
+      return { status: "unavailable", error: (err as Error).message };
+    }
+  });
+
+  const recordIds: string[] = [];
+  const statuses: string[] = [];
+  const providerIds: (string | null)[] = [];
+  const errors: (string | null)[] = [];
+  const sentAts: (string | null)[] = [];
+  results.forEach((result, index) => {
+    if (result.status === "unavailable") {
+      outcome.unavailable++;
+      outcome.lastUnavailableError = result.error;
+      return;
+    }
+    recordIds.push((pending[index] as ClaimRow).id);
+    statuses.push(result.status);
+    providerIds.push(result.status === "sent" ? result.providerMessageId : null);
+    errors.push(result.status === "failed" ? result.error.slice(0, 2000) : null);
+    sentAts.push(result.status === "sent" ? (result.sentAt ?? null) : null);
+    if (result.status === "sent") outcome.sent++;
+    else outcome.failed++;
+  });
+
+  if (recordIds.length > 0) {
+    await retryOnConflict(() => prisma.$queryRawUnsafe(recordOutcomesSql, recordIds, statuses, providerIds, errors, sentAts));
+  }
+  return outcome;
+}

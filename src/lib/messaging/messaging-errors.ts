@@ -1,0 +1,20 @@
+import { DbjobsError } from "../errors.js";
+
+export class MessagingConfigError extends DbjobsError {
+  constructor(message: string) {
+    super("DBJOBS_MESSAGING_CONFIG", message);
+  }
+}
+
+/** Some messages could not be handed to the provider after every retry; they stay `sending` and the job is retried. */
+export class ProviderUnavailableError extends DbjobsError {
+  readonly unsent: number;
+
+  constructor(unsent: number, lastError: string) {
+    super(
+      "DBJOBS_PROVIDER_UNAVAILABLE",
+      `${unsent} message(s) could not be handed to the messaging provider (${lastError}); they stay "sending" and are sent with the same idempotency key when the job is retried. Check the provider's status and MESSAGING_HTTP_* settings.`,
+    );
+    this.unsent = unsent;
+  }
+}
