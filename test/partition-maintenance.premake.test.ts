@@ -1,0 +1,130 @@
+import type { Job } from "bullmq";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { partitionMaintenanceJob } from "../src/jobs/partition-maintenance.js";
+import type { Db } from "../src/lib/db.js";
+import type { Logger } from "../src/lib/logger.js";
+import { addUtcMonths, monthPartitionName, utcMonthStart } from "../src/lib/partitions.js";
+import type { JobContext } from "../src/queues/job-definition.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+
+/** Calls the handler as the worker would, on a real database; progress is kept for assertions. */
+function directContext(db: Db, log: Logger, url: string): JobContext & { progress: unknown[] } {
+  const progress: unknown[] = [];
+  return {
+    job: { id: "direct" } as Job,
+    log,
+    db,
+    redis: undefined as never,
+    config: testConfig(url),
+    prefix: "direct",
+    invalidateCache: async () => undefined,
+    reportProgress: async (value) => {
+      progress.push(value);
+    },
+    progress,
+  };
+}
+
+const monthName = (offset: number) => monthPartitionName("transactions", addUtcMonths(utcMonthStart(new Date()), offset));
+
+describe("partition-maintenance premakes monthly partitions", () => {
+  let database: TestDatabase;
+  let db: Db;
+  let client: pg.Client;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = testDb(database.url);
+    client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+  });
+  afterAll(async () => {
+    await client.end();
+    await db.close();
+    await database.drop();
+  });
+
+  const partitionNames = async () =>
+    (
+      await client.query<{ name: string }>(
+        "SELECT c.relname AS name FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid WHERE i.inhparent = 'transactions'::regclass ORDER BY 1",
+      )
+    ).rows.map((row) => row.name);
+
+  it("creates the current month and N months ahead, and a repeat creates nothing", async () => {
+    const { logger } = memoryLogger();
+    const first = await partitionMaintenanceJob.handle({ monthsAhead: 2 }, directContext(db, logger, database.url));
+    expect(first.created).toEqual([monthName(0), monthName(1), monthName(2)]);
+    expect(first.movedFromDefault).toBe(0);
+    expect(first.defaultRows).toBe(0);
+    expect(first.warning).toBeUndefined();
+    expect(await partitionNames()).toEqual(expect.arrayContaining([monthName(0), monthName(1), monthName(2), "transactions_default"]));
+
+    const second = await partitionMaintenanceJob.handle({ monthsAhead: 2 }, directContext(db, logger, database.url));
+    expect(second.created).toEqual([]);
+    expect((await partitionNames()).length).toBe(4);
+  });
+
+  it("gives new partitions every index of the parent", async () => {
+    const { rows } = await client.query<{ parent: string; child: string | null }>(
+      `SELECT pi.relname AS parent,
+              (SELECT ci.relname FROM pg_inherits inh JOIN pg_class ci ON ci.oid = inh.inhrelid JOIN pg_index x ON x.indexrelid = ci.oid
+                WHERE inh.inhparent = pi.oid AND x.indrelid = $1::regclass) AS child
+         FROM pg_index px JOIN pg_class pi ON pi.oid = px.indexrelid
+        WHERE px.indrelid = 'transactions'::regclass`,
+      [monthName(1)],
+    );
+    expect(rows.length).toBeGreaterThanOrEqual(9);
+    for (const row of rows) expect(row.child, `index ${row.parent} has no counterpart on ${monthName(1)}`).not.toBeNull();
+  });
+
+  it("moves rows that sit in the default partition into the month's new partition, without loss, and warns about the rest", async () => {
+    const target = addUtcMonths(utcMonthStart(new Date()), 5);
+    const farFuture = addUtcMonths(utcMonthStart(new Date()), 30);
+    await client.query(
+      `INSERT INTO transactions (type, status, amount, "idempotencyKey", "createdAt")
+       SELECT 'DEPOSIT', 'PENDING', g, 'premake-' || g, $1::timestamptz + g * interval '1 minute' FROM generate_series(1, 250) g`,
+      [target],
+    );
+    await client.query(
+      `INSERT INTO transactions (type, amount, "createdAt") SELECT 'FEE', 1, $1::timestamptz + g * interval '1 hour' FROM generate_series(1, 7) g`,
+      [farFuture],
+    );
+    const checksum = async () =>
+      (await client.query<{ n: string; sum: string }>(`SELECT count(*) AS n, sum(hashtextextended(t::text, 0)) AS sum FROM transactions t`)).rows[0];
+    const before = await checksum();
+    const { rows: inDefault } = await client.query<{ n: number }>("SELECT count(*)::int AS n FROM transactions_default");
+    expect(inDefault[0]?.n).toBe(257);
+
+    const { logger, lines } = memoryLogger();
+    const context = directContext(db, logger, database.url);
+    const result = await partitionMaintenanceJob.handle({ table: "transactions", monthsAhead: 6 }, context);
+
+    expect(result.created).toEqual([monthName(3), monthName(4), monthName(5), monthName(6)]);
+    expect(result.movedFromDefault).toBe(250);
+    expect(await checksum()).toEqual(before);
+    const { rows: placed } = await client.query<{ partition: string; n: number }>(
+      `SELECT tableoid::regclass::text AS partition, count(*)::int AS n FROM transactions GROUP BY 1 ORDER BY 1`,
+    );
+    expect(placed).toEqual([
+      { partition: monthName(5), n: 250 },
+      { partition: "transactions_default", n: 7 },
+    ]);
+    // The moved rows keep working with the parent's trigger and indexes.
+    await expect(
+      client.query(`INSERT INTO transactions (type, amount, "idempotencyKey", "createdAt") VALUES ('DEPOSIT', 1, 'premake-1', now())`),
+    ).rejects.toMatchObject({ code: "23505" });
+
+    expect(result.defaultRows).toBe(7);
+    expect(result.warning).toMatch(/7 rows sit in the default partition/);
+    expect(lines().some((line) => line.level === 40 && String(line.msg).includes("default partition"))).toBe(true);
+    expect(context.progress.length).toBe(7);
+  });
+
+  it("analyzes the partitioned parent, which autovacuum never does", async () => {
+    // pg_statistic holds inheritance statistics (stainherit) only after ANALYZE of the parent.
+    const { rows } = await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_statistic WHERE starelid = 'transactions'::regclass AND stainherit");
+    expect(rows[0]?.n).toBeGreaterThan(0);
+  });
+});
