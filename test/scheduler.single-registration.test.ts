@@ -1,0 +1,186 @@
+import { setTimeout as sleep } from "node:timers/promises";
+import { Queue, Worker } from "bullmq";
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Config } from "../src/lib/config.js";
+import { registry } from "../src/queues/registry.js";
+import { readScheduleHealth } from "../src/queues/schedule-health.js";
+import { type RunningScheduler, startScheduler } from "../src/queues/scheduler.js";
+import { schedulerLockKey } from "../src/queues/scheduler-lock.js";
+import { declaredSchedules, type ScheduleDefinition } from "../src/queues/schedules.js";
+import { cliEnv, spawnCli } from "./support/spawn-cli.js";
+import { memoryLogger, testConfig, testRedis } from "./support/test-env.js";
+
+// The scheduler needs no database; only invoice-totals is sure to be implemented, so test schedules target it.
+const databaseUrl = "postgresql://postgres@127.0.0.1:5432/unused";
+const everyThreeSeconds = "*/3 * * * * *";
+
+function testSchedule(id: string, cron = everyThreeSeconds): ScheduleDefinition {
+  return { id, queue: "invoice-totals", cron, payload: { all: true }, overrideVariable: "SCHEDULE_TRANSACTION_RETRY" };
+}
+
+async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check())) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await sleep(100);
+  }
+}
+
+describe("scheduler: one registration however many start", () => {
+  let redis: Redis;
+  const cleanups: (() => Promise<unknown>)[] = [];
+
+  beforeAll(() => {
+    redis = testRedis();
+  });
+
+  afterAll(async () => {
+    for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
+    redis.disconnect();
+  });
+
+  function queueFor(config: Config): Queue {
+    const queue = new Queue("invoice-totals", { connection: redis, prefix: config.QUEUE_PREFIX });
+    cleanups.push(() => queue.close());
+    return queue;
+  }
+
+  it("three schedulers started at once leave one job scheduler and never double-fire, across a take-over", async () => {
+    const config = testConfig(databaseUrl);
+    const schedule = testSchedule("test-every-3s");
+    const { logger } = memoryLogger("warn");
+    const schedulers: RunningScheduler[] = [0, 1, 2].map(() => startScheduler({ config, logger, schedules: [schedule], leaseMs: 2000 }));
+    cleanups.push(() => Promise.all(schedulers.map((scheduler) => scheduler.close())));
+    await Promise.all(schedulers.map((scheduler) => scheduler.ready));
+
+    const fires: { id: string; startedAt: number }[] = [];
+    const worker = new Worker(
+      "invoice-totals",
+      async (job) => {
+        fires.push({ id: String(job.id), startedAt: Date.now() });
+      },
+      { connection: testRedis(), prefix: config.QUEUE_PREFIX, concurrency: 4 },
+    );
+    cleanups.push(() => worker.close());
+
+    expect(schedulers.filter((scheduler) => scheduler.isLeader())).toHaveLength(1);
+    const queue = queueFor(config);
+    expect((await queue.getJobSchedulers()).map((scheduler) => scheduler.key)).toEqual(["test-every-3s"]);
+
+    await waitFor(() => fires.length >= 3, 30_000, "three fires");
+    // The holder stops; a standby must take over without re-creating the pending fire.
+    const leader = schedulers.find((scheduler) => scheduler.isLeader()) as RunningScheduler;
+    await leader.close();
+    await waitFor(() => schedulers.some((scheduler) => scheduler !== leader && scheduler.isLeader()), 15_000, "a standby to take over");
+    const firesAtTakeover = fires.length;
+    await waitFor(() => fires.length >= firesAtTakeover + 3, 30_000, "three more fires after the take-over");
+    await worker.close();
+
+    expect((await queue.getJobSchedulers()).map((scheduler) => scheduler.key)).toEqual(["test-every-3s"]);
+    expect(schedulers.filter((scheduler) => scheduler.isLeader())).toHaveLength(1);
+    const fireTimes = fires.map((fire) => Number(fire.id.split(":").at(-1)));
+    // One job per cron slot: a double fire would show as two jobs in one slot.
+    expect(new Set(fireTimes).size).toBe(fires.length);
+    expect(new Set(fireTimes.map((time) => Math.floor(time / 3000))).size).toBe(fires.length);
+    for (const time of fireTimes) expect(time % 3000).toBe(0);
+    for (const fire of fires) expect(fire.id.startsWith("repeat:test-every-3s:")).toBe(true);
+
+    const health = await readScheduleHealth({ redis, prefix: config.QUEUE_PREFIX, config });
+    const entry = health.find((item) => item.id === "test-every-3s");
+    expect(entry).toMatchObject({ queue: "invoice-totals", registered: true, declared: false, missedFires: 0 });
+    expect(entry?.lastFireAt).toBe(Math.max(...fireTimes.filter((time) => time <= Date.now())));
+    expect(entry?.nextFireAt).toBeGreaterThan(Date.now() - 3000);
+  });
+
+  it("removes job schedulers that are no longer declared and skips queues that are not implemented", async () => {
+    const config = testConfig(databaseUrl);
+    const queue = queueFor(config);
+    await queue.upsertJobScheduler("retired-schedule", { pattern: "0 0 * * *", tz: "UTC" }, { name: "retired-schedule", data: { all: true } });
+
+    const { logger, lines } = memoryLogger("info");
+    const schedules = [...declaredSchedules(config), testSchedule("test-hourly", "0 * * * *")];
+    const scheduler = startScheduler({ config, logger, schedules, leaseMs: 2000 });
+    cleanups.push(() => scheduler.close());
+    await scheduler.ready;
+    expect(scheduler.isLeader()).toBe(true);
+
+    const expected = schedules.filter((item) => registry[item.queue].implemented).map((item) => item.id);
+    const registered: string[] = [];
+    for (const name of new Set(schedules.map((item) => item.queue))) {
+      const other = new Queue(name, { connection: redis, prefix: config.QUEUE_PREFIX });
+      registered.push(...(await other.getJobSchedulers()).map((item) => item.key));
+      await other.close();
+    }
+    expect(registered.sort()).toEqual(expected.sort());
+    expect(registered).not.toContain("retired-schedule");
+    const skipped = schedules.filter((item) => !registry[item.queue].implemented);
+    for (const item of skipped)
+      expect(lines().some((line) => line.msg === "schedule skipped: its queue is not implemented yet" && line.schedule === item.id)).toBe(true);
+
+    const health = await readScheduleHealth({ redis, prefix: config.QUEUE_PREFIX, config });
+    for (const item of skipped) expect(health.find((entry) => entry.id === item.id)).toMatchObject({ declared: true, registered: false, nextFireAt: null });
+    expect(health.find((entry) => entry.id === "retired-schedule")).toBeUndefined();
+  });
+
+  it("a bad cron override is reported naming its variable and nothing is registered for it", async () => {
+    const config = testConfig(databaseUrl);
+    const { logger, lines } = memoryLogger("info");
+    const scheduler = startScheduler({ config, logger, schedules: [testSchedule("test-bad", "not a cron")], leaseMs: 2000 });
+    cleanups.push(() => scheduler.close());
+    await scheduler.ready;
+    expect(await queueFor(config).getJobSchedulers()).toEqual([]);
+    expect(lines().some((line) => line.msg === "schedule not registered" && line.schedule === "test-bad")).toBe(true);
+  });
+
+  it("counts missed fires when no worker takes the schedule's jobs", async () => {
+    const config = testConfig(databaseUrl);
+    const { logger } = memoryLogger("warn");
+    const scheduler = startScheduler({ config, logger, schedules: [testSchedule("test-unserved", "*/2 * * * * *")], leaseMs: 2000 });
+    cleanups.push(() => scheduler.close());
+    await scheduler.ready;
+    // The first job waits for a worker that never comes, so BullMQ creates no later ones.
+    await waitFor(
+      async () =>
+        ((await readScheduleHealth({ redis, prefix: config.QUEUE_PREFIX, config })).find((item) => item.id === "test-unserved")?.missedFires ?? 0) >= 2,
+      30_000,
+      "two missed fires",
+    );
+    const entry = (await readScheduleHealth({ redis, prefix: config.QUEUE_PREFIX, config })).find((item) => item.id === "test-unserved");
+    expect(entry?.lastFireAt).not.toBeNull();
+    expect(entry?.registered).toBe(true);
+  });
+
+  it("dbjobs scheduler processes: one holds the lease, a standby takes over when it is killed, SIGTERM exits 0", async () => {
+    const config = testConfig(databaseUrl);
+    const env = cliEnv(config, { SCHEDULER_LEASE_MS: "2000" });
+    const runs = [0, 1, 2].map(() => spawnCli(["scheduler"], env));
+    cleanups.push(async () => {
+      for (const run of runs) if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill("SIGKILL");
+    });
+    await Promise.all(runs.map((run) => run.waitForOutput(/holding the scheduler lease|standing by/, 60_000)));
+    const holders = () => runs.filter((run) => /holding the scheduler lease/.test(run.stderr()));
+    await waitFor(() => holders().length === 1, 10_000, "one holder");
+    await sleep(2500);
+    expect(holders()).toHaveLength(1);
+    const leader = holders()[0] as (typeof runs)[number];
+    const token = await redis.get(schedulerLockKey(config.QUEUE_PREFIX));
+    expect(token).not.toBeNull();
+
+    leader.child.kill("SIGKILL");
+    await leader.exited;
+    await waitFor(
+      () => runs.filter((run) => run !== leader && /holding the scheduler lease/.test(run.stderr())).length === 1,
+      20_000,
+      "a standby to take over",
+    );
+    expect(await redis.get(schedulerLockKey(config.QUEUE_PREFIX))).not.toBe(token);
+
+    const survivors = runs.filter((run) => run !== leader);
+    for (const run of survivors) run.child.kill("SIGTERM");
+    const exits = await Promise.all(survivors.map((run) => run.exited));
+    expect(exits.map((exit) => exit.code)).toEqual([0, 0]);
+    // The holder released its lease on the way out.
+    expect(await redis.get(schedulerLockKey(config.QUEUE_PREFIX))).toBeNull();
+  }, 120_000);
+});
