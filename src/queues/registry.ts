@@ -61,7 +61,7 @@ function notImplemented(name: QueueName): PendingQueue {
 }
 
 export const registry = {
-  "bulk-messaging": implemented(bulkMessagingJob, { concurrency: 2, lockDurationMs: 30_000, jobOptions: { attempts: 5, backoff: { type: "exponential", delay: 15_000 } } }),
+  "bulk-messaging": implemented(bulkMessagingJob, { concurrency: 2, lockDurationMs: 30_000, jobOptions: { attempts: 8 } }),
   "invoice-totals": implemented(invoiceTotalsJob, { concurrency: 2, jobOptions: { attempts: 5 } }),
   "partition-maintenance": notImplemented("partition-maintenance"),
   archiving: notImplemented("archiving"),
