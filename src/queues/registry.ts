@@ -2,6 +2,7 @@ import type { JobsOptions } from "bullmq";
 import type { z } from "zod";
 import { bulkMessagingJob } from "../jobs/bulk-messaging.js";
 import { cachePrefetchJob } from "../jobs/cache-prefetch.js";
+import { dbMaintenanceJob } from "../jobs/db-maintenance.js";
 import { invoiceTotalsJob } from "../jobs/invoice-totals.js";
 import { transactionRetryJob } from "../jobs/transaction-retry.js";
 import { QueueNotImplementedError, UnknownQueueError } from "../lib/errors.js";
@@ -65,7 +66,7 @@ export const registry = {
   "invoice-totals": implemented(invoiceTotalsJob, { concurrency: 2, jobOptions: { attempts: 5 } }),
   "partition-maintenance": notImplemented("partition-maintenance"),
   archiving: notImplemented("archiving"),
-  "db-maintenance": notImplemented("db-maintenance"),
+  "db-maintenance": implemented(dbMaintenanceJob, { concurrency: 1, lockDurationMs: 60_000, jobOptions: { attempts: 2 } }),
   "cache-prefetch": implemented(cachePrefetchJob, { concurrency: 1, jobOptions: { attempts: 2 } }),
   // Two sweeps may overlap (a slow sweep and the next minute's); their claims are disjoint.
   "transaction-retry": implemented(transactionRetryJob, { concurrency: 2, lockDurationMs: 60_000 }),

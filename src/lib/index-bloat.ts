@@ -1,0 +1,200 @@
+import type { OwnTable, Queryable } from "./catalog.js";
+
+/**
+ * Estimated bloat of the btree indexes on our tables, as
+ *
+ *   ratio = actual size / size a fresh build would have
+ *
+ * so 1.0 is a freshly built index and 2.0 one twice as large as it needs to be.
+ *
+ * Two methods:
+ * - `pgstatindex` (extension pgstattuple, when installed and executable): reads
+ *   the index and measures leaf density exactly. Fresh size is
+ *   leaf_pages × avg_leaf_density / fillfactor + internal pages + the meta page.
+ * - `statistics`: the well-known estimate from planner statistics (ioguix's
+ *   pgsql-bloat-estimation btree query): expected pages from the index's
+ *   reltuples and the columns' avg_width/null_frac in pg_stats, at the index's
+ *   fillfactor. Needs no extension and reads no index pages, but only knows an
+ *   index whose table has been analyzed.
+ *
+ * Only leaf btree indexes (relkind 'i') are estimated: a partitioned index has
+ * no storage of its own; its partitions' indexes are estimated one by one.
+ */
+export type BloatMethod = "pgstatindex" | "statistics";
+
+export interface IndexBloat {
+  index: string;
+  qualified: string;
+  table: string;
+  qualifiedTable: string;
+  bytes: number;
+  /** Size a fresh build would have; null when the method cannot tell (no statistics yet). */
+  estimatedBytes: number | null;
+  ratio: number | null;
+}
+
+/** Indexes smaller than this are not estimated: a few pages of slack in a tiny index is noise, not bloat. */
+export const minReindexBytes = 1024 * 1024;
+
+interface IndexRow {
+  oid: number;
+  index: string;
+  qualified: string;
+  table: string;
+  qualifiedTable: string;
+  bytes: number;
+  fillfactor: number;
+}
+
+// Takes $1 the oids of the tables in scope, $2 the minimum index size.
+// Returns their valid, ready, leaf btree indexes with size and fillfactor.
+const btreeIndexesSql = `
+SELECT ci.oid::int AS oid,
+       ci.relname AS "index",
+       format('%I.%I', n.nspname, ci.relname) AS qualified,
+       ct.relname AS "table",
+       format('%I.%I', tn.nspname, ct.relname) AS "qualifiedTable",
+       pg_relation_size(ci.oid)::float8 AS bytes,
+       coalesce((SELECT o.option_value FROM pg_options_to_table(ci.reloptions) o WHERE o.option_name = 'fillfactor')::int, 90) AS fillfactor
+  FROM pg_index i
+  JOIN pg_class ci ON ci.oid = i.indexrelid
+  JOIN pg_class ct ON ct.oid = i.indrelid
+  JOIN pg_namespace n ON n.oid = ci.relnamespace
+  JOIN pg_namespace tn ON tn.oid = ct.relnamespace
+  JOIN pg_am am ON am.oid = ci.relam
+ WHERE ct.oid = ANY($1::oid[])
+   AND ci.relkind = 'i'
+   AND am.amname = 'btree'
+   AND i.indisvalid AND i.indisready AND i.indislive
+   AND pg_relation_size(ci.oid) >= $2
+ ORDER BY pg_relation_size(ci.oid) DESC, ci.relname`;
+
+// Takes nothing. Returns the schema of pgstattuple when it is installed and
+// this role may execute pgstatindex(regclass), else no row.
+const pgstattupleSql = `
+SELECT format('%I', n.nspname) AS schema
+  FROM pg_extension e
+  JOIN pg_namespace n ON n.oid = e.extnamespace
+ WHERE e.extname = 'pgstattuple'
+   AND coalesce(has_function_privilege(to_regprocedure(format('%I.pgstatindex(regclass)', n.nspname)), 'EXECUTE'), false)`;
+
+export async function detectBloatMethod(client: Queryable): Promise<{ method: BloatMethod; schema?: string }> {
+  const { rows } = await client.query<{ schema: string }>(pgstattupleSql);
+  const schema = rows[0]?.schema;
+  return schema ? { method: "pgstatindex", schema } : { method: "statistics" };
+}
+
+// Takes $1 an index oid. Returns pgstatindex's page counts and leaf density
+// (avg_leaf_density is NaN for an index without leaf pages). The function
+// name's schema comes from pg_extension, quoted by format('%I').
+const pgstatindexSql = (schema: string) => `
+SELECT index_size::float8 AS "indexSize", internal_pages::float8 AS "internalPages", leaf_pages::float8 AS "leafPages",
+       CASE WHEN avg_leaf_density = 'NaN' THEN NULL ELSE avg_leaf_density END::float8 AS "leafDensity",
+       current_setting('block_size')::float8 AS "blockSize"
+  FROM ${schema}.pgstatindex($1::oid::regclass)`;
+
+async function pgstatindexEstimate(client: Queryable, schema: string, index: IndexRow): Promise<IndexBloat> {
+  const { rows } = await client.query<{ indexSize: number; internalPages: number; leafPages: number; leafDensity: number | null; blockSize: number }>(
+    pgstatindexSql(schema),
+    [index.oid],
+  );
+  const row = rows[0];
+  const base = { index: index.index, qualified: index.qualified, table: index.table, qualifiedTable: index.qualifiedTable, bytes: index.bytes };
+  if (!row) return { ...base, estimatedBytes: null, ratio: null };
+  const freshLeafPages = row.leafPages === 0 ? 0 : Math.max(1, Math.ceil((row.leafPages * (row.leafDensity ?? 0)) / index.fillfactor));
+  const estimatedBytes = (freshLeafPages + row.internalPages + 1) * row.blockSize;
+  return { ...base, estimatedBytes, ratio: round2(index.bytes / estimatedBytes) };
+}
+
+// Takes $1 the index oids. Returns per index the pages a fresh build would
+// take at its fillfactor, estimated from planner statistics (ioguix,
+// pgsql-bloat-estimation/btree/btree_bloat.sql, trimmed to the estimate). An
+// index whose columns have no pg_stats rows (table never analyzed) or whose
+// reltuples is unknown (-1) returns no row.
+const statisticsEstimateSql = `
+SELECT idxoid::int AS oid,
+       (bs * (1 + ceil(reltuples / floor((bs - pageopqdata - pagehdr) * fillfactor / (100 * (4 + nulldatahdrwidth)::float8)))))::float8 AS "estimatedBytes"
+  FROM (
+    SELECT bs, reltuples, idxoid, fillfactor, pagehdr, pageopqdata,
+           (index_tuple_hdr_bm
+            + maxalign - CASE WHEN index_tuple_hdr_bm % maxalign = 0 THEN maxalign ELSE index_tuple_hdr_bm % maxalign END
+            + nulldatawidth + maxalign - CASE WHEN nulldatawidth = 0 THEN 0
+                                              WHEN nulldatawidth::int % maxalign = 0 THEN maxalign
+                                              ELSE nulldatawidth::int % maxalign END)::numeric AS nulldatahdrwidth
+      FROM (
+        SELECT i.idxoid, i.reltuples, i.fillfactor,
+               current_setting('block_size')::numeric AS bs,
+               8 AS maxalign, 24 AS pagehdr, 16 AS pageopqdata,
+               CASE WHEN max(coalesce(s.null_frac, 0)) = 0 THEN 8 ELSE 8 + ((32 + 8 - 1) / 8) END AS index_tuple_hdr_bm,
+               sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 1024)) AS nulldatawidth,
+               count(s.attname) AS stats_found, max(i.natts) AS natts
+          FROM (
+            SELECT ic.idxoid, ic.reltuples, ic.fillfactor, ic.natts,
+                   coalesce(a1.attname, a2.attname) AS attname,
+                   CASE WHEN a1.attnum IS NULL THEN ic.idxname ELSE ct.relname END AS attrelname,
+                   ct.relnamespace
+              FROM (
+                SELECT ci.relname AS idxname, ci.reltuples, x.indrelid AS tbloid, x.indexrelid AS idxoid, x.indnatts AS natts,
+                       coalesce((SELECT o.option_value FROM pg_options_to_table(ci.reloptions) o WHERE o.option_name = 'fillfactor')::int, 90) AS fillfactor,
+                       string_to_array(textin(int2vectorout(x.indkey)), ' ')::int[] AS indkey,
+                       generate_series(1, x.indnatts) AS attpos
+                  FROM pg_index x
+                  JOIN pg_class ci ON ci.oid = x.indexrelid
+                 WHERE x.indexrelid = ANY($1::oid[]) AND ci.reltuples >= 0
+              ) ic
+              JOIN pg_class ct ON ct.oid = ic.tbloid
+              LEFT JOIN pg_attribute a1 ON ic.indkey[ic.attpos] <> 0 AND a1.attrelid = ic.tbloid AND a1.attnum = ic.indkey[ic.attpos]
+              LEFT JOIN pg_attribute a2 ON ic.indkey[ic.attpos] = 0 AND a2.attrelid = ic.idxoid AND a2.attnum = ic.attpos
+          ) i
+          JOIN pg_namespace n ON n.oid = i.relnamespace
+          LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = i.attrelname AND s.attname = i.attname
+         GROUP BY i.idxoid, i.reltuples, i.fillfactor
+      ) per_index
+     WHERE stats_found = natts
+  ) widths`;
+
+async function statisticsEstimates(client: Queryable, indexes: IndexRow[]): Promise<IndexBloat[]> {
+  const { rows } = await client.query<{ oid: number; estimatedBytes: number }>(statisticsEstimateSql, [indexes.map((index) => index.oid)]);
+  const estimates = new Map(rows.map((row) => [row.oid, row.estimatedBytes]));
+  return indexes.map((index) => {
+    const estimatedBytes = estimates.get(index.oid) ?? null;
+    return {
+      index: index.index,
+      qualified: index.qualified,
+      table: index.table,
+      qualifiedTable: index.qualifiedTable,
+      bytes: index.bytes,
+      estimatedBytes,
+      ratio: estimatedBytes ? round2(index.bytes / estimatedBytes) : null,
+    };
+  });
+}
+
+/** Estimates every leaf btree index of at least `minBytes` on the tables in scope, largest first. */
+export async function estimateIndexBloat(
+  client: Queryable,
+  scope: readonly OwnTable[],
+  options: { method?: BloatMethod; minBytes?: number } = {},
+): Promise<{ method: BloatMethod; indexes: IndexBloat[] }> {
+  const { rows: indexes } = await client.query<IndexRow>(btreeIndexesSql, [scope.map((table) => table.oid), options.minBytes ?? minReindexBytes]);
+  const detected = await detectBloatMethod(client);
+  const method = options.method ?? detected.method;
+  if (method === "pgstatindex") {
+    if (!detected.schema) throw new Error("pgstattuple is not installed in this database; use the statistics method");
+    const estimates: IndexBloat[] = [];
+    for (const index of indexes) estimates.push(await pgstatindexEstimate(client, detected.schema, index));
+    return { method, indexes: estimates };
+  }
+  return { method, indexes: await statisticsEstimates(client, indexes) };
+}
+
+/** Current on-disk size of an index, in bytes. */
+export async function indexBytes(client: Queryable, qualified: string): Promise<number> {
+  // Takes $1 a catalog-quoted index name. Returns its size.
+  const { rows } = await client.query<{ bytes: number }>("SELECT pg_relation_size(to_regclass($1))::float8 AS bytes", [qualified]);
+  return rows[0]?.bytes ?? 0;
+}
+
+function round2(value: number): number {
+  return Math.round(value * 100) / 100;
+}
