@@ -94,6 +94,20 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
   return app;
 }
 
+function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
+  if (redis.status === "ready") return Promise.resolve(true);
+  return new Promise((resolve) => {
+    const done = (ready: boolean) => {
+      clearTimeout(timer);
+      redis.off("ready", onReady);
+      resolve(ready);
+    };
+    const onReady = () => done(true);
+    const timer = setTimeout(() => done(false), timeoutMs);
+    redis.on("ready", onReady);
+  });
+}
+
 /** Starts the dashboard; throws a ConfigError before touching anything when authentication is not configured. */
 export async function startDashboard(options: DashboardOptions): Promise<RunningDashboard> {
   const { config } = options;
@@ -108,6 +122,9 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   const redis = createRedis(config.REDIS_URL, "producer", logger);
   const producer = new Producer({ connection: redis, prefix });
   const queues = implementedQueues().map((entry) => producer.queue(entry.name));
+  // Without an offline queue, commands sent before the first connect fail; give Redis a moment so the first page works.
+  if (!(await redisReady(redis, config.DB_CONNECT_TIMEOUT_MS)))
+    logger.warn("Redis is not reachable yet; the board and /metrics will fail and /health reports it until it is");
   const pool = new pg.Pool({
     connectionString: config.DATABASE_URL,
     max: 2,
