@@ -1,0 +1,77 @@
+import { afterAll, describe, expect, it } from "vitest";
+import { createCache, readCacheStats, type TwoTierCache } from "../src/lib/cache.js";
+import { loadConfig } from "../src/lib/config.js";
+import { memoryLogger, testPrefix, testRedis, testRedisUrl } from "./support/test-env.js";
+
+describe("cache stampede protection and statistics", () => {
+  const prefix = testPrefix();
+  const config = loadConfig({});
+  const caches: TwoTierCache[] = [];
+  const redis = testRedis();
+  const open = async () => {
+    const cache = await createCache({ redis: testRedisUrl(), prefix, config, logger: memoryLogger("warn").logger, metricsFlushMs: 60_000 });
+    caches.push(cache);
+    return cache;
+  };
+
+  afterAll(async () => {
+    await Promise.all(caches.map((cache) => cache.close()));
+    const keys = await redis.keys(`${prefix}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+  });
+
+  it("runs the loader once for 100 concurrent misses on one key, and every caller gets its value", async () => {
+    const cache = await open();
+    let loads = 0;
+    const loader = async () => {
+      loads++;
+      await new Promise((resolve) => setTimeout(resolve, 50));
+      return { balance: "100.00", load: loads };
+    };
+    const results = await Promise.all(Array.from({ length: 100 }, () => cache.getOrLoad("escrow:balance:hot", loader, { kind: "balance" })));
+    expect(loads).toBe(1);
+    expect(results.every((result) => result.balance === "100.00" && result.load === 1)).toBe(true);
+    const stats = cache.stats().kinds.balance;
+    expect(stats.loads).toBe(1);
+    expect(stats.misses).toBe(100);
+  });
+
+  it("shares a failing load among its waiters and retries on the next call", async () => {
+    const cache = await open();
+    let loads = 0;
+    const failing = async () => {
+      loads++;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+      throw new Error("database unavailable");
+    };
+    const outcomes = await Promise.allSettled(Array.from({ length: 10 }, () => cache.getOrLoad("user:flaky", failing, { kind: "reference" })));
+    expect(outcomes.every((outcome) => outcome.status === "rejected" && /database unavailable/.test(String(outcome.reason)))).toBe(true);
+    expect(loads).toBe(1);
+    expect(await cache.getOrLoad("user:flaky", async () => "recovered", { kind: "reference" })).toBe("recovered");
+  });
+
+  it("counts hits per tier and kind, and readCacheStats sums every process's counts from Redis", async () => {
+    const first = await open();
+    const second = await open();
+    const load = async () => ({ users: 42n });
+    await first.getOrLoad("counts:global", load, { kind: "aggregate" }); // miss + load
+    await first.getOrLoad("counts:global", load, { kind: "aggregate" }); // L1 hit
+    await second.getOrLoad("counts:global", load, { kind: "aggregate" }); // L2 hit
+    await second.getOrLoad("counts:global", load, { kind: "aggregate" }); // L1 hit
+    await second.getOrLoad("user:1", async () => ({ id: "1" }), { kind: "reference" }); // miss + load
+
+    expect(first.stats().kinds.aggregate).toMatchObject({ l1Hits: 1, l2Hits: 0, misses: 1, loads: 1, hitRate: 0.5 });
+    expect(second.stats().kinds.aggregate).toMatchObject({ l1Hits: 1, l2Hits: 1, misses: 0, loads: 0, hitRate: 1 });
+    expect(second.stats().l2.available).toBe(true);
+
+    // Closing flushes the counters to the metrics hash that /metrics and `dbjobs status` read.
+    await first.close();
+    await second.close();
+    const summed = await readCacheStats(redis, prefix);
+    expect(summed.kinds.aggregate).toMatchObject({ l1Hits: 2, l2Hits: 1, misses: 1, loads: 1, hitRate: 0.75 });
+    expect(summed.kinds.reference.loads).toBeGreaterThanOrEqual(1);
+    const raw = await redis.hgetall(`${prefix}:dbjobs:metrics`);
+    expect(Number(raw['dbjobs_cache_hits_total{kind="aggregate",tier="l2"}'])).toBe(1);
+  });
+});

@@ -1,0 +1,29 @@
+import { createInterface } from "node:readline";
+import { createCache } from "../../src/lib/cache.js";
+import { loadEscrowBalance } from "../../src/lib/cache-entities.js";
+import { cacheKeys } from "../../src/lib/cache-keys.js";
+import { loadConfig } from "../../src/lib/config.js";
+import { createDb } from "../../src/lib/db.js";
+import { createLogger } from "../../src/lib/logger.js";
+
+/**
+ * "Process B" of the cross-process invalidation test: its own cache, Redis
+ * connections and database pool. Reads escrow balances on request, one JSON
+ * line in ({"id": "..."}), one JSON line out ({"currentBalance", "stats"}).
+ */
+const config = loadConfig();
+const logger = createLogger({ level: "warn" }, process.stderr);
+const db = createDb({ url: config.DATABASE_URL, poolSize: 2, logger });
+const cache = await createCache({ redis: config.REDIS_URL, prefix: config.QUEUE_PREFIX, config, logger });
+
+const lines = createInterface({ input: process.stdin });
+lines.on("line", async (line) => {
+  const { id } = JSON.parse(line) as { id: string };
+  const balance = await cache.getOrLoad(cacheKeys.escrowBalance(id), () => loadEscrowBalance(db, id), { kind: "balance" });
+  process.stdout.write(`${JSON.stringify({ currentBalance: balance?.currentBalance.toFixed(2), stats: cache.stats().kinds.balance })}\n`);
+});
+lines.on("close", async () => {
+  await cache.close();
+  await db.close();
+});
+process.stdout.write("ready\n");
