@@ -113,3 +113,39 @@ export async function statusCounts(pool: pg.Pool): Promise<Record<string, number
   const { rows } = await pool.query<{ status: string; n: number }>(`SELECT "status"::text AS status, count(*)::int AS n FROM "transactions" GROUP BY 1`);
   return Object.fromEntries(rows.map((row) => [row.status, row.n]));
 }
+
+export interface TransactionSpec {
+  type: "DEPOSIT" | "WITHDRAWAL" | "DISTRIBUTION" | "FEE" | "REFUND";
+  amount: string;
+  feeAmount?: string;
+  escrowAccountId: string | null;
+  status?: "PENDING" | "RETRYING" | "COMPLETED" | "FAILED" | "CANCELLED";
+}
+
+/** Inserts one transaction, due a second ago; returns its primary key. */
+export async function insertTransaction(pool: pg.Pool, spec: TransactionSpec): Promise<{ id: string; createdAt: Date }> {
+  const { rows } = await pool.query<{ id: string; createdAt: Date }>(
+    `INSERT INTO "transactions" ("type", "status", "amount", "feeAmount", "escrowAccountId", "nextRetryAt")
+     VALUES ($1, $2, $3::numeric, $4::numeric, $5::uuid, now() - interval '1 second') RETURNING "id"::text AS "id", "createdAt"`,
+    [spec.type, spec.status ?? "PENDING", spec.amount, spec.feeAmount ?? "0", spec.escrowAccountId],
+  );
+  return rows[0]!;
+}
+
+export async function readTransaction(pool: pg.Pool, id: string) {
+  const { rows } = await pool.query<{ status: string; retryCount: number; nextRetryAt: Date | null; lastError: string | null; ledgerEntries: number }>(
+    `SELECT t."status"::text AS "status", t."retryCount", t."nextRetryAt", t."lastError",
+            (SELECT count(*) FROM "escrow_ledger_entries" e WHERE e."transactionId" = t."id")::int AS "ledgerEntries"
+       FROM "transactions" t WHERE t."id" = $1::uuid`,
+    [id],
+  );
+  return rows[0]!;
+}
+
+export async function readAccount(pool: pg.Pool, id: string) {
+  const { rows } = await pool.query<{ currentBalance: string; availableBalance: string; version: number }>(
+    `SELECT "currentBalance"::text AS "currentBalance", "availableBalance"::text AS "availableBalance", "version" FROM "escrow_accounts" WHERE "id" = $1::uuid`,
+    [id],
+  );
+  return rows[0]!;
+}
