@@ -36,8 +36,8 @@ async function readQueueSnapshot(queue: Queue) {
     queue.getJobCounts(...queueStates),
     queue.isPaused(),
     queue.getWorkersCount(),
-    // The wait list is pushed at the head, so its tail is the oldest job.
-    queue.getWaiting(-1, -1),
+    // BullMQ returns waiting jobs oldest first (it reads the wait list from its tail).
+    queue.getWaiting(0, 0),
   ]);
   return { name: queue.name, counts, paused, workers, oldestTimestamp: oldestWaiting[0]?.timestamp };
 }
