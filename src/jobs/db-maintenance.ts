@@ -28,9 +28,12 @@ import { defineJob, type JobContext } from "../queues/job-definition.js";
 const tableName = z
   .string()
   .regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, {
-    error: 'must be a table name in schema public: letters, digits, _ or $, at most 63 characters (e.g. "invoices")',
+    error: (issue) =>
+      `${JSON.stringify(issue.input)} is not a table name: use one of the application's tables in schema public (letters, digits, _ or $, at most 63 characters, e.g. "invoices")`,
   })
-  .refine((name) => !name.toLowerCase().startsWith("pg_"), { error: "system catalogs (pg_*) are never maintained; name one of the application's tables" });
+  .refine((name) => !name.toLowerCase().startsWith("pg_"), {
+    error: (issue) => `${JSON.stringify(issue.input)} is a system catalog name (pg_*); those are never maintained, name one of the application's tables`,
+  });
 
 export const dbMaintenancePayload = z
   .object({

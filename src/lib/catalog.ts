@@ -60,7 +60,11 @@ export async function resolveScope(client: Queryable, names: readonly string[] |
   if (!names) return tables;
   const byName = new Map(tables.map((table) => [table.name, table]));
   const unknown = [...new Set(names)].filter((name) => !byName.has(name));
-  if (unknown.length > 0) throw new UnknownTableError(unknown, tables.map((table) => table.name));
+  if (unknown.length > 0)
+    throw new UnknownTableError(
+      unknown,
+      tables.map((table) => table.name),
+    );
   const wanted = new Set(names);
   return tables.filter((table) => wanted.has(table.name) || (table.rootParent !== null && wanted.has(table.rootParent)));
 }
@@ -94,4 +98,3 @@ export async function listInvalidLeftovers(client: Queryable, scope: readonly Ow
   const { rows } = await client.query<InvalidLeftover>(invalidLeftoversSql, [maintainedSchema, scope.map((table) => table.oid)]);
   return rows;
 }
-
