@@ -1,9 +1,11 @@
 import type { JobsOptions } from "bullmq";
 import type { z } from "zod";
+import { archivingJob } from "../jobs/archiving.js";
 import { bulkMessagingJob } from "../jobs/bulk-messaging.js";
 import { cachePrefetchJob } from "../jobs/cache-prefetch.js";
 import { dbMaintenanceJob } from "../jobs/db-maintenance.js";
 import { invoiceTotalsJob } from "../jobs/invoice-totals.js";
+import { partitionMaintenanceJob } from "../jobs/partition-maintenance.js";
 import { transactionRetryJob } from "../jobs/transaction-retry.js";
 import { QueueNotImplementedError, UnknownQueueError } from "../lib/errors.js";
 import type { JobDefinition, QueueSettings } from "./job-definition.js";
@@ -64,8 +66,9 @@ function notImplemented(name: QueueName): PendingQueue {
 export const registry = {
   "bulk-messaging": implemented(bulkMessagingJob, { concurrency: 2, lockDurationMs: 30_000, jobOptions: { attempts: 8 } }),
   "invoice-totals": implemented(invoiceTotalsJob, { concurrency: 2, jobOptions: { attempts: 5 } }),
-  "partition-maintenance": notImplemented("partition-maintenance"),
-  archiving: notImplemented("archiving"),
+  "partition-maintenance": implemented(partitionMaintenanceJob, { concurrency: 1 }),
+  // Long runs: the lock is renewed while the job runs; one run at a time per process (an advisory lock covers the rest).
+  archiving: implemented(archivingJob, { concurrency: 1, lockDurationMs: 60_000 }),
   "db-maintenance": implemented(dbMaintenanceJob, { concurrency: 1, lockDurationMs: 60_000, jobOptions: { attempts: 2 } }),
   "cache-prefetch": implemented(cachePrefetchJob, { concurrency: 1, jobOptions: { attempts: 2 } }),
   // Two sweeps may overlap (a slow sweep and the next minute's); their claims are disjoint.

@@ -1,0 +1,177 @@
+import type pg from "pg";
+import type { FinalStatus } from "./archive-verify.js";
+import { inClientTransaction, isLockTimeout } from "./client-transaction.js";
+import { quoteIdent } from "./db.js";
+import {
+  createMonthPartition,
+  defaultPartitionOf,
+  ensureBoundCheck,
+  listPartitions,
+  type MonthRange,
+  monthPartitionName,
+  type PartitionInfo,
+} from "./partitions.js";
+
+/**
+ * The two ways the archiving job moves rows from `transactions` to
+ * `transactions_archive`: one whole monthly partition by DETACH/ATTACH (the
+ * fast path, constant time in the partition's size), or a batch of rows by
+ * one atomic DELETE … RETURNING → INSERT statement (the batch path).
+ */
+
+// Takes $1 the batch's lower bound (inclusive: the month's start, or the
+// newest "createdAt" the previous batch moved), $2 its upper bound (exclusive:
+// the month's end or the cutoff), $3 the final statuses, $4 the batch size.
+// Returns one row: rows deleted from transactions, rows inserted into
+// transactions_archive, the newest "createdAt" moved.
+// One statement, so a crash at any instant leaves each row on exactly one side.
+// The bounds let the planner prune to one month's partition (plus the
+// default); keyset order on "createdAt" keeps each batch from rescanning the
+// dead rows earlier batches left behind. SKIP LOCKED leaves rows that another
+// session is changing (a settlement, a concurrent run) for later.
+const moveBatchSql = `
+WITH picked AS (
+  SELECT "id", "createdAt"
+    FROM "transactions"
+   WHERE "createdAt" >= $1 AND "createdAt" < $2
+     AND "status" = ANY($3::text[]::"TransactionStatus"[]) AND "nextRetryAt" IS NULL
+   ORDER BY "createdAt"
+   LIMIT $4
+   FOR UPDATE SKIP LOCKED
+), moved AS (
+  DELETE FROM "transactions" t
+   USING picked p
+   WHERE t."id" = p."id" AND t."createdAt" = p."createdAt"
+     AND t."createdAt" >= $1 AND t."createdAt" < $2
+  RETURNING t.*
+), archived AS (
+  INSERT INTO "transactions_archive" SELECT * FROM moved RETURNING "createdAt"
+)
+SELECT (SELECT count(*) FROM moved)::int AS deleted, count(*)::int AS archived, max("createdAt") AS "lastCreatedAt" FROM archived`;
+
+export interface BatchOutcome {
+  deleted: number;
+  archived: number;
+  lastCreatedAt: Date | null;
+}
+
+export async function moveBatch(client: pg.ClientBase, from: Date, to: Date, statuses: readonly FinalStatus[], batchSize: number): Promise<BatchOutcome> {
+  const { rows } = await client.query<BatchOutcome>(moveBatchSql, [from, to, statuses, batchSize]);
+  return rows[0] ?? { deleted: 0, archived: 0, lastCreatedAt: null };
+}
+
+/** Makes sure the archive has its own partition for the month, so batch-moved rows do not pile up in its default partition. */
+export async function ensureArchiveMonth(client: pg.ClientBase, range: MonthRange, lockTimeoutMs: number): Promise<void> {
+  await createMonthPartition(client, "transactions_archive", range.start, { lockTimeoutMs });
+}
+
+export type FastPathOutcome =
+  | { taken: true; partition: string; archivedAs: string; rows: number; mergedFromArchive: number; lockMs: number }
+  | { taken: false; partition: string; reason: string };
+
+const allStatuses = ["PENDING", "RETRYING", "COMPLETED", "FAILED", "CANCELLED"] as const;
+
+/**
+ * Moves one monthly partition of `transactions`, every row of which is
+ * eligible, into `transactions_archive` in one transaction:
+ *
+ *   lock the parent; check every row is eligible (two index probes);
+ *   DETACH the partition; RENAME it transactions_archive_YYYY_MM;
+ *   ATTACH it to the archive.
+ *
+ * ATTACH skips its validation scan because the partition carries a CHECK
+ * constraint equal to its bound (see partitions.ts; added here once, with
+ * one scan, for a partition made elsewhere). ATTACH still scans the archive's
+ * default partition, which the batch path keeps empty by giving each archived
+ * month its own archive partition.
+ *
+ * When the archive already holds rows of that month (an earlier run moved
+ * some of them in batches), those rows are copied into the partition before
+ * it is attached and the archive's old partition is dropped, as long as they
+ * are fewer than the rows being moved; otherwise the batch path is cheaper.
+ */
+export async function moveWholePartition(
+  client: pg.ClientBase,
+  partition: PartitionInfo,
+  range: MonthRange,
+  statuses: readonly FinalStatus[],
+  lockTimeoutMs: number,
+): Promise<FastPathOutcome> {
+  const notTaken = (reason: string): FastPathOutcome => ({ taken: false, partition: partition.name, reason });
+  const target = quoteIdent(partition.name);
+  const bound = `FROM ('${range.start.toISOString()}') TO ('${range.end.toISOString()}')`;
+  try {
+    return await inClientTransaction(
+      client,
+      async () => {
+        const lockedAt = performance.now();
+        // The parent first, as DETACH takes it: every other session queues behind one lock instead of deadlocking.
+        await client.query(`LOCK TABLE ONLY "transactions" IN ACCESS EXCLUSIVE MODE`);
+        const current = (await listPartitions(client, "transactions")).find((candidate) => candidate.name === partition.name);
+        if (current?.from?.getTime() !== range.start.getTime() || current?.to?.getTime() !== range.end.getTime()) {
+          return notTaken("no longer a monthly partition of transactions");
+        }
+
+        // Takes $1 the states that block archiving, $2 every state. Returns whether any row is not eligible.
+        const { rows: blockers } = await client.query<{ blocked: boolean }>(
+          `SELECT EXISTS (SELECT 1 FROM ${target} WHERE "status" = ANY($1::text[]::"TransactionStatus"[]))
+               OR EXISTS (SELECT 1 FROM ${target} WHERE "status" = ANY($2::text[]::"TransactionStatus"[]) AND "nextRetryAt" IS NOT NULL) AS blocked`,
+          [allStatuses.filter((status) => !(statuses as readonly string[]).includes(status)), allStatuses],
+        );
+        if (blockers[0]?.blocked) return notTaken("holds rows that are not eligible");
+
+        const { rows: sizes } = await client.query<{ live: number; archived: number }>(
+          `SELECT (SELECT count(*) FROM ${target})::int AS live,
+                  (SELECT count(*) FROM "transactions_archive" WHERE "createdAt" >= $1 AND "createdAt" < $2)::int AS archived`,
+          [range.start, range.end],
+        );
+        const live = sizes[0]?.live ?? 0;
+        const archived = sizes[0]?.archived ?? 0;
+        if (live === 0) return notTaken("is empty");
+        if (archived > live) return notTaken(`the archive already holds ${archived} rows of this month, more than the ${live} left; batches are cheaper`);
+
+        await ensureBoundCheck(client, current);
+        await client.query(`ALTER TABLE "transactions" DETACH PARTITION ${target}`);
+
+        const archiveName = monthPartitionName("transactions_archive", range.start);
+        const archivePartitions = await listPartitions(client, "transactions_archive");
+        const overlapping = archivePartitions.filter(
+          (candidate) => !candidate.isDefault && candidate.from !== null && candidate.to !== null && candidate.from < range.end && candidate.to > range.start,
+        );
+        if (overlapping.some((candidate) => candidate.from?.getTime() !== range.start.getTime() || candidate.to?.getTime() !== range.end.getTime())) {
+          throw new FastPathAbort("the archive has a partition that does not match this month");
+        }
+        if (archived > 0 || overlapping.length > 0) {
+          await client.query(`LOCK TABLE ONLY "transactions_archive" IN ACCESS EXCLUSIVE MODE`);
+          // Takes the month's bounds. Copies the archive's rows of that month into the partition about to replace them.
+          await client.query(`INSERT INTO ${target} SELECT * FROM "transactions_archive" WHERE "createdAt" >= $1 AND "createdAt" < $2`, [
+            range.start,
+            range.end,
+          ]);
+          for (const old of overlapping) {
+            await client.query(`ALTER TABLE "transactions_archive" DETACH PARTITION ${quoteIdent(old.name)}`);
+            await client.query(`DROP TABLE ${quoteIdent(old.name)}`);
+          }
+          const archiveDefault = defaultPartitionOf(archivePartitions);
+          if (archiveDefault) {
+            await client.query(`DELETE FROM ${quoteIdent(archiveDefault.name)} WHERE "createdAt" >= $1 AND "createdAt" < $2`, [range.start, range.end]);
+          }
+        }
+
+        const { rows: free } = await client.query<{ taken: string | null }>("SELECT to_regclass($1)::text AS taken", [quoteIdent(archiveName)]);
+        const finalName = free[0]?.taken ? partition.name : archiveName;
+        if (finalName !== partition.name) await client.query(`ALTER TABLE ${target} RENAME TO ${quoteIdent(finalName)}`);
+        await client.query(`ALTER TABLE "transactions_archive" ATTACH PARTITION ${quoteIdent(finalName)} FOR VALUES ${bound}`);
+        return { taken: true, partition: partition.name, archivedAs: finalName, rows: live, mergedFromArchive: archived, lockMs: performance.now() - lockedAt };
+      },
+      { lockTimeoutMs },
+    );
+  } catch (err) {
+    if (err instanceof FastPathAbort) return notTaken(err.message);
+    if (isLockTimeout(err)) return notTaken(`its locks were not granted within ${lockTimeoutMs} ms`);
+    throw err;
+  }
+}
+
+/** Rolls the fast path's transaction back; the month goes to the batch path. */
+class FastPathAbort extends Error {}
