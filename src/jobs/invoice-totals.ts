@@ -43,48 +43,59 @@ export interface InvoiceTotalsResult {
   invoicesChanged: number;
   linesUpdated: number;
   skippedVoided: number;
+  /** Invoices left alone because a total would exceed Decimal(14,2); their ids are logged at warn. */
+  skippedOverflow: number;
 }
 
 // Takes $1 uuid[] of invoice ids. Returns one row: how many invoices were
-// recomputed and changed, how many line totals changed, how many ids were voided.
+// recomputed and changed, how many line totals changed, how many ids were
+// voided, and the invoices left alone because a total would not fit
+// Decimal(14,2) (one such invoice must not fail the whole chunk on every retry).
 // Rows whose values are already right are not rewritten (no dead tuples).
 const recomputeChunkSql = `
-WITH line_updates AS (
-  UPDATE "invoice_line_items" li
-     SET "lineTotal" = round(li."quantity" * li."unitPrice", 2) - li."discountAmount" + li."taxAmount"
-    FROM "invoices" i
-   WHERE li."invoiceId" = i."id"
-     AND i."id" = ANY($1::uuid[])
-     AND i."voidedAt" IS NULL
-     AND li."lineTotal" IS DISTINCT FROM round(li."quantity" * li."unitPrice", 2) - li."discountAmount" + li."taxAmount"
-  RETURNING 1
-), sums AS (
-  SELECT i."id",
+WITH sums AS (
+  SELECT i."id", i."amountPaid",
          coalesce(sum(round(li."quantity" * li."unitPrice", 2)), 0) AS subtotal,
          coalesce(sum(li."discountAmount"), 0) AS discount,
-         coalesce(sum(li."taxAmount"), 0) AS tax
+         coalesce(sum(li."taxAmount"), 0) AS tax,
+         coalesce(max(abs(round(li."quantity" * li."unitPrice", 2) - li."discountAmount" + li."taxAmount")), 0) AS largest_line
     FROM "invoices" i
     LEFT JOIN "invoice_line_items" li ON li."invoiceId" = i."id"
    WHERE i."id" = ANY($1::uuid[]) AND i."voidedAt" IS NULL
    GROUP BY i."id"
+), checked AS (
+  SELECT s."id", s.subtotal, s.discount, s.tax, s.subtotal - s.discount + s.tax AS total,
+         greatest(abs(s.subtotal), abs(s.discount), abs(s.tax), abs(s.subtotal - s.discount + s.tax),
+                  abs(s.subtotal - s.discount + s.tax - s."amountPaid"), s.largest_line) < 1e12 AS fits
+    FROM sums s
+), line_updates AS (
+  UPDATE "invoice_line_items" li
+     SET "lineTotal" = round(li."quantity" * li."unitPrice", 2) - li."discountAmount" + li."taxAmount"
+    FROM checked c
+   WHERE li."invoiceId" = c."id"
+     AND c.fits
+     AND li."lineTotal" IS DISTINCT FROM round(li."quantity" * li."unitPrice", 2) - li."discountAmount" + li."taxAmount"
+  RETURNING 1
 ), invoice_updates AS (
   UPDATE "invoices" i
-     SET "subtotal" = s.subtotal,
-         "discountTotal" = s.discount,
-         "taxTotal" = s.tax,
-         "total" = s.subtotal - s.discount + s.tax,
-         "balanceDue" = s.subtotal - s.discount + s.tax - i."amountPaid"
-    FROM sums s
-   WHERE i."id" = s."id"
+     SET "subtotal" = c.subtotal,
+         "discountTotal" = c.discount,
+         "taxTotal" = c.tax,
+         "total" = c.total,
+         "balanceDue" = c.total - i."amountPaid"
+    FROM checked c
+   WHERE i."id" = c."id"
+     AND c.fits
      AND (i."subtotal", i."discountTotal", i."taxTotal", i."total", i."balanceDue")
-         IS DISTINCT FROM (s.subtotal, s.discount, s.tax, s.subtotal - s.discount + s.tax, s.subtotal - s.discount + s.tax - i."amountPaid")
+         IS DISTINCT FROM (c.subtotal, c.discount, c.tax, c.total, c.total - i."amountPaid")
   RETURNING i."id"
 )
-SELECT (SELECT count(*) FROM sums)::int AS "recomputed",
+SELECT (SELECT count(*) FROM checked WHERE fits)::int AS "recomputed",
        (SELECT count(*) FROM invoice_updates)::int AS "changed",
        (SELECT count(*) FROM line_updates)::int AS "linesUpdated",
        (SELECT count(*) FROM "invoices" WHERE "id" = ANY($1::uuid[]) AND "voidedAt" IS NOT NULL)::int AS "voided",
-       coalesce((SELECT array_agg("id"::text) FROM invoice_updates), '{}') AS "changedIds"`;
+       coalesce((SELECT array_agg("id"::text) FROM invoice_updates), '{}') AS "changedIds",
+       coalesce((SELECT array_agg("id"::text) FROM checked WHERE NOT fits), '{}') AS "overflowIds"`;
 
 // Takes $1 the last id seen (keyset pagination), $2 the page size, $3 an
 // optional timestamp: only invoices changed (or with a line changed) since then.
@@ -106,18 +117,22 @@ export const invoiceTotalsJob = defineJob({
   payloadSchema: invoiceTotalsPayload,
 
   // Jobs for one invoice enqueued within half a second collapse into one, which
-  // runs at the end of that window and so sees every change made in it.
+  // runs at the end of that window and so sees every change made in it; one
+  // enqueued while it runs triggers exactly one more run (see producer.ts).
   deduplicate: (payload) => (payload.invoiceIds?.length === 1 ? { id: `invoice:${payload.invoiceIds[0]}`, ttlMs: 500 } : undefined),
 
   async handle(payload, { db, log, reportProgress, invalidateCache }): Promise<InvoiceTotalsResult> {
     const chunkSize = payload.chunkSize ?? 2000;
-    const result: InvoiceTotalsResult = { invoicesUpdated: 0, invoicesChanged: 0, linesUpdated: 0, skippedVoided: 0 };
+    const result: InvoiceTotalsResult = { invoicesUpdated: 0, invoicesChanged: 0, linesUpdated: 0, skippedVoided: 0, skippedOverflow: 0 };
 
     const recompute = async (ids: string[]) => {
       const [row] = await withConflictRetry(
         db.prisma,
         (tx) =>
-          tx.$queryRawUnsafe<{ recomputed: number; changed: number; linesUpdated: number; voided: number; changedIds: string[] }[]>(recomputeChunkSql, ids),
+          tx.$queryRawUnsafe<{ recomputed: number; changed: number; linesUpdated: number; voided: number; changedIds: string[]; overflowIds: string[] }[]>(
+            recomputeChunkSql,
+            ids,
+          ),
         { isolationLevel: "ReadCommitted" },
       );
       if (!row) return;
@@ -125,6 +140,10 @@ export const invoiceTotalsJob = defineJob({
       result.invoicesChanged += row.changed;
       result.linesUpdated += row.linesUpdated;
       result.skippedVoided += row.voided;
+      result.skippedOverflow += row.overflowIds.length;
+      if (row.overflowIds.length > 0) {
+        log.warn({ invoiceIds: row.overflowIds }, "invoices left unchanged: a total would exceed Decimal(14,2); fix their line items");
+      }
       await invalidateCache(row.changedIds.map(cacheKeys.invoice));
     };
 

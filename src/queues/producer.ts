@@ -19,6 +19,20 @@ export interface ProducerOptions {
   prefix?: string;
 }
 
+/**
+ * Turns a job's `deduplicate` answer into BullMQ options. The job waits
+ * `ttlMs` before it runs, and every enqueue with the same id until it starts
+ * collapses into it; one that arrives while it runs is kept (only the latest)
+ * and runs once right after it (BullMQ `keepLastIfActive`). So a burst of
+ * enqueues costs one run, and no enqueue is lost to a run that had already
+ * read the data: BullMQ's plain `ttl` throttling would drop an enqueue made
+ * after the job had read the rows but within the window, leaving stale results.
+ */
+export function deduplicationOptions(deduplication: { id: string; ttlMs: number } | undefined): JobsOptions {
+  if (!deduplication) return {};
+  return { deduplication: { id: deduplication.id, keepLastIfActive: true }, delay: deduplication.ttlMs };
+}
+
 export class Producer {
   private readonly connection: Redis;
   private readonly ownsConnection: boolean;
@@ -40,11 +54,7 @@ export class Producer {
   async enqueueUnknown(queue: string, payload: unknown, options: JobsOptions = {}): Promise<Job> {
     const entry = getImplementedQueue(queue);
     const data = validatePayload(entry.name, entry.job.payloadSchema, payload);
-    const deduplication = entry.job.deduplicate?.(data);
-    return this.queue(entry.name).add(entry.name, payload, {
-      ...(deduplication ? { deduplication: { id: deduplication.id, ttl: deduplication.ttlMs } } : {}),
-      ...options,
-    });
+    return this.queue(entry.name).add(entry.name, payload, { ...deduplicationOptions(entry.job.deduplicate?.(data)), ...options });
   }
 
   /** The BullMQ Queue for `name`, created once and reused. */

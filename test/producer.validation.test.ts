@@ -1,0 +1,175 @@
+import { randomUUID } from "node:crypto";
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { PayloadValidationError, QueueNotImplementedError, UnknownQueueError } from "../src/lib/errors.js";
+import { Producer } from "../src/queues/producer.js";
+import { queueNames, registry } from "../src/queues/registry.js";
+import { cliEnv, runCli } from "./support/spawn-cli.js";
+import { createTestDatabase, type TestDatabase, testConfig, testPrefix, testRedis, testRedisUrl } from "./support/test-env.js";
+
+/** Every key under a prefix: if validation works, a rejected enqueue leaves none. */
+async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
+  return redis.keys(`${prefix}:*`);
+}
+
+/** The queues still listed as not implemented when this test runs (others may implement them meanwhile). */
+const pendingQueue = queueNames.find((name) => !registry[name].implemented);
+
+describe("the producer rejects bad payloads before Redis", () => {
+  let redis: Redis;
+  let prefix: string;
+  let producer: Producer;
+
+  beforeAll(() => {
+    redis = testRedis();
+  });
+  afterAll(async () => {
+    redis.disconnect();
+  });
+
+  const setUp = () => {
+    prefix = testPrefix();
+    producer = new Producer({ redisUrl: testRedisUrl(), prefix });
+    return producer;
+  };
+
+  async function rejection(payload: unknown): Promise<PayloadValidationError> {
+    const error = await producer.enqueueUnknown("invoice-totals", payload).then(
+      () => undefined,
+      (err: unknown) => err,
+    );
+    expect(error).toBeInstanceOf(PayloadValidationError);
+    return error as PayloadValidationError;
+  }
+
+  it.each([
+    { label: "an empty invoiceIds", payload: { invoiceIds: [] }, fields: ["invoiceIds"], text: /invoiceIds: .*>=1/ },
+    {
+      label: "an invoice id that is not a uuid",
+      payload: { invoiceIds: [randomUUID(), "INV-42"] },
+      fields: ["invoiceIds.1"],
+      text: /invoiceIds\.1: must be an invoice id \(uuid\)/,
+    },
+    {
+      label: "two modes at once",
+      payload: { invoiceIds: [randomUUID()], all: true },
+      fields: ["invoiceIds"],
+      text: /exactly one of invoiceIds, changedSince or all/,
+    },
+    { label: "no mode at all", payload: {}, fields: ["invoiceIds"], text: /exactly one of invoiceIds, changedSince or all/ },
+    { label: "an unknown extra key", payload: { all: true, invoiceId: "x" }, fields: [""], text: /Unrecognized key: "invoiceId"/ },
+    {
+      label: "changedSince that is not a date-time",
+      payload: { changedSince: "yesterday" },
+      fields: ["changedSince"],
+      text: /changedSince: must be an ISO 8601 date-time/,
+    },
+    { label: "all: false", payload: { all: false }, fields: ["all"], text: /all: must be true when given/ },
+    { label: "a payload that is not an object", payload: "all", fields: [""], text: /expected object/ },
+  ])("rejects $label, naming the field, and enqueues nothing", async ({ payload, fields, text }) => {
+    setUp();
+    try {
+      const error = await rejection(payload);
+      expect(error.fields.map((field) => field.path)).toEqual(fields);
+      expect(error.message).toMatch(text);
+      expect(error.message).toContain('queue "invoice-totals"');
+      expect(await producer.queue("invoice-totals").getJobCounts()).toEqual(
+        expect.objectContaining({ waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0, prioritized: 0 }),
+      );
+    } finally {
+      await producer.close();
+    }
+  });
+
+  it("names every bad field when there are several", async () => {
+    setUp();
+    try {
+      const error = await rejection({ invoiceIds: ["nope", randomUUID(), "also-nope"], chunkSize: 0 });
+      expect(error.fields.map((field) => field.path).sort()).toEqual(["chunkSize", "invoiceIds.0", "invoiceIds.2"]);
+      for (const path of ["invoiceIds.0", "invoiceIds.2", "chunkSize"]) expect(error.message).toContain(`${path}:`);
+    } finally {
+      await producer.close();
+    }
+    // Nothing at all was written under this prefix, not even queue metadata.
+    expect(await keysUnder(redis, prefix)).toEqual([]);
+  });
+
+  it("accepts a good payload and adds exactly one job", async () => {
+    setUp();
+    try {
+      const job = await producer.enqueue("invoice-totals", { all: true });
+      expect(job.id).toBeTruthy();
+      expect(job.data).toEqual({ all: true });
+      const counts = await producer.queue("invoice-totals").getJobCounts("waiting", "delayed", "prioritized");
+      expect((counts.waiting ?? 0) + (counts.delayed ?? 0) + (counts.prioritized ?? 0)).toBe(1);
+      // The registry's job options reach Redis with the job.
+      expect(job.opts.attempts).toBe(registry["invoice-totals"].jobOptions.attempts);
+    } finally {
+      await producer.queue("invoice-totals").obliterate({ force: true });
+      await producer.close();
+    }
+  });
+
+  it("refuses an unknown queue, listing the known ones", async () => {
+    setUp();
+    try {
+      const error = await producer.enqueueUnknown("invoice-total", { all: true }).catch((err: unknown) => err);
+      expect(error).toBeInstanceOf(UnknownQueueError);
+      expect((error as Error).message).toMatch(/Unknown queue "invoice-total"\. Known queues: .*invoice-totals/);
+    } finally {
+      await producer.close();
+    }
+    expect(await keysUnder(redis, prefix)).toEqual([]);
+  });
+
+  it.skipIf(!pendingQueue)("refuses a queue whose job is not implemented yet", async () => {
+    setUp();
+    try {
+      const error = await producer.enqueueUnknown(pendingQueue as string, {}).catch((err: unknown) => err);
+      expect(error).toBeInstanceOf(QueueNotImplementedError);
+      expect((error as Error).message).toContain(`Queue "${pendingQueue}" is not implemented yet`);
+    } finally {
+      await producer.close();
+    }
+    expect(await keysUnder(redis, prefix)).toEqual([]);
+  });
+});
+
+describe("dbjobs enqueue rejects bad payloads", () => {
+  let database: TestDatabase;
+  let redis: Redis;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    redis = testRedis();
+  });
+  afterAll(async () => {
+    redis.disconnect();
+    await database?.drop();
+  });
+
+  it("exits non-zero on invoiceIds: [], names the field, and enqueues nothing", async () => {
+    const config = testConfig(database.url);
+    const result = await runCli(["enqueue", "invoice-totals", "--data", '{"invoiceIds":[]}'], cliEnv(config));
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/Invalid payload for queue "invoice-totals": invoiceIds: /);
+    expect(result.stdout).not.toMatch(/enqueued/);
+    expect(await keysUnder(redis, config.QUEUE_PREFIX)).toEqual([]);
+  });
+
+  it("exits non-zero on JSON that does not parse, saying how to pass it", async () => {
+    const config = testConfig(database.url);
+    const result = await runCli(["enqueue", "invoice-totals", "--data", "{all:true}"], cliEnv(config));
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toMatch(/--data is not valid JSON/);
+    expect(await keysUnder(redis, config.QUEUE_PREFIX)).toEqual([]);
+  });
+
+  it.skipIf(!pendingQueue)("exits non-zero on a queue that is not implemented yet", async () => {
+    const config = testConfig(database.url);
+    const result = await runCli(["enqueue", pendingQueue as string, "--data", "{}"], cliEnv(config));
+    expect(result.code).not.toBe(0);
+    expect(result.stderr).toContain(`Queue "${pendingQueue}" is not implemented yet`);
+    expect(await keysUnder(redis, config.QUEUE_PREFIX)).toEqual([]);
+  });
+});
