@@ -234,7 +234,7 @@ async function archive(client: pg.ClientBase, run: ArchiveRun): Promise<Archivin
     }
 
     await ensureArchiveMonth(client, range, lockTimeoutMs);
-    const end = range.end < cutoff ? range.end : cutoff;
+    const end = new Date(Math.min(range.end.getTime(), cutoff.getTime()));
     let from = range.start;
     for (;;) {
       const limit = Math.min(batchSize, maxRows - moved);
@@ -251,7 +251,7 @@ async function archive(client: pg.ClientBase, run: ArchiveRun): Promise<Archivin
             rowsAfter: batch.archived,
             mismatches: [{ month: month.month, before: batch.deleted, after: batch.archived }],
           },
-          `in batch ${batches + 1}`,
+          `in batch ${batches + 1}, which deleted ${batch.deleted} rows but archived ${batch.archived} (the batch was rolled back, nothing was lost)`,
         );
       }
       if (batch.deleted === 0 || !batch.lastCreatedAt) break;

@@ -55,9 +55,23 @@ export interface BatchOutcome {
   lastCreatedAt: Date | null;
 }
 
+/**
+ * Runs one batch. The statement is atomic by itself; it runs inside an
+ * explicit transaction only so that a batch whose deleted and archived counts
+ * differ (a trigger swallowing inserts, say) is rolled back rather than
+ * committed: the caller then fails the job with nothing lost.
+ */
 export async function moveBatch(client: pg.ClientBase, from: Date, to: Date, statuses: readonly FinalStatus[], batchSize: number): Promise<BatchOutcome> {
-  const { rows } = await client.query<BatchOutcome>(moveBatchSql, [from, to, statuses, batchSize]);
-  return rows[0] ?? { deleted: 0, archived: 0, lastCreatedAt: null };
+  await client.query("BEGIN");
+  try {
+    const { rows } = await client.query<BatchOutcome>(moveBatchSql, [from, to, statuses, batchSize]);
+    const outcome = rows[0] ?? { deleted: 0, archived: 0, lastCreatedAt: null };
+    await client.query(outcome.deleted === outcome.archived ? "COMMIT" : "ROLLBACK");
+    return outcome;
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => undefined);
+    throw err;
+  }
 }
 
 /** Makes sure the archive has its own partition for the month, so batch-moved rows do not pile up in its default partition. */

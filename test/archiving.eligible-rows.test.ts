@@ -1,0 +1,154 @@
+import type { Job } from "bullmq";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type ArchivingDryRunResult, type ArchivingResult, archiveCutoff, archivingJob } from "../src/jobs/archiving.js";
+import type { Db } from "../src/lib/db.js";
+import { addUtcMonths, createMonthPartition, monthKey, utcMonthStart } from "../src/lib/partitions.js";
+import type { JobContext } from "../src/queues/job-definition.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+
+/** Calls the handler as the worker would, on a real database. */
+function directContext(db: Db, url: string) {
+  const progress: Record<string, unknown>[] = [];
+  const memory = memoryLogger("info");
+  const context: JobContext = {
+    job: { id: "direct" } as Job,
+    log: memory.logger,
+    db,
+    redis: undefined as never,
+    config: testConfig(url),
+    prefix: "direct",
+    invalidateCache: async () => undefined,
+    reportProgress: async (value) => {
+      progress.push(value as Record<string, unknown>);
+    },
+  };
+  return { context, progress, lines: memory.lines };
+}
+
+// Order-independent checksum of live ∪ archive: row count, distinct ids, and the sum of a hash of every row's text.
+const checksumSql = `
+SELECT count(*)::int AS rows, count(DISTINCT id)::int AS ids, sum(hashtextextended(r::text, 0))::text AS hash
+  FROM (SELECT * FROM transactions UNION ALL SELECT * FROM transactions_archive) r`;
+
+describe("archiving moves exactly the eligible rows", () => {
+  let database: TestDatabase;
+  let db: Db;
+  let client: pg.Client;
+  const now = new Date();
+  const cutoff = archiveCutoff(now, 7);
+  // A whole month nine years back, every row final: the fast path's month.
+  const fastMonth = addUtcMonths(utcMonthStart(cutoff), -24);
+  // A month eight years back with a mix of states: the batch path's month.
+  const mixedMonth = addUtcMonths(utcMonthStart(cutoff), -12);
+  // Ten years back with no partition of its own: those rows sit in the default partition.
+  const defaultMonth = addUtcMonths(utcMonthStart(cutoff), -36);
+  const expectedIds = new Set<string>();
+
+  const insert = async (createdAt: Date, status: string, count: number, options: { nextRetryAt?: Date; eligible: boolean }) => {
+    const { rows } = await client.query<{ id: string }>(
+      `INSERT INTO transactions (type, status, amount, "nextRetryAt", "idempotencyKey", "createdAt")
+       SELECT 'DEPOSIT', $2::"TransactionStatus", (g % 997) + 0.25, $3, 'k-' || gen_random_uuid(), $1::timestamptz + g * interval '1 second'
+         FROM generate_series(1, $4) g RETURNING id`,
+      [createdAt, status, options.nextRetryAt ?? null, count],
+    );
+    if (options.eligible) for (const row of rows) expectedIds.add(row.id);
+  };
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = testDb(database.url);
+    client = new pg.Client({ connectionString: database.url });
+    await client.connect();
+    for (const month of [fastMonth, mixedMonth, addUtcMonths(utcMonthStart(cutoff), -1), utcMonthStart(cutoff), utcMonthStart(now)]) {
+      await createMonthPartition(client, "transactions", month);
+    }
+    await insert(fastMonth, "COMPLETED", 400, { eligible: true });
+    await insert(addUtcMonths(fastMonth, 0), "CANCELLED", 100, { eligible: true });
+    await insert(mixedMonth, "COMPLETED", 700, { eligible: true });
+    await insert(mixedMonth, "CANCELLED", 300, { eligible: true });
+    await insert(mixedMonth, "FAILED", 50, { eligible: false }); // not in the default statuses
+    await insert(mixedMonth, "PENDING", 40, { eligible: false });
+    await insert(mixedMonth, "RETRYING", 30, { nextRetryAt: new Date(now.getTime() + 60_000), eligible: false });
+    await insert(mixedMonth, "COMPLETED", 20, { nextRetryAt: new Date(now.getTime() - 60_000), eligible: false }); // a retry is still due
+    await insert(defaultMonth, "COMPLETED", 150, { eligible: true });
+    // Either side of the cutoff, within seconds.
+    await insert(new Date(cutoff.getTime() - 3600_000), "COMPLETED", 60, { eligible: true });
+    await insert(new Date(cutoff.getTime() + 60_000), "COMPLETED", 70, { eligible: false });
+    await insert(utcMonthStart(now), "COMPLETED", 80, { eligible: false });
+  });
+  afterAll(async () => {
+    await client.end();
+    await db.close();
+    await database.drop();
+  });
+
+  it("reports counts per month in a dry run and changes nothing", async () => {
+    const before = (await client.query(checksumSql)).rows[0];
+    const { context } = directContext(db, database.url);
+    const result = (await archivingJob.handle({ dryRun: true }, context)) as ArchivingDryRunResult;
+    expect(result.dryRun).toBe(true);
+    expect(result.wouldMove).toBe(expectedIds.size);
+    const byMonth = Object.fromEntries(result.months.map((month) => [month.month, month]));
+    expect(byMonth[monthKey(fastMonth)]).toMatchObject({ live: 500, archived: 0, eligible: 500, path: "fast" });
+    expect(byMonth[monthKey(mixedMonth)]).toMatchObject({ live: 1140, eligible: 1000, path: "batches" });
+    expect(byMonth[monthKey(defaultMonth)]).toMatchObject({ live: 150, eligible: 150, path: "batches" });
+    expect((await client.query(checksumSql)).rows[0]).toEqual(before);
+    const { rows } = await client.query<{ n: number }>("SELECT count(*)::int AS n FROM transactions_archive");
+    expect(rows[0]?.n).toBe(0);
+  });
+
+  it("moves every eligible row and nothing else, takes the fast path for the whole old month, and verifies", async () => {
+    const before = (await client.query(checksumSql)).rows[0];
+    const { context, progress, lines } = directContext(db, database.url);
+    const result = (await archivingJob.handle({ batchSize: 100 }, context)) as ArchivingResult;
+
+    expect(result).toMatchObject({ moved: expectedIds.size, partitionsMoved: 1, verified: true, path: "fast+batches" });
+    expect(result.batches).toBeGreaterThanOrEqual(12);
+    expect(result.fastPath).toEqual([expect.objectContaining({ taken: true, rows: 500, mergedFromArchive: 0 })]);
+    expect(result.verification.mismatches).toEqual([]);
+
+    const archived = (await client.query<{ id: string }>("SELECT id FROM transactions_archive")).rows.map((row) => row.id);
+    expect(new Set(archived)).toEqual(expectedIds);
+    const live = (await client.query<{ id: string }>("SELECT id FROM transactions")).rows.map((row) => row.id);
+    expect(live.filter((id) => expectedIds.has(id))).toEqual([]);
+    expect((await client.query(checksumSql)).rows[0]).toEqual(before);
+
+    // The month's partition now belongs to the archive, renamed, with its rows untouched.
+    const { rows: parents } = await client.query<{ parent: string; child: string }>(
+      `SELECT i.inhparent::regclass::text AS parent, i.inhrelid::regclass::text AS child FROM pg_inherits i WHERE i.inhrelid::regclass::text = $1`,
+      [`transactions_archive_${monthKey(fastMonth).replace("-", "_")}`],
+    );
+    expect(parents).toEqual([{ parent: "transactions_archive", child: `transactions_archive_${monthKey(fastMonth).replace("-", "_")}` }]);
+
+    const last = progress.at(-1) as Record<string, unknown>;
+    expect(last).toMatchObject({ moved: expectedIds.size, total: expectedIds.size });
+    expect(last).toHaveProperty("rowsPerSecond");
+    expect(last).toHaveProperty("etaSeconds");
+    expect(progress.filter((entry) => entry.phase === "batches").length).toBe(result.batches);
+    expect(lines().some((line) => String(line.msg).includes("verified"))).toBe(true);
+  });
+
+  it("finds nothing to do when run again", async () => {
+    const { context } = directContext(db, database.url);
+    const result = (await archivingJob.handle({}, context)) as ArchivingResult;
+    expect(result).toMatchObject({ moved: 0, partitionsMoved: 0, batches: 0, verified: true, path: "none" });
+  });
+
+  it("takes FAILED rows when asked, stops at maxRows, and leaves rows with a retry due", async () => {
+    const { context } = directContext(db, database.url);
+    const capped = (await archivingJob.handle({ statuses: ["FAILED"], maxRows: 30, batchSize: 100 }, context)) as ArchivingResult;
+    expect(capped.moved).toBe(30);
+    const rest = (await archivingJob.handle({ statuses: ["FAILED", "COMPLETED"] }, context)) as ArchivingResult;
+    expect(rest.moved).toBe(20);
+    const { rows } = await client.query<{ status: string; n: number }>(
+      `SELECT status::text, count(*)::int AS n FROM transactions WHERE "createdAt" < $1 GROUP BY 1 ORDER BY 1`,
+      [cutoff],
+    );
+    expect(rows).toEqual([
+      { status: "COMPLETED", n: 20 },
+      { status: "PENDING", n: 40 },
+      { status: "RETRYING", n: 30 },
+    ]);
+  });
+});
