@@ -87,6 +87,7 @@ export class TwoTierCache {
 
     // ── Listeners below must never throw. ──
     redis.on("error", (err: Error) => this.l2Failed(err));
+    redis.on("close", () => this.l2Failed(new Error("connection to Redis closed")));
     redis.on("ready", () => {
       this.l2Recovered();
       void this.replayInvalidations();
