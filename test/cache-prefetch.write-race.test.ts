@@ -1,0 +1,146 @@
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type PrefetchDeps, prefetch } from "../src/jobs/cache-prefetch.js";
+import { createCache, type TwoTierCache } from "../src/lib/cache.js";
+import { type EscrowBalance, type GlobalCounts, loadEscrowBalance } from "../src/lib/cache-entities.js";
+import { invalidateCacheKeys } from "../src/lib/cache-invalidation.js";
+import { cacheKeys } from "../src/lib/cache-keys.js";
+import { deserializeCacheValue } from "../src/lib/cache-serializer.js";
+import type { Config } from "../src/lib/config.js";
+import { type Db, Prisma } from "../src/lib/db.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
+
+describe("cache-prefetch", () => {
+  let database: TestDatabase;
+  let config: Config;
+  let db: Db;
+  let cache: TwoTierCache;
+  const redis = testRedis();
+  let activeIds: string[] = [];
+  let deps: PrefetchDeps;
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    config = testConfig(database.url);
+    db = testDb(database.url);
+    await db.prisma.escrowAccount.createMany({
+      data: [
+        ...Array.from({ length: 50 }, (_, index) => ({ accountNumber: `ACT-${index}`, currentBalance: `${index}.25`, availableBalance: `${index}.25` })),
+        ...Array.from({ length: 5 }, (_, index) => ({ accountNumber: `FRZ-${index}`, status: "FROZEN" as const, currentBalance: "1.00" })),
+      ],
+    });
+    activeIds = (await db.prisma.escrowAccount.findMany({ where: { status: "ACTIVE" }, select: { id: true } })).map((row) => row.id);
+    await db.prisma.user.createMany({
+      data: [
+        ...Array.from({ length: 20 }, (_, index) => ({ email: `active${index}@example.com`, lastActiveAt: new Date(Date.UTC(2026, 0, 1, 0, index)) })),
+        ...Array.from({ length: 5 }, (_, index) => ({ email: `never${index}@example.com` })),
+      ],
+    });
+    cache = await createCache({ redis: config.REDIS_URL, prefix: config.QUEUE_PREFIX, config, logger: memoryLogger("warn").logger });
+    deps = { db, redis, prefix: config.QUEUE_PREFIX, config, log: memoryLogger("warn").logger };
+  });
+
+  afterAll(async () => {
+    await cache?.close();
+    await db?.close();
+    const keys = await redis.keys(`${config.QUEUE_PREFIX}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+    await database?.drop();
+  });
+
+  const stored = async <T>(key: string): Promise<T | null> => {
+    const text = await redis.get(`${config.QUEUE_PREFIX}:cache:${key}`);
+    return text === null ? null : deserializeCacheValue<T>(text);
+  };
+
+  it("warms active escrow balances, recently active users and global counts, and reports the counts", async () => {
+    const result = await prefetch({}, deps);
+    expect(result.warmed).toEqual({ escrowBalances: 50, activeUsers: 20, globalCounts: 1 });
+    expect(result.skipped).toEqual({ escrowBalances: 0, activeUsers: 0, globalCounts: 0 });
+
+    const balance = await stored<EscrowBalance>(cacheKeys.escrowBalance(activeIds[0] as string));
+    expect(balance?.currentBalance).toBeInstanceOf(Prisma.Decimal);
+    const counts = await stored<GlobalCounts>(cacheKeys.globalCounts());
+    expect(counts).toMatchObject({ users: 25n, activeEscrowAccounts: 50n, pendingTransactions: 0n });
+    const frozen = await db.prisma.escrowAccount.findFirstOrThrow({ where: { status: "FROZEN" } });
+    expect(await stored(cacheKeys.escrowBalance(frozen.id))).toBeNull();
+
+    // A reader in any process now gets the prefetched value from Redis without touching the database.
+    const id = activeIds[3] as string;
+    const value = await cache.getOrLoad(
+      cacheKeys.escrowBalance(id),
+      async () => {
+        throw new Error("should have been served from Redis");
+      },
+      { kind: "balance" },
+    );
+    expect(value.currentBalance.toFixed(2)).toBe((await loadEscrowBalance(db, id))?.currentBalance.toFixed(2));
+  });
+
+  it("respects the limit, taking the most recently active users", async () => {
+    const result = await prefetch({ kinds: ["activeUsers"], limit: 5 }, deps);
+    expect(result.warmed).toEqual({ escrowBalances: 0, activeUsers: 5, globalCounts: 0 });
+  });
+
+  it("does not overwrite a balance written (and invalidated) during the prefetch with the older value it read", async () => {
+    const racedId = activeIds[7] as string;
+    const key = cacheKeys.escrowBalance(racedId);
+    await redis.del(`${config.QUEUE_PREFIX}:cache:${key}`);
+    const result = await prefetch(
+      { kinds: ["escrowBalances"] },
+      {
+        ...deps,
+        // A settlement commits after the prefetch read the balances and before it writes them.
+        afterRead: async () => {
+          await db.prisma.escrowAccount.update({ where: { id: racedId }, data: { currentBalance: "999.99", version: { increment: 1 } } });
+          await invalidateCacheKeys(redis, config.QUEUE_PREFIX, [key]);
+        },
+      },
+    );
+    expect(result.skipped.escrowBalances).toBe(1);
+    expect(result.warmed.escrowBalances).toBe(49);
+    expect(await stored(key)).toBeNull();
+    const value = await cache.getOrLoad(key, () => loadEscrowBalance(db, racedId), { kind: "balance" });
+    expect(value?.currentBalance.toFixed(2)).toBe("999.99");
+  });
+
+  it("keeps the newer value a reader cached after the write, instead of the prefetch's older one", async () => {
+    const racedId = activeIds[9] as string;
+    const key = cacheKeys.escrowBalance(racedId);
+    await prefetch(
+      { kinds: ["escrowBalances"] },
+      {
+        ...deps,
+        afterRead: async () => {
+          await db.prisma.escrowAccount.update({ where: { id: racedId }, data: { currentBalance: "555.55", version: { increment: 1 } } });
+          await invalidateCacheKeys(redis, config.QUEUE_PREFIX, [key]);
+          // Another process reads it straight away and caches the new balance.
+          await cache.getOrLoad(key, () => loadEscrowBalance(db, racedId), { kind: "balance" });
+        },
+      },
+    );
+    expect((await stored<EscrowBalance>(key))?.currentBalance.toFixed(2)).toBe("555.55");
+  });
+
+  it("does not let a slow reader store the balance it read before a write committed", async () => {
+    const racedId = activeIds[11] as string;
+    const key = cacheKeys.escrowBalance(racedId);
+    await cache.invalidate([key]);
+    const balanceBefore = (await loadEscrowBalance(db, racedId))?.currentBalance.toFixed(2);
+    const old = await cache.getOrLoad(
+      key,
+      async () => {
+        const before = await loadEscrowBalance(db, racedId);
+        // The write and its invalidation land while this reader is still loading.
+        await db.prisma.escrowAccount.update({ where: { id: racedId }, data: { currentBalance: "777.77", version: { increment: 1 } } });
+        await invalidateCacheKeys(redis, config.QUEUE_PREFIX, [key]);
+        return before;
+      },
+      { kind: "balance" },
+    );
+    expect(old?.currentBalance.toFixed(2)).toBe(balanceBefore);
+    expect(await stored(key)).toBeNull();
+    const fresh = await cache.getOrLoad(key, () => loadEscrowBalance(db, racedId), { kind: "balance" });
+    expect(fresh?.currentBalance.toFixed(2)).toBe("777.77");
+  });
+});
