@@ -223,9 +223,12 @@ async function reindexBloated(session: MaintenanceSession, scope: OwnTable[], pa
 /** A REINDEX CONCURRENTLY that timed out after building started leaves an invalid _ccnew index; drop it before retrying. */
 async function dropLeftoversOf(session: MaintenanceSession, index: IndexBloat, ctx: Ctx) {
   for (const leftover of await leftoversOnTable(session.client, index.qualifiedTable)) {
-    await dropIndexConcurrently(session, leftover).catch((err: unknown) =>
-      ctx.log.warn({ err, index: leftover }, "could not drop the leftover of a timed-out reindex; the next run drops it"),
-    );
+    try {
+      await dropIndexConcurrently(session, leftover);
+      ctx.log.info({ index: index.index, leftover }, "dropped the invalid leftover of a timed-out reindex before retrying");
+    } catch (err) {
+      ctx.log.warn({ err, index: index.index, leftover }, "could not drop the leftover of a timed-out reindex; the next run drops it");
+    }
   }
 }
 

@@ -1,0 +1,179 @@
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createBloatedTable, createCleanTable, createMaintenanceHarness, indexState, type MaintenanceHarness } from "./support/db-maintenance-harness.js";
+
+describe("db-maintenance REINDEX CONCURRENTLY rebuilds bloated indexes without blocking traffic", () => {
+  let h: MaintenanceHarness;
+
+  beforeAll(async () => {
+    h = await createMaintenanceHarness();
+    await createBloatedTable(h.database.url, "maint_bloat", 100_000);
+    await createCleanTable(h.database.url, "maint_clean", 100_000);
+    // A unique index built concurrently over duplicates fails and stays behind, invalid,
+    // exactly as an interrupted REINDEX CONCURRENTLY leaves its _ccnew copy.
+    await h.sql("CREATE TABLE maint_dupes (id int PRIMARY KEY, val int)");
+    await h.sql("INSERT INTO maint_dupes SELECT g, g % 3 FROM generate_series(1, 30) g");
+    await expect(h.sql("CREATE UNIQUE INDEX CONCURRENTLY maint_dupes_val_idx_ccnew ON maint_dupes (val)")).rejects.toMatchObject({ code: "23505" });
+  });
+
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  it("a dry run lists the drop and the rebuilds with reasons and estimates, and changes nothing", async () => {
+    const before = await indexState(h.database.url, "maint_bloat_label_idx");
+    const result = await h.run({ reindex: true, analyze: false, dryRun: true });
+
+    expect(result.bloatMethod).toBe("pgstatindex");
+    expect(result.reindexed).toEqual([]);
+    expect(result.droppedInvalid).toEqual([]);
+    expect(result.planned).toContainEqual(
+      expect.objectContaining({ action: "drop-invalid", target: "maint_dupes_val_idx_ccnew", reason: expect.stringMatching(/failed concurrent/) }),
+    );
+    const rebuild = result.planned.find((action) => action.target === "maint_bloat_label_idx");
+    expect(rebuild).toMatchObject({ action: "reindex", estimate: { method: "pgstatindex", bytes: before?.bytes } });
+    expect(Number(rebuild?.estimate.ratio)).toBeGreaterThan(4);
+    expect(rebuild?.reason).toMatch(/estimated bloat .* ≥ minBloatRatio 1.5/);
+    expect(result.planned.map((action) => action.target)).not.toContain("maint_clean_label_idx");
+
+    expect(await indexState(h.database.url, "maint_bloat_label_idx")).toEqual(before);
+    expect(await indexState(h.database.url, "maint_dupes_val_idx_ccnew")).toMatchObject({ valid: false });
+  });
+
+  it("drops the invalid _ccnew leftover first, rebuilds the bloated indexes smaller, and leaves healthy ones alone", async () => {
+    const bloatedBefore = await indexState(h.database.url, "maint_bloat_label_idx");
+    const cleanBefore = await indexState(h.database.url, "maint_clean_label_idx");
+    const result = await h.run({ reindex: true });
+
+    expect(result.bloatMethod).toBe("pgstatindex");
+    expect(result.droppedInvalid).toEqual(["maint_dupes_val_idx_ccnew"]);
+    expect(await indexState(h.database.url, "maint_dupes_val_idx_ccnew")).toBeUndefined();
+
+    const rebuilt = result.reindexed.find((entry) => entry.index === "maint_bloat_label_idx");
+    expect(rebuilt?.before).toBe(bloatedBefore?.bytes);
+    const after = await indexState(h.database.url, "maint_bloat_label_idx");
+    expect(after?.valid).toBe(true);
+    expect(after?.relfilenode).not.toBe(bloatedBefore?.relfilenode);
+    expect(after?.bytes).toBe(rebuilt?.after);
+    expect(after?.bytes).toBeLessThan((bloatedBefore?.bytes ?? 0) / 3);
+    expect(result.reindexed.map((entry) => entry.index)).toContain("maint_bloat_pkey");
+
+    expect(result.reindexed.map((entry) => entry.index)).not.toContain("maint_clean_label_idx");
+    expect(await indexState(h.database.url, "maint_clean_label_idx")).toEqual(cleanBefore);
+    expect(result.skipped).toEqual([]);
+    // The rebuilt index still answers queries.
+    expect(await h.sql("SELECT id FROM maint_bloat WHERE label = md5(md5('10'))")).toEqual([{ id: 10 }]);
+  });
+
+  it("falls back to the statistics-based estimate without pgstattuple, and says so", async () => {
+    await h.sql("DROP EXTENSION IF EXISTS pgstattuple");
+    await createBloatedTable(h.database.url, "maint_bloat_stats", 100_000);
+    const before = await indexState(h.database.url, "maint_bloat_stats_label_idx");
+    const result = await h.run({ reindex: true, tables: ["maint_bloat_stats"] });
+
+    expect(result.bloatMethod).toBe("statistics");
+    expect(result.planned.find((action) => action.target === "maint_bloat_stats_label_idx")?.estimate.method).toBe("statistics");
+    expect(result.reindexed.map((entry) => entry.index)).toEqual(expect.arrayContaining(["maint_bloat_stats_label_idx", "maint_bloat_stats_pkey"]));
+    const after = await indexState(h.database.url, "maint_bloat_stats_label_idx");
+    expect(after?.bytes).toBeLessThan((before?.bytes ?? 0) / 3);
+  });
+
+  it("skips a table whose lock stays busy, without failing, and still handles the others", async () => {
+    await createBloatedTable(h.database.url, "maint_locked", 60_000);
+    await createBloatedTable(h.database.url, "maint_free", 60_000);
+    await h.sql("UPDATE maint_locked SET n = n + 1");
+    await h.sql("UPDATE maint_free SET n = n + 1");
+    const holder = new pg.Client({ connectionString: h.database.url });
+    await holder.connect();
+    try {
+      // SHARE UPDATE EXCLUSIVE conflicts with both ANALYZE and REINDEX CONCURRENTLY.
+      await holder.query("BEGIN");
+      await holder.query("LOCK TABLE maint_locked IN SHARE UPDATE EXCLUSIVE MODE");
+      const lockedBefore = await indexState(h.database.url, "maint_locked_label_idx");
+      const result = await h.run({ reindex: true, tables: ["maint_locked", "maint_free"], lockTimeoutMs: 200 });
+
+      const skippedNames = result.skipped.map((entry) => entry.name);
+      expect(skippedNames).toEqual(expect.arrayContaining(["maint_locked", "maint_locked_label_idx", "maint_locked_pkey"]));
+      for (const entry of result.skipped) expect(entry.reason).toMatch(/lock not available within lock_timeout 200 ms after 4 attempts/);
+      expect(result.analyzed).toEqual(["maint_free"]);
+      expect(result.reindexed.map((entry) => entry.index).sort()).toEqual(["maint_free_label_idx", "maint_free_pkey"]);
+      expect(await indexState(h.database.url, "maint_locked_label_idx")).toEqual(lockedBefore);
+    } finally {
+      await holder.query("ROLLBACK");
+      await holder.end();
+    }
+    const [leftovers] = await h.sql<{ count: number }>("SELECT count(*)::int AS count FROM pg_class WHERE relname ~ '_cc(new|old)[0-9]*$'");
+    expect(leftovers?.count).toBe(0);
+  });
+
+  it("retries a rebuild that timed out waiting for an old snapshot, cleaning up its _ccnew, and reports the build's progress meanwhile", async () => {
+    await createBloatedTable(h.database.url, "maint_snap", 60_000);
+    const holder = new pg.Client({ connectionString: h.database.url });
+    await holder.connect();
+    // An open snapshot makes REINDEX CONCURRENTLY wait; past lock_timeout it fails and leaves maint_snap_*_ccnew behind.
+    await holder.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
+    await holder.query("SELECT count(*) FROM maint_clean");
+    const release = setTimeout(() => void holder.query("COMMIT"), 2500);
+    try {
+      const result = await h.run({ reindex: true, analyze: false, tables: ["maint_snap"], lockTimeoutMs: 1000 });
+      expect(result.skipped).toEqual([]);
+      expect(result.reindexed.map((entry) => entry.index)).toContain("maint_snap_label_idx");
+    } finally {
+      clearTimeout(release);
+      await holder.query("COMMIT").catch(() => undefined);
+      await holder.end();
+    }
+    expect(await indexState(h.database.url, "maint_snap_label_idx")).toMatchObject({ valid: true });
+    const [leftovers] = await h.sql<{ count: number }>("SELECT count(*)::int AS count FROM pg_class WHERE relname LIKE 'maint_snap%\\_cc%'");
+    expect(leftovers?.count).toBe(0);
+    const retried = h.logLines().filter((line) => line.msg === "dropped the invalid leftover of a timed-out reindex before retrying");
+    expect(retried.map((line) => line.index)).toContain("maint_snap_label_idx");
+    const progress = h.logLines().filter((line) => line.msg === "reindex in progress" && String(line.index).startsWith("maint_snap"));
+    expect(progress.length).toBeGreaterThan(0);
+    expect(progress.map((line) => String(line.phase))).toContainEqual(expect.stringMatching(/waiting/));
+  });
+
+  it("keeps concurrent writes flowing during REINDEX CONCURRENTLY: none fails and none waits longer than the lock timeout", async () => {
+    const lockTimeoutMs = 2000;
+    await createBloatedTable(h.database.url, "maint_hot", 300_000);
+    const writer = new pg.Client({ connectionString: h.database.url });
+    await writer.connect();
+    // The writer gives up on any lock wait longer than the job's own lock timeout, so a
+    // write blocked behind the rebuild for longer would show up as an error, not just as latency.
+    await writer.query(`SET lock_timeout = '${lockTimeoutMs}ms'`);
+    const latencies: number[] = [];
+    const errors: unknown[] = [];
+    let stop = false;
+    let nextId = 1_000_000;
+    const writes = (async () => {
+      while (!stop) {
+        const started = performance.now();
+        try {
+          nextId += 1;
+          await writer.query("INSERT INTO maint_hot (id, label) VALUES ($1::int, md5($1::int::text))", [nextId]);
+          await writer.query("UPDATE maint_hot SET n = n + 1, label = md5(label) WHERE id = $1", [(nextId % 30_000) * 10]);
+        } catch (err) {
+          errors.push(err);
+        }
+        latencies.push(performance.now() - started);
+      }
+    })();
+    try {
+      const writesBefore = latencies.length;
+      const result = await h.run({ reindex: true, analyze: false, tables: ["maint_hot"], lockTimeoutMs });
+      const writesDuring = latencies.length - writesBefore;
+      expect(result.reindexed.map((entry) => entry.index).sort()).toEqual(["maint_hot_label_idx", "maint_hot_pkey"]);
+      expect(result.skipped).toEqual([]);
+      expect(writesDuring).toBeGreaterThan(10);
+    } finally {
+      stop = true;
+      await writes;
+      await writer.end();
+    }
+    expect(errors).toEqual([]);
+    expect(Math.max(...latencies)).toBeLessThan(lockTimeoutMs);
+    // Every write is in the table and findable through the rebuilt indexes.
+    const [row] = await h.sql<{ count: number }>("SELECT count(*)::int AS count FROM maint_hot WHERE id > 1000000 AND label = md5(id::text)");
+    expect(row?.count).toBe(nextId - 1_000_000);
+  });
+});
