@@ -1,10 +1,17 @@
 #!/usr/bin/env node
 import { Command } from "commander";
+import { registerCleanCommand } from "./commands/clean.js";
 import { registerDashboardCommand } from "./commands/dashboard.js";
 import { registerDbReportCommand } from "./commands/db-report.js";
 import { registerEnqueueCommand } from "./commands/enqueue.js";
+import { registerFailedCommand } from "./commands/failed.js";
+import { registerJobCommand } from "./commands/job.js";
+import { registerJobsCommand } from "./commands/jobs.js";
 import { registerMigrateCommand } from "./commands/migrate.js";
+import { registerPauseResumeCommands } from "./commands/pause-resume.js";
+import { registerRetryCommand } from "./commands/retry.js";
 import { registerSchedulerCommand } from "./commands/scheduler.js";
+import { registerSchedulesCommand } from "./commands/schedules.js";
 import { registerSeedDemoCommand } from "./commands/seed-demo.js";
 import { registerStatusCommand } from "./commands/status.js";
 import { registerWorkerCommand } from "./commands/worker.js";
@@ -22,6 +29,13 @@ registerStatusCommand(program);
 registerSeedDemoCommand(program);
 registerDbReportCommand(program);
 registerSchedulerCommand(program);
+registerSchedulesCommand(program);
+registerJobsCommand(program);
+registerJobCommand(program);
+registerRetryCommand(program);
+registerFailedCommand(program);
+registerPauseResumeCommands(program);
+registerCleanCommand(program);
 registerDashboardCommand(program);
 
 await runCli(program, process.argv);

@@ -1,0 +1,35 @@
+import type { Command } from "commander";
+import { BadArgumentError } from "../../lib/operator-errors.js";
+import { createCliContext, printJson } from "../context.js";
+import { cleanableStates, parseDurationMs, parseState, withQueues } from "../operator-queues.js";
+
+/** Jobs removed per BullMQ call; the loop keeps going until a call removes fewer. */
+const BATCH = 1000;
+
+export function registerCleanCommand(program: Command): void {
+  program
+    .command("clean")
+    .description("delete a queue's jobs in one state that are older than a duration")
+    .argument("<queue>", "queue name")
+    .option("--state <state>", `one of ${cleanableStates.join(", ")}`)
+    .option("--older-than <duration>", "e.g. 30s, 15m, 2h, 7d")
+    .option("--json", "print JSON")
+    .action(async (queueName: string, options: { state?: string; olderThan?: string; json?: boolean }) => {
+      if (!options.state || !options.olderThan) {
+        throw new BadArgumentError(`Say what to clean: \`dbjobs clean ${queueName} --state completed --older-than 7d\` (both options are required).`);
+      }
+      const state = parseState(options.state, cleanableStates);
+      const graceMs = parseDurationMs(options.olderThan, "--older-than");
+      await withQueues(createCliContext({ quiet: true }), async (queues) => {
+        const queue = queues.open(queueName);
+        let removed = 0;
+        for (;;) {
+          const ids = await queue.clean(graceMs, BATCH, state === "waiting" ? "wait" : state);
+          removed += ids.length;
+          if (ids.length < BATCH) break;
+        }
+        if (options.json) printJson({ queue: queueName, state, olderThanMs: graceMs, removed });
+        else console.log(`removed ${removed} ${state} job${removed === 1 ? "" : "s"} older than ${options.olderThan} from ${queueName}`);
+      });
+    });
+}

@@ -1,0 +1,59 @@
+import type { Command } from "commander";
+import { BadArgumentError } from "../../lib/operator-errors.js";
+import { createCliContext, printJson } from "../context.js";
+import { failedJobs, groupFailures } from "../failed-groups.js";
+import { withQueues } from "../operator-queues.js";
+
+/** Failed jobs read at most, for --all and --fingerprint. */
+const MAX_RETRIED = 100_000;
+
+export function registerRetryCommand(program: Command): void {
+  program
+    .command("retry")
+    .description("retry failed jobs: one by id, --all, or one --fingerprint group (see `dbjobs failed <queue> --group`)")
+    .argument("<queue>", "queue name")
+    .argument("[id]", "job id")
+    .option("--all", "retry every failed job")
+    .option("--fingerprint <fingerprint>", "retry the failed jobs of one error group")
+    .option("--json", "print JSON")
+    .action(async (queueName: string, id: string | undefined, options: { all?: boolean; fingerprint?: string; json?: boolean }) => {
+      const chosen = [id !== undefined, Boolean(options.all), options.fingerprint !== undefined].filter(Boolean).length;
+      if (chosen !== 1) {
+        throw new BadArgumentError(`Say what to retry: \`dbjobs retry ${queueName} <job id>\`, \`--all\`, or \`--fingerprint F\` (one of them).`);
+      }
+      await withQueues(createCliContext({ quiet: true }), async (queues) => {
+        const queue = queues.open(queueName);
+        let retried: string[];
+        if (id !== undefined) {
+          const job = await queues.job(queueName, id);
+          const state = await job.getState();
+          if (state !== "failed") throw new BadArgumentError(`Job "${id}" in queue "${queueName}" is ${state}, not failed; only failed jobs can be retried.`);
+          await job.retry("failed");
+          retried = [id];
+        } else {
+          const jobs = await failedJobs(queue, MAX_RETRIED);
+          let targets = jobs;
+          if (options.fingerprint !== undefined) {
+            const group = groupFailures(jobs).find((item) => item.fingerprint === options.fingerprint);
+            if (!group) {
+              throw new BadArgumentError(
+                `No failed jobs in "${queueName}" have fingerprint "${options.fingerprint}". List the groups with \`dbjobs failed ${queueName} --group\`.`,
+              );
+            }
+            targets = jobs.filter((job) => group.jobIds.includes(String(job.id)));
+          }
+          retried = [];
+          for (const job of targets) {
+            try {
+              await job.retry("failed");
+              retried.push(String(job.id));
+            } catch {
+              // Retried or removed by someone else meanwhile: nothing left to do for it.
+            }
+          }
+        }
+        if (options.json) printJson({ queue: queueName, retried: retried.length, jobIds: retried });
+        else console.log(`retried ${retried.length} job${retried.length === 1 ? "" : "s"} in ${queueName}`);
+      });
+    });
+}

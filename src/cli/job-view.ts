@@ -1,0 +1,40 @@
+import type { Job } from "bullmq";
+import { fingerprintFailure } from "../lib/error-fingerprint.js";
+import { isoTime } from "./operator-queues.js";
+
+/** How the operator verbs print a job: what it was given, how far it got, and why it failed. */
+export interface JobSummary {
+  id: string;
+  name: string;
+  state: string;
+  attemptsMade: number;
+  maxAttempts: number;
+  createdAt: string | null;
+  processedAt: string | null;
+  finishedAt: string | null;
+  progress: unknown;
+  failedReason: string | null;
+  fingerprint: string | null;
+}
+
+export function summariseJob(job: Job, state: string): JobSummary {
+  return {
+    id: String(job.id),
+    name: job.name,
+    state,
+    attemptsMade: job.attemptsMade,
+    maxAttempts: job.opts.attempts ?? 1,
+    createdAt: isoTime(job.timestamp),
+    processedAt: isoTime(job.processedOn),
+    finishedAt: isoTime(job.finishedOn),
+    progress: job.progress,
+    failedReason: job.failedReason ?? null,
+    fingerprint: job.failedReason ? fingerprintFailure(job.failedReason, job.stacktrace).fingerprint : null,
+  };
+}
+
+export function firstLine(text: string | null, width = 80): string {
+  if (!text) return "";
+  const line = text.split("\n", 1)[0] ?? "";
+  return line.length > width ? `${line.slice(0, width - 1)}…` : line;
+}
