@@ -1,0 +1,80 @@
+import { Queue, QueueEvents } from "bullmq";
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { invoiceTotalsPayload } from "../src/jobs/invoice-totals.js";
+import type { Config } from "../src/lib/config.js";
+import type { Db } from "../src/lib/db.js";
+import { PayloadValidationError } from "../src/lib/errors.js";
+import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
+import { validatePayload } from "../src/queues/validate-payload.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
+
+/** The message the producer would have given for `payload`. */
+function producerMessage(payload: unknown): string {
+  try {
+    validatePayload("invoice-totals", invoiceTotalsPayload, payload);
+  } catch (err) {
+    if (err instanceof PayloadValidationError) return err.message;
+  }
+  throw new Error("expected the payload to be invalid");
+}
+
+describe("a bad payload that reaches a worker anyway", () => {
+  let database: TestDatabase;
+  let db: Db;
+  let config: Config;
+  let connection: Redis;
+  let queue: Queue;
+  let events: QueueEvents;
+  let eventsConnection: Redis;
+  let worker: RunningWorker;
+  const log = memoryLogger("info");
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = testDb(database.url);
+    config = testConfig(database.url);
+    connection = testRedis();
+    // A raw BullMQ queue: it bypasses the producer's validation, as another
+    // language's client or an old producer version would.
+    queue = new Queue("invoice-totals", { connection, prefix: config.QUEUE_PREFIX });
+    eventsConnection = testRedis();
+    events = new QueueEvents("invoice-totals", { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
+    await events.waitUntilReady();
+    worker = await startWorker("invoice-totals", { config, logger: log.logger, db });
+  });
+
+  afterAll(async () => {
+    await worker?.close();
+    await events?.close();
+    eventsConnection?.disconnect();
+    await queue?.obliterate({ force: true });
+    await queue?.close();
+    connection?.disconnect();
+    await db?.close();
+    await database?.drop();
+  });
+
+  it.each([
+    { label: "invoiceIds: []", payload: { invoiceIds: [] }, field: "invoiceIds" },
+    { label: "a non-uuid invoice id", payload: { invoiceIds: ["INV-1"] }, field: "invoiceIds.0" },
+    { label: "two modes at once", payload: { all: true, changedSince: "2026-01-01T00:00:00Z" }, field: "invoiceIds" },
+  ])("fails $label at once, without retries, with the producer's message naming the field", async ({ payload, field }) => {
+    const job = await queue.add("invoice-totals", payload, { attempts: 5, backoff: { type: "fixed", delay: 10 } });
+    await expect(job.waitUntilFinished(events, 60_000)).rejects.toThrow(`${field}:`);
+
+    const failed = await queue.getJob(job.id as string);
+    expect(await failed?.getState()).toBe("failed");
+    expect(failed?.attemptsMade).toBe(1);
+    expect(failed?.failedReason).toBe(producerMessage(payload));
+    expect(failed?.failedReason).toContain(`${field}:`);
+
+    const line = log.lines().find((entry) => entry.msg === "job failed" && entry.jobId === job.id);
+    expect(line).toMatchObject({ queue: "invoice-totals", attemptsMade: 1 });
+  });
+
+  it("keeps running: a good job after the bad ones completes", async () => {
+    const job = await queue.add("invoice-totals", { all: true });
+    await expect(job.waitUntilFinished(events, 60_000)).resolves.toMatchObject({ invoicesUpdated: 0, skippedVoided: 0 });
+  });
+});
