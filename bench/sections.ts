@@ -1,4 +1,7 @@
 import type { BenchSection } from "./bench-section.js";
+import { bulkMessagingBench } from "./bulk-messaging.js";
+import { cacheBench } from "./cache.js";
+import { transactionRetryBench } from "./transaction-retry.js";
 
 /** Every section of `npm run bench`, in order. Add one line per section. */
-export const benchSections: BenchSection[] = [];
+export const benchSections: BenchSection[] = [bulkMessagingBench, cacheBench, transactionRetryBench];

@@ -1,0 +1,237 @@
+import { spawn } from "node:child_process";
+import { randomUUID } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { Readable } from "node:stream";
+import { pipeline } from "node:stream/promises";
+import { fileURLToPath } from "node:url";
+import { QueueEvents } from "bullmq";
+import { from as copyFrom } from "pg-copy-streams";
+import { bulkMessagingJob, setBulkMessagingProvider } from "../src/jobs/bulk-messaging.js";
+import { loadConfig } from "../src/lib/config.js";
+import { createDb, type Db } from "../src/lib/db.js";
+import { createLogger } from "../src/lib/logger.js";
+import { NoopProvider } from "../src/lib/messaging/noop-provider.js";
+import { packageRoot } from "../src/lib/paths.js";
+import { createRedis } from "../src/lib/redis.js";
+import type { JobContext } from "../src/queues/job-definition.js";
+import { Producer } from "../src/queues/producer.js";
+import type { BenchRow, BenchSection } from "./bench-section.js";
+import { benchPrefix, benchRedisUrl, freshBenchDatabase, timeMs } from "./support.js";
+
+/**
+ * bulk-messaging, SPEC §6: a 100k-recipient campaign (half the patients already
+ * have a conversation) through a real `dbjobs worker bulk-messaging` process
+ * with the no-op provider, against, in the same run:
+ *   - seed 004's per-recipient loop (six queries each), on a 300-recipient sample;
+ *   - a raw COPY of the same 100k finished message rows;
+ * plus the statements per batch at batch sizes 100, 1000 and 5000 (counted from
+ * Prisma's query events) and the worker's peak RSS (VmHWM of its process).
+ */
+const recipients = Number(process.env.BENCH_BULK_RECIPIENTS ?? 100_000);
+const naiveSample = 300;
+const body = "Hi {{firstName}} {{lastName}}, your spring offer is here: 20% off any treatment this month.";
+
+// Takes $1 count. Inserts that many patients, numbered; returns nothing.
+const insertPatientsSql = `
+INSERT INTO "patients" ("firstName", "lastName", "email", "phone")
+SELECT 'First' || g, 'Last' || g, 'p' || g || '@example.test', '+1555' || lpad(g::text, 7, '0') FROM generate_series(1, $1::int) g`;
+
+function silentLogger() {
+  return createLogger({ level: "warn" });
+}
+
+/** Seed 004's loop, verbatim in spirit: six queries per recipient. */
+async function naiveLoop(db: Db, patientIds: string[]): Promise<void> {
+  const provider = new NoopProvider();
+  for (const patientId of patientIds) {
+    let conversation = await db.prisma.conversation.findFirst({ where: { patientId, channel: "email" } });
+    if (!conversation) conversation = await db.prisma.conversation.create({ data: { patientId, channel: "email" } });
+    const message = await db.prisma.messagingMessage.create({
+      data: { conversationId: conversation.id, patientId, campaignId: "naive", channel: "email", body, status: "queued" },
+    });
+    await db.prisma.messagingMessage.update({ where: { id: message.id }, data: { status: "sending" } });
+    const sent = await provider.send({ idempotencyKey: message.id, channel: "email", to: "x", body });
+    const sentAt = new Date();
+    await db.prisma.messagingMessage.update({
+      where: { id: message.id },
+      data: { status: "sent", providerMessageId: sent.status === "sent" ? sent.providerMessageId : null, sentAt },
+    });
+    await db.prisma.conversation.update({ where: { id: conversation.id }, data: { lastMessageAt: sentAt, lastMessageDirection: "outbound" } });
+  }
+}
+
+/** Runs the job in this process on `patientIds` and returns the most statements any batch used. */
+async function maxStatementsPerBatch(url: string, patientIds: string[], batchSize: number): Promise<number> {
+  const db = createDb({ url, poolSize: 4, logger: silentLogger() });
+  let statements = 0;
+  const perBatch: number[] = [];
+  // createDb already listens for slow queries; Prisma calls every listener.
+  (db.prisma as unknown as { $on(event: "query", listener: () => void): void }).$on("query", () => {
+    statements++;
+  });
+  // Half of them already have an email conversation, as in the main run.
+  await db.prisma.$executeRawUnsafe(
+    `INSERT INTO "conversations" ("patientId", "channel") SELECT id, 'email' FROM unnest($1::uuid[]) AS t(id) ON CONFLICT DO NOTHING`,
+    patientIds.filter((_, index) => index % 2 === 0),
+  );
+  await new Promise((resolve) => setImmediate(resolve));
+  statements = 0;
+  const config = loadConfig({ DATABASE_URL: url, MESSAGING_PROVIDER: "noop" });
+  const context = {
+    job: { id: "bench" },
+    log: silentLogger(),
+    db,
+    config,
+    prefix: "bench",
+    invalidateCache: async () => undefined,
+    reportProgress: async () => {
+      await new Promise((resolve) => setImmediate(resolve));
+      perBatch.push(statements);
+      statements = 0;
+    },
+  } as unknown as JobContext;
+  await bulkMessagingJob.handle({ campaignId: `statements-${batchSize}`, channel: "email", body, patientIds, batchSize }, context);
+  await db.close();
+  if (perBatch.length !== Math.ceil(patientIds.length / batchSize)) throw new Error(`expected one progress report per batch, got ${perBatch.length}`);
+  return Math.max(...perBatch);
+}
+
+/** Starts `dbjobs worker bulk-messaging` as a child process, built or from source. */
+function spawnWorker(env: Record<string, string>) {
+  const built = fileURLToPath(import.meta.url).includes("/dist/");
+  const args = built ? ["dist/src/cli/index.js", "worker", "bulk-messaging"] : ["--import", "tsx", "src/cli/index.ts", "worker", "bulk-messaging"];
+  const child = spawn(process.execPath, args, { cwd: packageRoot, env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
+  let stderr = "";
+  child.stderr?.on("data", (chunk) => {
+    stderr += String(chunk);
+  });
+  return { child, stderr: () => stderr };
+}
+
+function peakRssMb(pid: number): number {
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
+  const match = /VmHWM:\s+(\d+) kB/.exec(status);
+  return match ? Number(match[1]) / 1024 : Number.NaN;
+}
+
+export const bulkMessagingBench: BenchSection = {
+  name: "bulk-messaging",
+  async run(): Promise<BenchRow[]> {
+    const url = await freshBenchDatabase("bulk_messaging");
+    const db = createDb({ url, poolSize: 4, logger: silentLogger() });
+    const extra = naiveSample + 1000 + 5000 + 10_000;
+    await db.prisma.$executeRawUnsafe(insertPatientsSql, recipients + extra);
+    const allIds = (await db.prisma.$queryRawUnsafe<{ id: string }[]>(`SELECT "id"::text AS id FROM "patients" ORDER BY "phone"`)).map((row) => row.id);
+    const campaignIds = allIds.slice(0, recipients);
+    const naiveIds = allIds.slice(recipients, recipients + naiveSample);
+    const statementSets = [
+      { batchSize: 100, ids: allIds.slice(recipients + naiveSample, recipients + naiveSample + 1000) },
+      { batchSize: 1000, ids: allIds.slice(recipients + naiveSample + 1000, recipients + naiveSample + 6000) },
+      { batchSize: 5000, ids: allIds.slice(recipients + naiveSample + 6000, recipients + extra) },
+    ];
+    // Half the campaign's patients already have an SMS conversation, half of the naive sample an email one.
+    await db.prisma.$executeRawUnsafe(
+      `INSERT INTO "conversations" ("patientId", "channel") SELECT id, 'sms' FROM unnest($1::uuid[]) AS t(id)`,
+      campaignIds.filter((_, index) => index % 2 === 0),
+    );
+    await db.prisma.$executeRawUnsafe(
+      `INSERT INTO "conversations" ("patientId", "channel") SELECT id, 'email' FROM unnest($1::uuid[]) AS t(id)`,
+      naiveIds.filter((_, index) => index % 2 === 0),
+    );
+    await db.prisma.$executeRawUnsafe(`VACUUM ANALYZE "patients"`);
+    await db.prisma.$executeRawUnsafe(`VACUUM ANALYZE "conversations"`);
+
+    // Baseline 1: seed 004's loop on a sample, scaled per recipient.
+    const naiveMs = await timeMs(() => naiveLoop(db, naiveIds));
+    const naiveRate = naiveSample / (naiveMs / 1000);
+
+    // Statements per batch, counted, at three batch sizes.
+    setBulkMessagingProvider(new NoopProvider());
+    const statementRows: BenchRow[] = [];
+    try {
+      for (const set of statementSets) {
+        const max = await maxStatementsPerBatch(url, set.ids, set.batchSize);
+        statementRows.push({ name: `statements per batch at batchSize ${set.batchSize}`, value: max, unit: "statements", goal: "<= 6", met: max <= 6 });
+      }
+    } finally {
+      setBulkMessagingProvider(undefined);
+    }
+
+    // The project: a real worker process, 100k recipients, no-op provider.
+    const prefix = benchPrefix();
+    const worker = spawnWorker({ DATABASE_URL: url, REDIS_URL: benchRedisUrl, QUEUE_PREFIX: prefix, MESSAGING_PROVIDER: "noop", LOG_LEVEL: "warn" });
+    const producer = new Producer({ redisUrl: benchRedisUrl, prefix });
+    const eventsConnection = createRedis(benchRedisUrl, "worker");
+    const events = new QueueEvents("bulk-messaging", { connection: eventsConnection, prefix });
+    let jobRate: number;
+    let rssMb: number;
+    let result: unknown;
+    try {
+      await events.waitUntilReady();
+      const job = await producer.enqueue("bulk-messaging", { campaignId: `bench-${randomUUID()}`, channel: "sms", body, patientIds: campaignIds });
+      result = await job.waitUntilFinished(events, 600_000);
+      const finished = await producer.queue("bulk-messaging").getJob(job.id as string);
+      const seconds = ((finished?.finishedOn ?? 0) - (finished?.processedOn ?? 0)) / 1000;
+      jobRate = recipients / seconds;
+      rssMb = peakRssMb(worker.child.pid as number);
+    } catch (err) {
+      throw new Error(`worker run failed: ${(err as Error).message}\n${worker.stderr().slice(-2000)}`);
+    } finally {
+      worker.child.kill("SIGTERM");
+      await new Promise((resolve) => worker.child.once("exit", resolve));
+      await events.close();
+      eventsConnection.disconnect();
+      await producer.close();
+    }
+    const counts = result as { sent: number };
+    if (counts.sent !== recipients) throw new Error(`the job sent ${counts.sent} of ${recipients} messages`);
+
+    // Baseline 2: COPY of the same finished rows (the job's, under another campaign id).
+    const rows = await db.prisma.$queryRawUnsafe<{ line: string }[]>(
+      `SELECT concat_ws(E'\\t', m."conversationId", m."patientId", 'copy-baseline', m."channel", m."direction", m."body", m."status", m."providerMessageId", to_char(m."sentAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) AS line
+         FROM "messaging_messages" m WHERE m."channel" = 'sms'`,
+    );
+    const copyText = `${rows.map((row) => row.line).join("\n")}\n`;
+    const client = await db.pool.connect();
+    let copyMs: number;
+    try {
+      copyMs = await timeMs(() =>
+        pipeline(
+          Readable.from([copyText]),
+          client.query(
+            copyFrom(
+              `COPY "messaging_messages" ("conversationId", "patientId", "campaignId", "channel", "direction", "body", "status", "providerMessageId", "sentAt") FROM STDIN`,
+            ),
+          ),
+        ),
+      );
+    } finally {
+      client.release();
+    }
+    const copyRate = rows.length / (copyMs / 1000);
+    await db.close();
+
+    return [
+      {
+        name: `messages/s, ${recipients} recipients vs seed 004 loop (${naiveSample} sampled)`,
+        value: jobRate,
+        unit: "msg/s",
+        baseline: naiveRate,
+        ratio: jobRate / naiveRate,
+        goal: ">= 100",
+        met: jobRate / naiveRate >= 100,
+      },
+      {
+        name: "messages/s vs raw COPY of the same rows",
+        value: jobRate,
+        unit: "msg/s",
+        baseline: copyRate,
+        ratio: jobRate / copyRate,
+        goal: ">= 0.33",
+        met: jobRate / copyRate >= 1 / 3,
+      },
+      ...statementRows,
+      { name: `worker peak RSS, ${recipients} recipients`, value: rssMb, unit: "MB", goal: "< 300", met: rssMb < 300 },
+    ];
+  },
+};
