@@ -83,8 +83,11 @@ export function requireAuth(auth: DashboardAuth, logger: Logger): RequestHandler
       return;
     }
     // Never log the header itself: it holds the (wrong, but maybe nearly right) secret.
-    logger.warn(
-      { method: req.method, path: req.path, ip: req.ip, hadCredentials: Boolean(req.get("authorization")) },
+    // Browsers send each first request without credentials and retry after the
+    // challenge, so only wrong credentials are worth a warning.
+    const hadCredentials = Boolean(req.get("authorization"));
+    logger[hadCredentials ? "warn" : "debug"](
+      { method: req.method, path: req.path, ip: req.ip, hadCredentials },
       "dashboard request refused: bad or missing credentials",
     );
     res.set("WWW-Authenticate", challenges);
