@@ -7,7 +7,7 @@ import { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { type InvoiceSpec, insertInvoices, randomInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
-import { someoneWaitsOnALock, waitFor } from "./support/wait-for.js";
+import { someoneWaitsOn, waitFor } from "./support/wait-for.js";
 
 describe("invoice-totals jobs for one invoice enqueued close together collapse into one", () => {
   let database: TestDatabase;
@@ -84,10 +84,11 @@ describe("invoice-totals jobs for one invoice enqueued close together collapse i
     );
     const app = await db.pool.connect();
     try {
+      const { rows } = await app.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
       await app.query("BEGIN");
       await app.query(`UPDATE "invoice_line_items" SET "quantity" = "quantity" + 2, "updatedAt" = now() WHERE "id" = $1::uuid`, [line?.id]);
       const first = await producer.enqueue("invoice-totals", { invoiceIds: [a.id] });
-      await waitFor("the job to block on the app's row lock", () => someoneWaitsOnALock((sql) => db.pool.query(sql)));
+      await waitFor("the job to block on the app's row lock", () => someoneWaitsOn(rows[0]?.pid as number, (sql, values) => db.pool.query(sql, values)));
       expect(await first.getState()).toBe("active");
       // The app enqueues again (twice, as two requests might) while that run is in flight.
       await producer.enqueue("invoice-totals", { invoiceIds: [a.id] });

@@ -11,8 +11,11 @@ export async function waitFor<T>(what: string, check: () => Promise<T | undefine
   }
 }
 
-/** True once some backend of the current database waits on a lock: a statement is blocked in flight. */
-export async function someoneWaitsOnALock(query: (sql: string) => Promise<{ rows: { waiting: number }[] }>): Promise<boolean> {
-  const { rows } = await query(`SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`);
+/** True once a backend of the current database waits on a lock held by backend `pid`: a statement is blocked in flight. */
+export async function someoneWaitsOn(pid: number, query: (sql: string, values: unknown[]) => Promise<{ rows: { waiting: number }[] }>): Promise<boolean> {
+  const { rows } = await query(
+    `SELECT count(*)::int AS waiting FROM pg_stat_activity WHERE datname = current_database() AND $1::int = ANY(pg_blocking_pids(pid))`,
+    [pid],
+  );
   return (rows[0]?.waiting ?? 0) > 0;
 }
