@@ -37,7 +37,7 @@ INSERT INTO "patients" ("firstName", "lastName", "email", "phone")
 SELECT 'First' || g, 'Last' || g, 'p' || g || '@example.test', '+1555' || lpad(g::text, 7, '0') FROM generate_series(1, $1::int) g`;
 
 function silentLogger() {
-  return createLogger({ level: "warn" });
+  return createLogger({ level: "error" });
 }
 
 /** Seed 004's loop, verbatim in spirit: six queries per recipient. */
@@ -98,8 +98,10 @@ async function maxStatementsPerBatch(url: string, patientIds: string[], batchSiz
 
 /** Starts `dbjobs worker bulk-messaging` as a child process, built or from source. */
 function spawnWorker(env: Record<string, string>) {
-  const built = fileURLToPath(import.meta.url).includes("/dist/");
-  const args = built ? ["dist/src/cli/index.js", "worker", "bulk-messaging"] : ["--import", "tsx", "src/cli/index.ts", "worker", "bulk-messaging"];
+  // Built (npm run bench): the compiled CLI next to this file; from source: the TypeScript CLI through tsx.
+  const built = import.meta.url.endsWith(".js");
+  const cli = fileURLToPath(new URL(built ? "../src/cli/index.js" : "../src/cli/index.ts", import.meta.url));
+  const args = built ? [cli, "worker", "bulk-messaging"] : ["--import", "tsx", cli, "worker", "bulk-messaging"];
   const child = spawn(process.execPath, args, { cwd: packageRoot, env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr?.on("data", (chunk) => {
