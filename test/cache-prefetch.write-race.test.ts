@@ -1,7 +1,7 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type PrefetchDeps, prefetch } from "../src/jobs/cache-prefetch.js";
 import { createCache, type TwoTierCache } from "../src/lib/cache.js";
-import { type EscrowBalance, type GlobalCounts, loadEscrowBalance } from "../src/lib/cache-entities.js";
+import { type CachedUser, type EscrowBalance, type GlobalCounts, loadEscrowBalance, loadUser } from "../src/lib/cache-entities.js";
 import { invalidateCacheKeys } from "../src/lib/cache-invalidation.js";
 import { cacheKeys } from "../src/lib/cache-keys.js";
 import { deserializeCacheValue } from "../src/lib/cache-serializer.js";
@@ -62,12 +62,20 @@ describe("cache-prefetch", () => {
     expect(balance?.currentBalance).toBeInstanceOf(Prisma.Decimal);
     const counts = await stored<GlobalCounts>(cacheKeys.globalCounts());
     expect(counts).toMatchObject({ users: 25n, activeEscrowAccounts: 50n, pendingTransactions: 0n });
+    // The prefetch builds values in SQL; they must equal what the single-key loaders return.
+    for (const accountId of activeIds.slice(0, 5)) {
+      expect(await stored(cacheKeys.escrowBalance(accountId))).toEqual(await loadEscrowBalance(db, accountId));
+    }
+    const someUser = await db.prisma.user.findFirstOrThrow({ where: { lastActiveAt: { not: null } } });
+    const storedUser = await stored<CachedUser>(cacheKeys.user(someUser.id));
+    expect(storedUser).toEqual(await loadUser(db, someUser.id));
+    expect(storedUser?.lastActiveAt).toBeInstanceOf(Date);
     const frozen = await db.prisma.escrowAccount.findFirstOrThrow({ where: { status: "FROZEN" } });
     expect(await stored(cacheKeys.escrowBalance(frozen.id))).toBeNull();
 
     // A reader in any process now gets the prefetched value from Redis without touching the database.
     const id = activeIds[3] as string;
-    const value = await cache.getOrLoad(
+    const value = await cache.getOrLoad<EscrowBalance>(
       cacheKeys.escrowBalance(id),
       async () => {
         throw new Error("should have been served from Redis");

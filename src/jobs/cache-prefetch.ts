@@ -1,8 +1,9 @@
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { loadGlobalCounts, readActiveEscrowBalances, readRecentlyActiveUsers } from "../lib/cache-entities.js";
+import { loadGlobalCounts, readActiveEscrowBalances, readRecentlyActiveUsers, type SerializedEntry } from "../lib/cache-entities.js";
 import { cacheKeys } from "../lib/cache-keys.js";
-import { type CacheEntryToStore, readSequence, storeIfNotInvalidated } from "../lib/cache-redis-tier.js";
+import { readSequence, storeSerializedIfNotInvalidated } from "../lib/cache-redis-tier.js";
+import { serializeCacheValue } from "../lib/cache-serializer.js";
 import type { Config } from "../lib/config.js";
 import type { Db } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
@@ -55,10 +56,10 @@ export interface PrefetchDeps {
   afterRead?(kind: PrefetchKind): Promise<void>;
 }
 
-async function readKind(kind: PrefetchKind, db: Db, limit: number): Promise<CacheEntryToStore[]> {
+async function readKind(kind: PrefetchKind, db: Db, limit: number): Promise<SerializedEntry[]> {
   if (kind === "escrowBalances") return readActiveEscrowBalances(db, limit);
   if (kind === "activeUsers") return readRecentlyActiveUsers(db, limit);
-  return [{ key: cacheKeys.globalCounts(), value: await loadGlobalCounts(db) }];
+  return [{ key: cacheKeys.globalCounts(), text: serializeCacheValue(await loadGlobalCounts(db)) }];
 }
 
 function ttlOf(kind: PrefetchKind, config: PrefetchDeps["config"]): number {
@@ -79,7 +80,7 @@ export async function prefetch(payload: CachePrefetchPayload, deps: PrefetchDeps
     const sequence = await readSequence(deps.redis, deps.prefix);
     const entries = await readKind(kind, deps.db, limit);
     await deps.afterRead?.(kind);
-    const stored = await storeIfNotInvalidated(deps.redis, deps.prefix, entries, sequence, ttlOf(kind, deps.config));
+    const stored = await storeSerializedIfNotInvalidated(deps.redis, deps.prefix, entries, sequence, ttlOf(kind, deps.config));
     warmed[kind] = stored;
     skipped[kind] = entries.length - stored;
     deps.log.debug({ kind, read: entries.length, stored }, "cache kind warmed");

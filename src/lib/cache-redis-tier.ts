@@ -39,6 +39,17 @@ export const storeBatchSize = 1000;
  */
 export async function storeIfNotInvalidated(redis: Redis, prefix: string, entries: CacheEntryToStore[], seenSequence: number, ttlMs: number): Promise<number> {
   const encoded = entries.filter((entry) => entry.value !== undefined).map((entry) => ({ key: entry.key, text: serializeCacheValue(entry.value) }));
+  return storeSerializedIfNotInvalidated(redis, prefix, encoded, seenSequence, ttlMs);
+}
+
+/** `storeIfNotInvalidated` for values already in the cache's wire format (cache-serializer.ts), e.g. built by SQL. */
+export async function storeSerializedIfNotInvalidated(
+  redis: Redis,
+  prefix: string,
+  encoded: { key: string; text: string }[],
+  seenSequence: number,
+  ttlMs: number,
+): Promise<number> {
   if (encoded.length === 0) return 0;
   if (encoded.length <= storeBatchSize) {
     return Number(await runScript(redis, setIfNotInvalidatedScript, pairKeys(prefix, encoded), [seenSequence, ttlMs, ...encoded.map((entry) => entry.text)]));

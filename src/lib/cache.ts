@@ -41,6 +41,8 @@ export interface CacheOptions {
   metricsFlushMs?: number;
   /** How long `createCache` waits for Redis before starting degraded. @defaultValue 5000 */
   connectTimeoutMs?: number;
+  /** Called after an invalidation message from any process has dropped keys from this process's memory (tests, benchmarks, tracing). */
+  onInvalidation?(keys: string[]): void;
 }
 
 export interface GetOrLoadOptions {
@@ -105,7 +107,9 @@ export class TwoTierCache {
     });
     subscriber.on("message", (_channel: string, message: string) => {
       try {
-        this.dropFromMemory(JSON.parse(message) as string[]);
+        const keys = JSON.parse(message) as string[];
+        this.dropFromMemory(keys);
+        options.onInvalidation?.(keys);
       } catch (err) {
         log.warn({ err }, "ignored a malformed cache invalidation message");
       }
