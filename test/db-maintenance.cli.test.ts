@@ -1,4 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { CacheHitRates } from "../src/db-report/cache-hit.js";
+import type { IndexBloatReport } from "../src/db-report/index-bloat.js";
+import type { IndexUsage, UnusedIndexes } from "../src/db-report/index-usage.js";
+import type { TableSize } from "../src/db-report/table-sizes.js";
+import type { AnalyzeCandidate } from "../src/lib/analyze-candidates.js";
 import type { Config } from "../src/lib/config.js";
 import { Producer } from "../src/queues/producer.js";
 import { createBloatedTable, indexState } from "./support/db-maintenance-harness.js";
@@ -53,21 +58,28 @@ describe("db-maintenance from the command line", () => {
   it("`db report` shows sizes, unused indexes, cache hits, overdue ANALYZE and bloated indexes", async () => {
     const json = await runCli(["db", "report", "--json"], cliEnv(config));
     expect(json.code).toBe(0);
-    const report = JSON.parse(json.stdout) as Record<string, never>;
-    const tableSizes = report.tableSizes as { table: string; totalBytes: number; indexBytes: number }[];
+    const report = JSON.parse(json.stdout) as {
+      tableSizes: TableSize[];
+      indexSizes: IndexUsage[];
+      unusedIndexes: UnusedIndexes;
+      cacheHitRates: CacheHitRates;
+      analyzeOverdue: AnalyzeCandidate[];
+      indexBloat: IndexBloatReport;
+    };
+    const tableSizes = report.tableSizes;
     expect(tableSizes[0]).toMatchObject({ table: "maint_cli" });
     expect(tableSizes[0]?.indexBytes).toBeGreaterThan(1024 * 1024);
-    const indexSizes = report.indexSizes as { index: string; bytes: number }[];
+    const indexSizes = report.indexSizes;
     expect(indexSizes.map((row) => row.index)).toEqual(expect.arrayContaining(["maint_cli_label_idx", "maint_cli_pkey"]));
-    const unused = (report.unusedIndexes as { indexes: { index: string }[] }).indexes.map((row) => row.index);
+    const unused = report.unusedIndexes.indexes.map((row) => row.index);
     expect(unused).toContain("maint_cli_label_idx");
     expect(unused).not.toContain("maint_cli_pkey");
     expect(unused).not.toContain("users_email_key");
-    const cache = report.cacheHitRates as { tableHitRate: number | null; indexHitRate: number | null };
+    const cache = report.cacheHitRates;
     expect(cache.tableHitRate).toBeGreaterThan(0);
     expect(cache.tableHitRate).toBeLessThanOrEqual(1);
-    expect((report.analyzeOverdue as { table: string }[]).map((row) => row.table)).toContain("transactions");
-    const bloat = report.indexBloat as { method: string; bloated: { index: string; ratio: number }[] };
+    expect(report.analyzeOverdue.map((row) => row.table)).toContain("transactions");
+    const bloat = report.indexBloat;
     expect(bloat.method).toBe("pgstatindex");
     expect(bloat.bloated.map((row) => row.index)).toContain("maint_cli_label_idx");
 

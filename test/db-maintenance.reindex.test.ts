@@ -78,26 +78,32 @@ describe("db-maintenance REINDEX CONCURRENTLY rebuilds bloated indexes without b
     expect(after?.bytes).toBeLessThan((before?.bytes ?? 0) / 3);
   });
 
-  it("skips a table whose lock stays busy, without failing, and still handles the others", async () => {
-    await createBloatedTable(h.database.url, "maint_locked", 60_000);
-    await createBloatedTable(h.database.url, "maint_free", 60_000);
-    await h.sql("UPDATE maint_locked SET n = n + 1");
-    await h.sql("UPDATE maint_free SET n = n + 1");
+  // SHARE UPDATE EXCLUSIVE (another VACUUM, ANALYZE or concurrent index build) conflicts with both
+  // ANALYZE and REINDEX CONCURRENTLY; ACCESS EXCLUSIVE (a migration's ALTER TABLE) with everything.
+  it.each([
+    ["SHARE UPDATE EXCLUSIVE", "sue"],
+    ["ACCESS EXCLUSIVE", "ae"],
+  ])("skips a table held in %s mode, without failing, and still handles the others", async (mode, tag) => {
+    const locked = `maint_locked_${tag}`;
+    const free = `maint_free_${tag}`;
+    await createBloatedTable(h.database.url, locked, 60_000);
+    await createBloatedTable(h.database.url, free, 60_000);
+    await h.sql(`UPDATE ${locked} SET n = n + 1`);
+    await h.sql(`UPDATE ${free} SET n = n + 1`);
     const holder = new pg.Client({ connectionString: h.database.url });
     await holder.connect();
     try {
-      // SHARE UPDATE EXCLUSIVE conflicts with both ANALYZE and REINDEX CONCURRENTLY.
       await holder.query("BEGIN");
-      await holder.query("LOCK TABLE maint_locked IN SHARE UPDATE EXCLUSIVE MODE");
-      const lockedBefore = await indexState(h.database.url, "maint_locked_label_idx");
-      const result = await h.run({ reindex: true, tables: ["maint_locked", "maint_free"], lockTimeoutMs: 200 });
+      await holder.query(`LOCK TABLE ${locked} IN ${mode} MODE`);
+      const lockedBefore = await indexState(h.database.url, `${locked}_label_idx`);
+      const result = await h.run({ reindex: true, tables: [locked, free], lockTimeoutMs: 200 });
 
       const skippedNames = result.skipped.map((entry) => entry.name);
-      expect(skippedNames).toEqual(expect.arrayContaining(["maint_locked", "maint_locked_label_idx", "maint_locked_pkey"]));
+      expect(skippedNames).toEqual(expect.arrayContaining([locked, `${locked}_label_idx`, `${locked}_pkey`]));
       for (const entry of result.skipped) expect(entry.reason).toMatch(/lock not available within lock_timeout 200 ms after 4 attempts/);
-      expect(result.analyzed).toEqual(["maint_free"]);
-      expect(result.reindexed.map((entry) => entry.index).sort()).toEqual(["maint_free_label_idx", "maint_free_pkey"]);
-      expect(await indexState(h.database.url, "maint_locked_label_idx")).toEqual(lockedBefore);
+      expect(result.analyzed).toEqual([free]);
+      expect(result.reindexed.map((entry) => entry.index).sort()).toEqual([`${free}_label_idx`, `${free}_pkey`]);
+      expect(await indexState(h.database.url, `${locked}_label_idx`)).toEqual(lockedBefore);
     } finally {
       await holder.query("ROLLBACK");
       await holder.end();

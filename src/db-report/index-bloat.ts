@@ -15,7 +15,7 @@ export interface IndexBloatReport {
   minBloatRatio: number;
   minIndexBytes: number;
   bloated: IndexBloat[];
-  /** Indexes whose bloat cannot be estimated yet (their table was never analyzed). */
+  /** Indexes whose bloat cannot be estimated now (table never analyzed, or its lock busy). */
   unknown: string[];
 }
 
@@ -23,13 +23,13 @@ export const indexBloatSection = defineSection<IndexBloatReport>({
   key: "indexBloat",
   title: `Indexes over the bloat threshold (≥ ${reportBloatRatio}× a fresh build, indexes ≥ ${formatBytes(minReindexBytes)})`,
   async collect({ pool }) {
-    const { method, indexes } = await estimateIndexBloat(pool, await resolveScope(pool, undefined));
+    const { method, indexes, unavailable } = await estimateIndexBloat(pool, await resolveScope(pool, undefined));
     return {
       method,
       minBloatRatio: reportBloatRatio,
       minIndexBytes: minReindexBytes,
       bloated: indexes.filter((index) => index.ratio !== null && index.ratio >= reportBloatRatio),
-      unknown: indexes.filter((index) => index.ratio === null).map((index) => index.index),
+      unknown: [...indexes.filter((index) => index.ratio === null).map((index) => index.index), ...unavailable.map((entry) => entry.index)],
     };
   },
   render(data) {
@@ -45,7 +45,7 @@ export const indexBloatSection = defineSection<IndexBloatReport>({
         })),
       ),
     ];
-    if (data.unknown.length > 0) lines.push(`  not estimated (ANALYZE their tables first): ${data.unknown.join(", ")}`);
+    if (data.unknown.length > 0) lines.push(`  not estimated (table never analyzed, or locked): ${data.unknown.join(", ")}`);
     return lines.join("\n");
   },
 });

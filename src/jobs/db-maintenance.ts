@@ -66,7 +66,8 @@ export interface DbMaintenanceResult {
   /** How index bloat was estimated; null when reindex was off. */
   bloatMethod: BloatMethod | null;
   analyzed: string[];
-  reindexed: { index: string; table: string; before: number; after: number; bloatRatio: number }[];
+  /** Sizes in bytes; `after` is null when the index could not be measured right after (lock busy). */
+  reindexed: { index: string; table: string; before: number; after: number | null; bloatRatio: number }[];
   droppedInvalid: string[];
   skipped: { name: string; reason: string }[];
   /** Every action this run decided on, with its reason and estimate (what a dry run would do). */
@@ -175,8 +176,9 @@ function analyzeAction(candidate: AnalyzeCandidate): PlannedAction {
 }
 
 async function reindexBloated(session: MaintenanceSession, scope: OwnTable[], payload: DbMaintenancePayload, result: DbMaintenanceResult, ctx: Ctx) {
-  const { method, indexes } = await estimateIndexBloat(session.client, scope);
+  const { method, indexes, unavailable } = await estimateIndexBloat(session.client, scope);
   result.bloatMethod = method;
+  for (const entry of unavailable) result.skipped.push({ name: entry.index, reason: entry.reason });
   const bloated: IndexBloat[] = [];
   for (const index of indexes) {
     if (index.ratio === null) {

@@ -73,17 +73,19 @@ export interface InvalidLeftover {
   name: string;
   qualified: string;
   table: string;
+  /** From pg_class.relpages (as of the last VACUUM/ANALYZE/build). */
   bytes: number;
 }
 
 // Takes $1 the schema and $2 the oids of the tables in scope. Returns indexes
 // left invalid by a failed REINDEX/CREATE INDEX CONCURRENTLY (PostgreSQL names
 // them <index>_ccnew[N] while building and <index>_ccold[N] while swapping).
+// Sizes come from relpages: pg_relation_size would wait for a locked table.
 const invalidLeftoversSql = `
 SELECT ci.relname AS name,
        format('%I.%I', n.nspname, ci.relname) AS qualified,
        ct.relname AS "table",
-       pg_relation_size(ci.oid)::float8 AS bytes
+       (ci.relpages::float8 * current_setting('block_size')::float8) AS bytes
   FROM pg_index i
   JOIN pg_class ci ON ci.oid = i.indexrelid
   JOIN pg_class ct ON ct.oid = i.indrelid

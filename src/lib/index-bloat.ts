@@ -1,4 +1,5 @@
 import type { OwnTable, Queryable } from "./catalog.js";
+import { isLockTimeout } from "./maintenance-session.js";
 
 /**
  * Estimated bloat of the btree indexes on our tables, as
@@ -46,15 +47,15 @@ interface IndexRow {
   fillfactor: number;
 }
 
-// Takes $1 the oids of the tables in scope, $2 the minimum index size.
-// Returns their valid, ready, leaf btree indexes with size and fillfactor.
+// Takes $1 the oids of the tables in scope. Returns their valid, ready, leaf
+// btree indexes with fillfactor. Sizes are measured one index at a time
+// (pg_relation_size takes a lock), so one locked table cannot stall the list.
 const btreeIndexesSql = `
 SELECT ci.oid::int AS oid,
        ci.relname AS "index",
        format('%I.%I', n.nspname, ci.relname) AS qualified,
        ct.relname AS "table",
        format('%I.%I', tn.nspname, ct.relname) AS "qualifiedTable",
-       pg_relation_size(ci.oid)::float8 AS bytes,
        coalesce((SELECT o.option_value FROM pg_options_to_table(ci.reloptions) o WHERE o.option_name = 'fillfactor')::int, 90) AS fillfactor
   FROM pg_index i
   JOIN pg_class ci ON ci.oid = i.indexrelid
@@ -66,8 +67,10 @@ SELECT ci.oid::int AS oid,
    AND ci.relkind = 'i'
    AND am.amname = 'btree'
    AND i.indisvalid AND i.indisready AND i.indislive
-   AND pg_relation_size(ci.oid) >= $2
- ORDER BY pg_relation_size(ci.oid) DESC, ci.relname`;
+ ORDER BY ci.relname`;
+
+// Takes $1 an index oid. Returns its size in bytes (waits at most lock_timeout for its lock).
+const indexSizeSql = "SELECT pg_relation_size($1::oid::regclass)::float8 AS bytes";
 
 // Takes nothing. Returns the schema of pgstattuple when it is installed and
 // this role may execute pgstatindex(regclass), else no row.
@@ -170,29 +173,70 @@ async function statisticsEstimates(client: Queryable, indexes: IndexRow[]): Prom
   });
 }
 
-/** Estimates every leaf btree index of at least `minBytes` on the tables in scope, largest first. */
+export interface BloatEstimates {
+  method: BloatMethod;
+  /** Largest first. */
+  indexes: IndexBloat[];
+  /** Indexes that could not be measured because their lock stayed busy past lock_timeout. */
+  unavailable: { index: string; reason: string }[];
+}
+
+/**
+ * Estimates every leaf btree index of at least `minBytes` on the tables in
+ * scope. An index pgstatindex cannot read for another reason than a busy lock
+ * falls back to the statistics estimate.
+ */
 export async function estimateIndexBloat(
   client: Queryable,
   scope: readonly OwnTable[],
   options: { method?: BloatMethod; minBytes?: number } = {},
-): Promise<{ method: BloatMethod; indexes: IndexBloat[] }> {
-  const { rows: indexes } = await client.query<IndexRow>(btreeIndexesSql, [scope.map((table) => table.oid), options.minBytes ?? minReindexBytes]);
+): Promise<BloatEstimates> {
+  const minBytes = options.minBytes ?? minReindexBytes;
+  const { rows: listed } = await client.query<Omit<IndexRow, "bytes">>(btreeIndexesSql, [scope.map((table) => table.oid)]);
+  const unavailable: BloatEstimates["unavailable"] = [];
+  const lockBusy = (index: string) => unavailable.push({ index, reason: "lock busy past lock_timeout while measuring; will be retried next run" });
+  const indexes: IndexRow[] = [];
+  for (const index of listed) {
+    try {
+      const { rows } = await client.query<{ bytes: number }>(indexSizeSql, [index.oid]);
+      const bytes = rows[0]?.bytes ?? 0;
+      if (bytes >= minBytes) indexes.push({ ...index, bytes });
+    } catch (err) {
+      if (!isLockTimeout(err)) throw err;
+      lockBusy(index.index);
+    }
+  }
+  indexes.sort((a, b) => b.bytes - a.bytes || a.index.localeCompare(b.index));
+
   const detected = await detectBloatMethod(client);
   const method = options.method ?? detected.method;
-  if (method === "pgstatindex") {
-    if (!detected.schema) throw new Error("pgstattuple is not installed in this database; use the statistics method");
-    const estimates: IndexBloat[] = [];
-    for (const index of indexes) estimates.push(await pgstatindexEstimate(client, detected.schema, index));
-    return { method, indexes: estimates };
+  if (method === "statistics") return { method, indexes: await statisticsEstimates(client, indexes), unavailable };
+  if (!detected.schema) throw new Error("pgstattuple is not installed in this database; use the statistics method");
+
+  const estimates: IndexBloat[] = [];
+  const fallback: IndexRow[] = [];
+  for (const index of indexes) {
+    try {
+      estimates.push(await pgstatindexEstimate(client, detected.schema, index));
+    } catch (err) {
+      if (isLockTimeout(err)) lockBusy(index.index);
+      else fallback.push(index);
+    }
   }
-  return { method, indexes: await statisticsEstimates(client, indexes) };
+  if (fallback.length > 0) estimates.push(...(await statisticsEstimates(client, fallback)));
+  return { method, indexes: estimates.sort((a, b) => b.bytes - a.bytes), unavailable };
 }
 
-/** Current on-disk size of an index, in bytes. */
-export async function indexBytes(client: Queryable, qualified: string): Promise<number> {
-  // Takes $1 a catalog-quoted index name. Returns its size.
-  const { rows } = await client.query<{ bytes: number }>("SELECT pg_relation_size(to_regclass($1))::float8 AS bytes", [qualified]);
-  return rows[0]?.bytes ?? 0;
+/** Current on-disk size of an index, in bytes; null when its lock stays busy. */
+export async function indexBytes(client: Queryable, qualified: string): Promise<number | null> {
+  try {
+    // Takes $1 a catalog-quoted index name. Returns its size.
+    const { rows } = await client.query<{ bytes: number }>("SELECT pg_relation_size(to_regclass($1))::float8 AS bytes", [qualified]);
+    return rows[0]?.bytes ?? null;
+  } catch (err) {
+    if (isLockTimeout(err)) return null;
+    throw err;
+  }
 }
 
 function round2(value: number): number {
