@@ -1,14 +1,20 @@
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { startDashboard } from "../../dashboard/server.js";
 import { exitOnSignals } from "../../lib/shutdown.js";
 import { createCliContext } from "../context.js";
+
+function parsePort(value: string): number {
+  const port = Number(value);
+  if (!Number.isInteger(port) || port < 0 || port > 65_535) throw new InvalidArgumentError("use a port number from 0 to 65535 (0 picks a free one)");
+  return port;
+}
 
 export function registerDashboardCommand(program: Command): void {
   program
     .command("dashboard")
     .description("serve bull-board, /metrics, /health and POST /queues/<queue>/jobs until SIGTERM (needs DASHBOARD_USER+DASHBOARD_PASSWORD or DASHBOARD_TOKEN)")
     .option("--host <host>", "address to bind (default DASHBOARD_HOST, 127.0.0.1)")
-    .option("--port <port>", "port to listen on (default DASHBOARD_PORT, 3000)", (value) => Number.parseInt(value, 10))
+    .option("--port <port>", "port to listen on (default DASHBOARD_PORT, 3000)", parsePort)
     .action(async (options: { host?: string; port?: number }) => {
       const context = createCliContext();
       const dashboard = await startDashboard({ config: context.config, logger: context.logger, host: options.host, port: options.port });
