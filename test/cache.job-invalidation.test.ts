@@ -1,0 +1,73 @@
+import { QueueEvents } from "bullmq";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCache, type TwoTierCache } from "../src/lib/cache.js";
+import { cacheKeys } from "../src/lib/cache-keys.js";
+import type { Config } from "../src/lib/config.js";
+import type { Db } from "../src/lib/db.js";
+import { Producer } from "../src/queues/producer.js";
+import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
+
+/** A job that changes data leaves no stale cache entry in another process's cache (here: invoice-totals). */
+describe("invalidation by jobs", () => {
+  let database: TestDatabase;
+  let config: Config;
+  let db: Db;
+  let cache: TwoTierCache;
+  let worker: RunningWorker;
+  let producer: Producer;
+  const redis = testRedis();
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    config = testConfig(database.url);
+    db = testDb(database.url);
+    cache = await createCache({ redis: config.REDIS_URL, prefix: config.QUEUE_PREFIX, config, logger: memoryLogger("warn").logger });
+    worker = await startWorker("invoice-totals", { config, logger: memoryLogger("warn").logger });
+    producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+  });
+
+  afterAll(async () => {
+    await worker?.close();
+    await producer?.close();
+    await cache?.close();
+    await db?.close();
+    const keys = await redis.keys(`${config.QUEUE_PREFIX}:*`);
+    if (keys.length > 0) await redis.del(...keys);
+    redis.disconnect();
+    await database?.drop();
+  });
+
+  it("drops a cached invoice from every tier when invoice-totals recomputes it", async () => {
+    const patient = await db.prisma.patient.create({ data: { firstName: "Ada", lastName: "Lovelace" } });
+    const invoice = await db.prisma.invoice.create({
+      data: { invoiceNumber: "INV-CACHE-1", patientId: patient.id, lineItems: { create: [{ description: "visit", quantity: "2", unitPrice: "10.00" }] } },
+    });
+    const key = cacheKeys.invoice(invoice.id);
+    const load = () => db.prisma.invoice.findUniqueOrThrow({ where: { id: invoice.id }, select: { total: true } });
+    expect((await cache.getOrLoad(key, load, { kind: "reference" })).total.toFixed(2)).toBe("0.00");
+    expect(await redis.exists(`${config.QUEUE_PREFIX}:cache:${key}`)).toBe(1);
+
+    const eventsConnection = redis.duplicate();
+    const events = new QueueEvents("invoice-totals", { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
+    try {
+      await events.waitUntilReady();
+      const job = await producer.enqueue("invoice-totals", { invoiceIds: [invoice.id] });
+      await job.waitUntilFinished(events, 60_000);
+    } finally {
+      await events.close();
+      eventsConnection.disconnect();
+    }
+
+    expect(await redis.exists(`${config.QUEUE_PREFIX}:cache:${key}`)).toBe(0);
+    // The message reaches this process's memory tier asynchronously; allow for a loaded machine.
+    const deadline = Date.now() + 10_000;
+    let total = "";
+    while (Date.now() < deadline) {
+      total = (await cache.getOrLoad(key, load, { kind: "reference" })).total.toFixed(2);
+      if (total === "20.00") break;
+      await new Promise((resolve) => setTimeout(resolve, 20));
+    }
+    expect(total).toBe("20.00");
+  });
+});
