@@ -1,0 +1,96 @@
+import { randomUUID } from "node:crypto";
+import type { Job } from "bullmq";
+import type { Redis } from "ioredis";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { bulkMessagingJob, setBulkMessagingProvider } from "../src/jobs/bulk-messaging.js";
+import type { Config } from "../src/lib/config.js";
+import type { Db } from "../src/lib/db.js";
+import { NoopProvider } from "../src/lib/messaging/noop-provider.js";
+import type { JobContext } from "../src/queues/job-definition.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+
+/**
+ * Seed 004's loop ran six queries per recipient. The job must run a fixed
+ * number per batch whatever the batch size: counted here from Prisma's query
+ * events (every statement the job sends through Prisma emits one).
+ */
+describe("bulk-messaging statements per batch", () => {
+  let database: TestDatabase;
+  let db: Db;
+  let config: Config;
+  const statements: string[] = [];
+
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = testDb(database.url);
+    (db.prisma as unknown as { $on(event: "query", listener: (event: { query: string }) => void): void }).$on("query", (event) => {
+      statements.push(event.query);
+    });
+    config = testConfig(database.url);
+    setBulkMessagingProvider(new NoopProvider());
+  });
+  afterAll(async () => {
+    setBulkMessagingProvider(undefined);
+    await db.close();
+    await database.drop();
+  });
+
+  /** 2,000 new patients, every other one already with an SMS conversation, plus 20 unknown ids. */
+  async function campaignPatients(): Promise<string[]> {
+    const rows = await db.prisma.$queryRawUnsafe<{ id: string }[]>(
+      `INSERT INTO "patients" ("firstName", "lastName", "phone") SELECT 'P', 'Q' || g, '+1' || g FROM generate_series(1, 2000) g RETURNING "id"::text`,
+    );
+    const ids = rows.map((row) => row.id);
+    await db.prisma.conversation.createMany({ data: ids.filter((_, index) => index % 2 === 0).map((patientId) => ({ patientId, channel: "sms" as const })) });
+    return [...ids, ...Array.from({ length: 20 }, () => randomUUID())];
+  }
+
+  /** Runs the campaign and returns the statements each batch sent. */
+  async function statementsPerBatch(patientIds: string[], batchSize: number): Promise<number[]> {
+    await new Promise((resolve) => setImmediate(resolve));
+    statements.length = 0;
+    const perBatch: number[] = [];
+    let counted = 0;
+    const context = {
+      job: { id: randomUUID() } as Job,
+      log: memoryLogger("warn").logger,
+      db,
+      redis: undefined as unknown as Redis,
+      config,
+      prefix: config.QUEUE_PREFIX,
+      invalidateCache: async () => undefined,
+      reportProgress: async () => {
+        await new Promise((resolve) => setImmediate(resolve));
+        perBatch.push(statements.length - counted);
+        counted = statements.length;
+      },
+    } satisfies JobContext;
+    const result = await bulkMessagingJob.handle(
+      { campaignId: `count-${batchSize}`, channel: "sms", body: "Hi {{firstName}}", patientIds, batchSize },
+      context,
+    );
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(result).toMatchObject({ processed: 2020, sent: 2000, skipped: 20 });
+    // Every statement belongs to a batch: none before the first or after the last.
+    expect(statements.length).toBe(counted);
+    return perBatch;
+  }
+
+  it.each([100, 1000])("stays at four or fewer at batch size %i, the same as at any other size", async (batchSize) => {
+    const patientIds = await campaignPatients();
+    const perBatch = await statementsPerBatch(patientIds, batchSize);
+    expect(perBatch).toHaveLength(Math.ceil(2020 / batchSize));
+    expect(Math.max(...perBatch)).toBe(4);
+    expect(perBatch.every((count) => count >= 1 && count <= 4)).toBe(true);
+    // Far below seed 004's six per recipient.
+    expect(statements.length).toBeLessThanOrEqual(4 * Math.ceil(2020 / batchSize));
+  });
+
+  it("needs only two per batch when rerun on a finished campaign (lookup, then create-or-fetch), one for a batch of unknown ids", async () => {
+    const patientIds = await campaignPatients();
+    await statementsPerBatch(patientIds, 500);
+    const rerun = await statementsPerBatch(patientIds, 500);
+    // The last batch holds only the unknown ids: the lookup finds none of them and stops there.
+    expect(rerun).toEqual([2, 2, 2, 2, 1]);
+  });
+});
