@@ -151,4 +151,30 @@ describe("archiving moves exactly the eligible rows", () => {
       { status: "RETRYING", n: 30 },
     ]);
   });
+
+  it("merges rows an earlier run archived into the month's partition when the fast path takes it", async () => {
+    const month = addUtcMonths(utcMonthStart(cutoff), -30);
+    await createMonthPartition(client, "transactions", month);
+    await createMonthPartition(client, "transactions_archive", month);
+    await client.query(
+      `INSERT INTO transactions (type, status, amount, "createdAt") SELECT 'FEE', 'COMPLETED', 3, $1::timestamptz + g * interval '1 minute' FROM generate_series(1, 300) g`,
+      [month],
+    );
+    // Earlier batches archived ten rows of the month into the archive's partition for it.
+    await client.query(
+      `INSERT INTO transactions_archive (id, type, status, amount, "createdAt") SELECT gen_random_uuid(), 'FEE', 'COMPLETED', 4, $1::timestamptz + g * interval '1 hour' FROM generate_series(1, 10) g`,
+      [month],
+    );
+    const before = (await client.query(checksumSql)).rows[0];
+    const { context } = directContext(db, database.url);
+    const result = (await archivingJob.handle({}, context)) as ArchivingResult;
+    expect(result).toMatchObject({ moved: 300, partitionsMoved: 1, batches: 0, path: "fast", verified: true });
+    expect(result.fastPath).toEqual([expect.objectContaining({ taken: true, rows: 300, mergedFromArchive: 10 })]);
+    expect((await client.query(checksumSql)).rows[0]).toEqual(before);
+    const { rows } = await client.query<{ partition: string; n: number }>(
+      `SELECT tableoid::regclass::text AS partition, count(*)::int AS n FROM transactions_archive WHERE "createdAt" >= $1 AND "createdAt" < $2 GROUP BY 1`,
+      [month, addUtcMonths(month, 1)],
+    );
+    expect(rows).toEqual([{ partition: `transactions_archive_${monthKey(month).replace("-", "_")}`, n: 310 }]);
+  });
 });

@@ -71,6 +71,8 @@ export interface ArchivingResult {
   verification: Verification;
   durationMs: number;
   rowsPerSecond: number;
+  /** The longest batch transaction, i.e. the longest any batch held its row locks. */
+  longestBatchMs: number;
   skipped?: string;
 }
 
@@ -140,6 +142,7 @@ export const archivingJob = defineJob({
           verification,
           durationMs: 0,
           rowsPerSecond: 0,
+          longestBatchMs: 0,
           skipped: "another run holds the lock",
         };
       }
@@ -191,6 +194,7 @@ async function archive(client: pg.ClientBase, run: ArchiveRun): Promise<Archivin
   let batches = 0;
   let partitionsMoved = 0;
   let batchRows = 0;
+  let longestBatchMs = 0;
   const fastPath: FastPathOutcome[] = [];
   const partitions = await listPartitions(client, "transactions");
   log.info({ cutoff, eligible: total, months: plan.filter((month) => month.path !== "none").length }, "archiving started");
@@ -217,7 +221,7 @@ async function archive(client: pg.ClientBase, run: ArchiveRun): Promise<Archivin
 
     if (month.path === "fast") {
       const partition = partitions.find((candidate) => candidate.from?.getTime() === range.start.getTime());
-      const outcome = partition ? await moveWholePartition(client, partition, range, statuses, lockTimeoutMs) : undefined;
+      const outcome = partition ? await moveWholePartition(client, partition, range, statuses, { lockTimeoutMs, liveRowsEstimate: month.live }) : undefined;
       if (outcome) fastPath.push(outcome);
       if (outcome?.taken) {
         moved += outcome.rows;
@@ -255,15 +259,14 @@ async function archive(client: pg.ClientBase, run: ArchiveRun): Promise<Archivin
         );
       }
       if (batch.deleted === 0 || !batch.lastCreatedAt) break;
+      const batchMs = performance.now() - batchStarted;
+      longestBatchMs = Math.max(longestBatchMs, batchMs);
       batches += 1;
       moved += batch.deleted;
       batchRows += batch.deleted;
       from = batch.lastCreatedAt;
       const report = await progress("batches");
-      log.info(
-        { month: month.month, batch: batches, rows: batch.deleted, batchMs: Math.round(performance.now() - batchStarted), ...report },
-        "archiving batch moved",
-      );
+      log.info({ month: month.month, batch: batches, rows: batch.deleted, batchMs: Math.round(batchMs), ...report }, "archiving batch moved");
     }
     await verifyMonth(month.month);
   }
@@ -285,6 +288,7 @@ async function archive(client: pg.ClientBase, run: ArchiveRun): Promise<Archivin
     verification,
     durationMs,
     rowsPerSecond: durationMs > 0 ? Math.round((moved * 1000) / durationMs) : 0,
+    longestBatchMs: Math.round(longestBatchMs),
   };
   log.info(
     { moved, partitionsMoved, batches, path, verification: { verified: true, months: verification.months, rows: verification.rowsAfter } },

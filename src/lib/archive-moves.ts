@@ -109,16 +109,17 @@ export async function moveWholePartition(
   partition: PartitionInfo,
   range: MonthRange,
   statuses: readonly FinalStatus[],
-  lockTimeoutMs: number,
+  options: { lockTimeoutMs: number /** The month's live rows as counted before the run; only weighs the archive merge. */; liveRowsEstimate: number },
 ): Promise<FastPathOutcome> {
+  const { lockTimeoutMs, liveRowsEstimate } = options;
   const notTaken = (reason: string): FastPathOutcome => ({ taken: false, partition: partition.name, reason });
   const target = quoteIdent(partition.name);
   const bound = `FROM ('${range.start.toISOString()}') TO ('${range.end.toISOString()}')`;
   try {
-    return await inClientTransaction(
+    const lockedAt = performance.now();
+    const outcome = await inClientTransaction(
       client,
-      async () => {
-        const lockedAt = performance.now();
+      async (): Promise<FastPathOutcome> => {
         // The parent first, as DETACH takes it: every other session queues behind one lock instead of deadlocking.
         await client.query(`LOCK TABLE ONLY "transactions" IN ACCESS EXCLUSIVE MODE`);
         const current = (await listPartitions(client, "transactions")).find((candidate) => candidate.name === partition.name);
@@ -134,15 +135,16 @@ export async function moveWholePartition(
         );
         if (blockers[0]?.blocked) return notTaken("holds rows that are not eligible");
 
-        const { rows: sizes } = await client.query<{ live: number; archived: number }>(
-          `SELECT (SELECT count(*) FROM ${target})::int AS live,
-                  (SELECT count(*) FROM "transactions_archive" WHERE "createdAt" >= $1 AND "createdAt" < $2)::int AS archived`,
+        // Counting the partition itself would scan it under the lock; the
+        // archive's rows of the month are few (usually none) and come off an index.
+        const { rows: sizes } = await client.query<{ archived: number }>(
+          `SELECT count(*)::int AS archived FROM "transactions_archive" WHERE "createdAt" >= $1 AND "createdAt" < $2`,
           [range.start, range.end],
         );
-        const live = sizes[0]?.live ?? 0;
         const archived = sizes[0]?.archived ?? 0;
-        if (live === 0) return notTaken("is empty");
-        if (archived > live) return notTaken(`the archive already holds ${archived} rows of this month, more than the ${live} left; batches are cheaper`);
+        if (archived > liveRowsEstimate) {
+          return notTaken(`the archive already holds ${archived} rows of this month, more than the ~${liveRowsEstimate} left; batches are cheaper`);
+        }
 
         await ensureBoundCheck(client, current);
         await client.query(`ALTER TABLE "transactions" DETACH PARTITION ${target}`);
@@ -176,10 +178,16 @@ export async function moveWholePartition(
         const finalName = free[0]?.taken ? partition.name : archiveName;
         if (finalName !== partition.name) await client.query(`ALTER TABLE ${target} RENAME TO ${quoteIdent(finalName)}`);
         await client.query(`ALTER TABLE "transactions_archive" ATTACH PARTITION ${quoteIdent(finalName)} FOR VALUES ${bound}`);
-        return { taken: true, partition: partition.name, archivedAs: finalName, rows: live, mergedFromArchive: archived, lockMs: performance.now() - lockedAt };
+        return { taken: true, partition: partition.name, archivedAs: finalName, rows: 0, mergedFromArchive: archived, lockMs: 0 };
       },
       { lockTimeoutMs },
     );
+    if (!outcome.taken) return outcome;
+    // From the first lock to COMMIT: how long other sessions waited on transactions.
+    const lockMs = performance.now() - lockedAt;
+    // After COMMIT, so the count does not lengthen the lock. The table now belongs to the archive; nothing else writes to it.
+    const { rows } = await client.query<{ n: number }>(`SELECT count(*)::int AS n FROM ${quoteIdent(outcome.archivedAs)}`);
+    return { ...outcome, rows: (rows[0]?.n ?? 0) - outcome.mergedFromArchive, lockMs };
   } catch (err) {
     if (err instanceof FastPathAbort) return notTaken(err.message);
     if (isLockTimeout(err)) return notTaken(`its locks were not granted within ${lockTimeoutMs} ms`);
