@@ -33,23 +33,39 @@ export function redactUrl(url: string): string {
   }
 }
 
+// scheme://user:password@ with the user possibly empty (redis://:password@host).
+// The password may not contain what RFC 3986 forbids raw in userinfo (/ ? # @),
+// quotes or whitespace, so a match never runs across two JSON fields.
+const credentialsInUrl = /(\b[a-z][a-z0-9+.-]*:\/\/[^:@/\s"]*:)[^@/?#\s"]+@/gi;
+
+/** Replaces the password of every URL in `text` with ***. */
+export function scrubCredentials(text: string): string {
+  return text.includes("://") ? text.replace(credentialsInUrl, "$1***@") : text;
+}
+
+/**
+ * Scrubs each finished line rather than each argument: a URL with credentials
+ * can sit in the message, in any field, in an error's message or stack, or in
+ * a child logger's bindings, and only the finished line has them all.
+ */
+function scrubbing(destination: pino.DestinationStream): pino.DestinationStream {
+  return new Proxy(destination, {
+    get(target, property) {
+      if (property === "write") return (line: string) => target.write(scrubCredentials(line));
+      const value = Reflect.get(target, property);
+      return typeof value === "function" ? value.bind(target) : value;
+    },
+  });
+}
+
 export function createLogger(options: { level?: string; name?: string } = {}, destination?: pino.DestinationStream): Logger {
   return pino(
     {
       name: options.name ?? "dbjobs",
       level: options.level ?? "info",
       redact: { paths: redactedPaths, censor: "[redacted]" },
-      // URLs in error messages may carry credentials (postgres://user:pass@host).
-      hooks: {
-        logMethod(args, method) {
-          method.apply(
-            this,
-            args.map((arg) => (typeof arg === "string" ? arg.replace(/(\w+:\/\/[^:/\s]+:)[^@\s]+@/g, "$1***@") : arg)) as Parameters<typeof method>,
-          );
-        },
-      },
       serializers: { err: pino.stdSerializers.err },
     },
-    destination,
+    scrubbing(destination ?? pino.destination(1)),
   );
 }
