@@ -142,9 +142,10 @@ describe("db-maintenance ANALYZE picks its tables from the database's own statis
     const queue = h.producer.queue("db-maintenance");
     const deadline = Date.now() + 60_000;
     for (;;) {
-      const job = await queue.getJob(jobId);
-      const state = await job?.getState();
-      if (job && (state === "failed" || state === "completed")) return { state, attemptsMade: job.attemptsMade, failedReason: job.failedReason };
+      const state = await queue.getJobState(jobId);
+      // Read the job only once it is final, so its attempt count and reason are the final ones.
+      const job = state === "failed" || state === "completed" ? await queue.getJob(jobId) : undefined;
+      if (job) return { state, attemptsMade: job.attemptsMade, failedReason: job.failedReason };
       if (Date.now() > deadline) throw new Error(`job ${jobId} did not finish`);
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
