@@ -61,6 +61,19 @@ describe("the dashboard only answers authenticated requests", () => {
     expect((await get("/api/queues", `bearer ${token}`)).status).toBe(200);
   });
 
+  it("refuses a write another site's page makes with the browser's cached credentials (CSRF), and allows same-origin ones", async () => {
+    const postFrom = (origin: string) =>
+      fetch(`${dashboard.url}/queues/invoice-totals/jobs`, {
+        method: "POST",
+        headers: { authorization: basic(user, password), "content-type": "application/json", origin },
+        body: JSON.stringify({ all: true }),
+      });
+    const crossSite = await postFrom("https://evil.example");
+    expect(crossSite.status).toBe(403);
+    const sameOrigin = await postFrom(dashboard.url);
+    expect(sameOrigin.status).toBe(201);
+  });
+
   it("leaves /health open and never writes a password or token to the log", async () => {
     const health = await get("/health");
     expect([200, 503]).toContain(health.status);

@@ -94,3 +94,31 @@ export function requireAuth(auth: DashboardAuth, logger: Logger): RequestHandler
     res.status(401).json({ error: "authentication required: use HTTP basic auth or a bearer token" });
   };
 }
+
+/**
+ * Browsers attach cached basic-auth credentials to any request to this host,
+ * including a form another site submits (CSRF). Writes whose Origin is a
+ * different host are refused; scripts and curl send no Origin and pass.
+ */
+export function rejectCrossSiteWrites(logger: Logger): RequestHandler {
+  const safeMethods = new Set(["GET", "HEAD", "OPTIONS"]);
+  return (req: Request, res: Response, next: NextFunction) => {
+    const origin = req.get("origin");
+    if (safeMethods.has(req.method) || !origin) {
+      next();
+      return;
+    }
+    let originHost: string | undefined;
+    try {
+      originHost = new URL(origin).host;
+    } catch {
+      originHost = undefined;
+    }
+    if (originHost !== undefined && originHost === req.get("host")) {
+      next();
+      return;
+    }
+    logger.warn({ method: req.method, path: req.path, origin }, "cross-site write refused");
+    res.status(403).json({ error: "cross-site request refused: send it from the dashboard's own origin or without an Origin header" });
+  };
+}

@@ -9,7 +9,7 @@ import { createRedis } from "../lib/redis.js";
 import { Producer } from "../queues/producer.js";
 import { implementedQueues } from "../queues/registry.js";
 import { readScheduleHealth } from "../queues/schedule-health.js";
-import { type DashboardAuth, requireAuth, resolveDashboardAuth } from "./auth.js";
+import { type DashboardAuth, rejectCrossSiteWrites, requireAuth, resolveDashboardAuth } from "./auth.js";
 import { createBoardRouter } from "./board.js";
 import { enqueueRouter } from "./enqueue-route.js";
 import { checkHealth } from "./health.js";
@@ -72,6 +72,7 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
   });
 
   app.use(requireAuth(deps.auth, deps.logger));
+  app.use(rejectCrossSiteWrites(deps.logger));
 
   app.get("/metrics", async (_req, res) => {
     try {
