@@ -33,6 +33,8 @@ describe("cache-prefetch", () => {
       data: [
         ...Array.from({ length: 20 }, (_, index) => ({ email: `active${index}@example.com`, lastActiveAt: new Date(Date.UTC(2026, 0, 1, 0, index)) })),
         ...Array.from({ length: 5 }, (_, index) => ({ email: `never${index}@example.com` })),
+        // Text that JSON must escape, and a date with milliseconds.
+        { email: 'o"brien\\@example.com', name: 'Seán "Quote" O\\Brien\n\t«ü» 😀', lastActiveAt: new Date("2026-02-03T04:05:06.789Z") },
       ],
     });
     cache = await createCache({ redis: config.REDIS_URL, prefix: config.QUEUE_PREFIX, config, logger: memoryLogger("warn").logger });
@@ -55,21 +57,24 @@ describe("cache-prefetch", () => {
 
   it("warms active escrow balances, recently active users and global counts, and reports the counts", async () => {
     const result = await prefetch({}, deps);
-    expect(result.warmed).toEqual({ escrowBalances: 50, activeUsers: 20, globalCounts: 1 });
+    expect(result.warmed).toEqual({ escrowBalances: 50, activeUsers: 21, globalCounts: 1 });
     expect(result.skipped).toEqual({ escrowBalances: 0, activeUsers: 0, globalCounts: 0 });
 
     const balance = await stored<EscrowBalance>(cacheKeys.escrowBalance(activeIds[0] as string));
     expect(balance?.currentBalance).toBeInstanceOf(Prisma.Decimal);
     const counts = await stored<GlobalCounts>(cacheKeys.globalCounts());
-    expect(counts).toMatchObject({ users: 25n, activeEscrowAccounts: 50n, pendingTransactions: 0n });
+    expect(counts).toMatchObject({ users: 26n, activeEscrowAccounts: 50n, pendingTransactions: 0n });
     // The prefetch builds values in SQL; they must equal what the single-key loaders return.
     for (const accountId of activeIds.slice(0, 5)) {
       expect(await stored(cacheKeys.escrowBalance(accountId))).toEqual(await loadEscrowBalance(db, accountId));
     }
-    const someUser = await db.prisma.user.findFirstOrThrow({ where: { lastActiveAt: { not: null } } });
-    const storedUser = await stored<CachedUser>(cacheKeys.user(someUser.id));
-    expect(storedUser).toEqual(await loadUser(db, someUser.id));
-    expect(storedUser?.lastActiveAt).toBeInstanceOf(Date);
+    for (const user of await db.prisma.user.findMany({ where: { lastActiveAt: { not: null } }, select: { id: true } })) {
+      expect(await stored<CachedUser>(cacheKeys.user(user.id))).toEqual(await loadUser(db, user.id));
+    }
+    const tricky = await db.prisma.user.findFirstOrThrow({ where: { email: { startsWith: "o" } } });
+    const storedTricky = await stored<CachedUser>(cacheKeys.user(tricky.id));
+    expect(storedTricky?.name).toBe('Seán "Quote" O\\Brien\n\t«ü» 😀');
+    expect(storedTricky?.lastActiveAt?.toISOString()).toBe("2026-02-03T04:05:06.789Z");
     const frozen = await db.prisma.escrowAccount.findFirstOrThrow({ where: { status: "FROZEN" } });
     expect(await stored(cacheKeys.escrowBalance(frozen.id))).toBeNull();
 

@@ -6,7 +6,8 @@ import { Prisma } from "./db.js";
  * into a string, so a value read from Redis would differ from the one the
  * loader returned; callers could not tell which tier answered.
  *
- * Tagged values look like `{"$t":"Decimal","v":"12.30"}`. An object of the
+ * Tagged values look like `{"$t":"Decimal","v":"12.30"}`; a Date's `v` is an
+ * ISO string (or epoch milliseconds, as the prefetch's SQL writes it). An object of the
  * caller's that itself has a `$t` key is escaped as its entry list, so no
  * caller value can be mistaken for a tag.
  */
@@ -33,7 +34,7 @@ function reviver(_key: string, value: unknown): unknown {
     case "Decimal":
       return new Prisma.Decimal(tagged.v as string);
     case "Date":
-      return new Date(tagged.v === null ? Number.NaN : (tagged.v as string));
+      return new Date(tagged.v === null ? Number.NaN : (tagged.v as string | number));
     case "BigInt":
       return BigInt(tagged.v as string);
     case "Object":
