@@ -215,8 +215,10 @@ describe("bulk-messaging when the provider fails", () => {
     await expect(runJob(payload)).rejects.toThrow(ProviderUnavailableError);
     const afterOutage = await db.prisma.messagingMessage.groupBy({ by: ["status"], where: { campaignId: "outage" }, _count: true });
     const counts = Object.fromEntries(afterOutage.map((row) => [row.status, row._count]));
-    // The first batch went through; the second stopped half way; the third was never started.
-    expect(counts).toEqual({ sent: 15, sending: 5 });
+    // Fifteen went through; the rest of the batches in flight stay `sending` for the retry.
+    expect(Object.keys(counts).sort()).toEqual(["sending", "sent"]);
+    expect(counts.sent).toBe(15);
+    expect(counts.sending).toBeGreaterThanOrEqual(5);
 
     sms.respond = () => ({ kind: "accept" });
     const result = await runJob(payload);

@@ -21,6 +21,13 @@ import { defineJob } from "../queues/job-definition.js";
  * Jobs for the same campaign and channel run one at a time (an advisory lock),
  * so two of them never send the same message at the same moment.
  */
+/**
+ * Batches in flight at once. With two, PostgreSQL works on one batch while this
+ * process renders bodies, calls the provider and records the other; more only
+ * queue up behind the pool on a small machine.
+ */
+const batchConcurrency = 2;
+
 const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const bulkMessagingPayload = z
@@ -97,35 +104,48 @@ export const bulkMessagingJob = defineJob({
       log.info({ campaignId: payload.campaignId, channel: payload.channel, total: result.total, batchSize, provider: provider.name }, "campaign started");
 
       const seen = new Set<string>();
-      for (let start = 0; start < payload.patientIds.length; start += batchSize) {
-        const slice = payload.patientIds.slice(start, start + batchSize);
-        const patientIds: string[] = [];
-        for (const raw of slice) {
-          const id = raw.toLowerCase();
-          if (uuidPattern.test(id) && !seen.has(id)) {
-            seen.add(id);
-            patientIds.push(id);
-          } else result.skipped++;
+      const batchCount = Math.ceil(payload.patientIds.length / batchSize);
+      let nextBatch = 0;
+      let unavailable: BatchOutcome | undefined;
+      let failure: unknown;
+      const lane = async () => {
+        while (nextBatch < batchCount && !unavailable && !failure) {
+          const start = nextBatch++ * batchSize;
+          const slice = payload.patientIds.slice(start, start + batchSize);
+          const patientIds: string[] = [];
+          for (const raw of slice) {
+            const id = raw.toLowerCase();
+            if (uuidPattern.test(id) && !seen.has(id)) {
+              seen.add(id);
+              patientIds.push(id);
+            } else result.skipped++;
+          }
+          let outcome: BatchOutcome = { sent: 0, failed: 0, skipped: 0, unavailable: 0 };
+          try {
+            if (patientIds.length > 0) {
+              outcome = await runCampaignBatch(db.prisma, sender, {
+                campaignId: payload.campaignId,
+                channel: payload.channel,
+                bodyTemplate: payload.body,
+                patientIds,
+              });
+            }
+          } catch (err) {
+            failure ??= err;
+            return;
+          }
+          result.sent += outcome.sent;
+          result.failed += outcome.failed;
+          result.skipped += outcome.skipped;
+          result.processed += slice.length - outcome.unavailable;
+          await reportProgress({ ...result });
+          // Stop starting batches rather than hammer a provider that is down; the retry resumes here.
+          if (outcome.unavailable > 0) unavailable = outcome;
         }
-        let outcome: BatchOutcome = { sent: 0, failed: 0, skipped: 0, unavailable: 0 };
-        if (patientIds.length > 0) {
-          outcome = await runCampaignBatch(db.prisma, sender, {
-            campaignId: payload.campaignId,
-            channel: payload.channel,
-            bodyTemplate: payload.body,
-            patientIds,
-          });
-        }
-        result.sent += outcome.sent;
-        result.failed += outcome.failed;
-        result.skipped += outcome.skipped;
-        result.processed += slice.length - outcome.unavailable;
-        await reportProgress({ ...result });
-        if (outcome.unavailable > 0) {
-          // Stop here rather than hammer a provider that is down; the retry resumes at this batch.
-          throw new ProviderUnavailableError(outcome.unavailable, outcome.lastUnavailableError ?? "unknown error");
-        }
-      }
+      };
+      await Promise.all(Array.from({ length: Math.min(batchConcurrency, batchCount) }, lane));
+      if (failure) throw failure;
+      if (unavailable) throw new ProviderUnavailableError(unavailable.unavailable, unavailable.lastUnavailableError ?? "unknown error");
     } catch (err) {
       lockError = err as Error;
       throw err;
