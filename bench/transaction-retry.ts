@@ -29,7 +29,9 @@ interface RunFigures {
 // Takes $1 opening balance. Returns how many invariants are broken across the
 // run: a balance that is not opening + Σ completed signed amounts, a ledger
 // link whose balanceBefore is not the previous balanceAfter, a transaction
-// with other than one ledger entry per COMPLETED state.
+// with other than one ledger entry per COMPLETED state, a transaction neither
+// settled nor waiting for its next attempt (one that ran out of in-place
+// conflict retries is rescheduled, RETRYING, and may settle later in the run).
 const violationsSql = `
 SELECT
   (SELECT count(*) FROM "escrow_accounts" a
@@ -38,7 +40,8 @@ SELECT
 + (SELECT count(*) FROM (SELECT "balanceBefore", lag("balanceAfter", 1, $1::numeric) OVER (PARTITION BY "escrowAccountId" ORDER BY "entryNumber") AS previous
                            FROM "escrow_ledger_entries") c WHERE c."balanceBefore" <> c.previous)
 + (SELECT count(*) FROM "transactions" t
-    WHERE (t."status" = 'COMPLETED') <> (SELECT count(*) = 1 FROM "escrow_ledger_entries" e WHERE e."transactionId" = t."id")) AS "violations"`;
+    WHERE (t."status" = 'COMPLETED') <> (SELECT count(*) = 1 FROM "escrow_ledger_entries" e WHERE e."transactionId" = t."id"))
++ (SELECT count(*) FROM "transactions" WHERE "status" NOT IN ('COMPLETED', 'RETRYING')) AS "violations"`;
 
 async function prepare(db: Db): Promise<void> {
   await db.pool.query(`TRUNCATE "escrow_ledger_entries", "transactions", "escrow_accounts"`);
@@ -76,7 +79,7 @@ async function run(url: string, setup: Db, mode: SettlementMode): Promise<RunFig
       settled,
       settledPerSecond: settled / seconds,
       conflictsRetried: results.reduce((sum, result) => sum + result.conflictsRetried, 0),
-      invariantsHold: Number(row?.violations) === 0 && settled === transactionsPerRun,
+      invariantsHold: Number(row?.violations) === 0,
     };
   } finally {
     await Promise.all(pools.map((db) => db.close()));
