@@ -153,6 +153,7 @@ describe("cache-prefetch", () => {
     );
     expect(old?.currentBalance.toFixed(2)).toBe(balanceBefore);
     expect(await stored(key)).toBeNull();
+    // Nor serve it from its own memory.
     const fresh = await cache.getOrLoad(key, () => loadEscrowBalance(db, racedId), { kind: "balance" });
     expect(fresh?.currentBalance.toFixed(2)).toBe("777.77");
   });

@@ -204,14 +204,16 @@ export class TwoTierCache {
     this.counters.load(kind);
     const value = await loader();
     if (value === undefined) return { value, source: "load" as const };
-    if (!flight.invalidated) this.l1.set(key, { value }, { ttl: ttlMs });
+    let current = true;
     if (sequence !== undefined) {
       try {
-        await storeIfNotInvalidated(this.redis, this.options.prefix, [{ key, value }], sequence, ttlMs);
+        // 0 stored: a write invalidated the key while we loaded, so what we hold is already old.
+        current = (await storeIfNotInvalidated(this.redis, this.options.prefix, [{ key, value }], sequence, ttlMs)) === 1;
       } catch (err) {
         this.l2Failed(err);
       }
     }
+    if (current && !flight.invalidated) this.l1.set(key, { value }, { ttl: ttlMs });
     return { value, source: "load" as const };
   }
 
