@@ -81,6 +81,10 @@ describe("db-maintenance ANALYZE picks its tables from the database's own statis
     expect(partitions?.reason).toMatch(/partitioned parent/);
     // Its partitions were sampled by the parent's ANALYZE, not analyzed a second time.
     expect(result.analyzed).not.toContain("transactions_default");
+    // Progress names each table as it goes, and ends with the totals.
+    const progress = h.lastProgress();
+    expect(progress).toContainEqual(expect.objectContaining({ step: "analyze", table: "maint_busy" }));
+    expect(progress.at(-1)).toMatchObject({ step: "done", analyzed: result.analyzed.length });
   });
 
   it("runs again without work to do once statistics are fresh", async () => {

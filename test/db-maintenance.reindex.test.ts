@@ -137,6 +137,10 @@ describe("db-maintenance REINDEX CONCURRENTLY rebuilds bloated indexes without b
     const progress = h.logLines().filter((line) => line.msg === "reindex in progress" && String(line.index).startsWith("maint_snap"));
     expect(progress.length).toBeGreaterThan(0);
     expect(progress.map((line) => String(line.phase))).toContainEqual(expect.stringMatching(/waiting/));
+    // The same pg_stat_progress_create_index samples reach the job's progress, per index.
+    expect(h.lastProgress()).toContainEqual(
+      expect.objectContaining({ step: "reindex", index: "maint_snap_label_idx", build: expect.objectContaining({ phase: expect.any(String) }) }),
+    );
   });
 
   it("keeps concurrent writes flowing during REINDEX CONCURRENTLY: none fails and none waits longer than the lock timeout", async () => {

@@ -111,6 +111,13 @@ export const dbMaintenanceJob = defineJob({
     } finally {
       await session.release();
     }
+    await context.reportProgress({
+      step: "done",
+      analyzed: result.analyzed.length,
+      reindexed: result.reindexed.length,
+      droppedInvalid: result.droppedInvalid.length,
+      skipped: result.skipped.length,
+    });
     log.info(
       {
         dryRun: result.dryRun,
@@ -219,7 +226,6 @@ async function reindexBloated(session: MaintenanceSession, scope: OwnTable[], pa
       ctx.log.info({ index: index.index, before: index.bytes, after, durationMs: Date.now() - started }, "reindexed concurrently");
     } else if (outcome) skipForLock(index.index, outcome.attempts, payload, result, ctx);
   }
-  await ctx.reportProgress({ step: "done", done: bloated.length, total: bloated.length });
 }
 
 /** A REINDEX CONCURRENTLY that timed out after building started leaves an invalid _ccnew index; drop it before retrying. */

@@ -20,6 +20,8 @@ export interface MaintenanceHarness {
   producer: Producer;
   logLines: () => Record<string, unknown>[];
   run(payload: object): Promise<DbMaintenanceResult>;
+  /** Progress reports of the last job `run` ran, in order (BullMQ progress events). */
+  lastProgress(): Record<string, unknown>[];
   /** Runs SQL on a short-lived connection of its own. */
   sql<R extends pg.QueryResultRow = Record<string, unknown>>(text: string, values?: unknown[]): Promise<R[]>;
   close(): Promise<void>;
@@ -35,6 +37,11 @@ export async function createMaintenanceHarness(): Promise<MaintenanceHarness> {
   await events.waitUntilReady();
   const memory = memoryLogger("info");
   const worker: RunningWorker = await startWorker("db-maintenance", { config, logger: memory.logger, db });
+  const progress = new Map<string, Record<string, unknown>[]>();
+  events.on("progress", ({ jobId, data }) => {
+    progress.set(jobId, [...(progress.get(jobId) ?? []), data as Record<string, unknown>]);
+  });
+  let lastJobId = "";
 
   return {
     database,
@@ -44,8 +51,10 @@ export async function createMaintenanceHarness(): Promise<MaintenanceHarness> {
     logLines: memory.lines,
     async run(payload) {
       const job = await producer.enqueueUnknown("db-maintenance", payload);
+      lastJobId = job.id as string;
       return (await job.waitUntilFinished(events, 240_000)) as DbMaintenanceResult;
     },
+    lastProgress: () => progress.get(lastJobId) ?? [],
     async sql(text, values) {
       const client = new pg.Client({ connectionString: database.url });
       await client.connect();
