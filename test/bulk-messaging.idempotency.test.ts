@@ -52,7 +52,13 @@ describe("bulk-messaging enqueued twice sends once", () => {
   it("one after the other: the second job finds every message sent and calls the provider for none", async () => {
     const recipients = await patients(40, "21");
     const phones = new Set(recipients.map((p) => p.phone));
-    const payload = { campaignId: "twice-in-a-row", channel: "sms" as const, body: "Hello {{firstName}}", patientIds: recipients.map((p) => p.id), batchSize: 15 };
+    const payload = {
+      campaignId: "twice-in-a-row",
+      channel: "sms" as const,
+      body: "Hello {{firstName}}",
+      patientIds: recipients.map((p) => p.id),
+      batchSize: 15,
+    };
 
     const first = await producer.enqueue("bulk-messaging", payload);
     expect(await first.waitUntilFinished(events, 60_000)).toEqual({ processed: 40, total: 40, sent: 40, failed: 0, skipped: 0 });
@@ -72,7 +78,14 @@ describe("bulk-messaging enqueued twice sends once", () => {
     const recipients = await patients(60, "22");
     const phones = new Set(recipients.map((p) => p.phone));
     // Slow enough that both jobs are active together (the worker runs two at once).
-    const payload = { campaignId: "twice-at-once", channel: "sms" as const, body: "Hi", patientIds: recipients.map((p) => p.id), batchSize: 10, sendRatePerSecond: 60 };
+    const payload = {
+      campaignId: "twice-at-once",
+      channel: "sms" as const,
+      body: "Hi",
+      patientIds: recipients.map((p) => p.id),
+      batchSize: 10,
+      sendRatePerSecond: 60,
+    };
 
     const [a, b] = await Promise.all([producer.enqueue("bulk-messaging", payload), producer.enqueue("bulk-messaging", payload)]);
     const results = await Promise.all([a.waitUntilFinished(events, 90_000), b.waitUntilFinished(events, 90_000)]);
