@@ -65,6 +65,32 @@ describe("db-maintenance REINDEX CONCURRENTLY rebuilds bloated indexes without b
     expect(await h.sql("SELECT id FROM maint_bloat WHERE label = md5(md5('10'))")).toEqual([{ id: 10 }]);
   });
 
+  it("rebuilds a partitioned table's bloated indexes partition by partition, keeping them attached to the parent's index", async () => {
+    await h.sql(
+      `INSERT INTO transactions (type, amount, "createdAt") SELECT 'DEPOSIT', 1, '2031-01-01'::timestamptz + g * interval '1 second' FROM generate_series(1, 100000) g`,
+    );
+    await h.sql(`DELETE FROM transactions WHERE extract(epoch FROM "createdAt")::bigint % 10 <> 0`);
+    await h.sql("VACUUM transactions_default");
+    await h.sql("ANALYZE transactions");
+    const before = await indexState(h.database.url, "transactions_default_createdAt_idx");
+
+    const result = await h.run({ reindex: true, analyze: false, tables: ["transactions"] });
+    const rebuilt = result.reindexed.map((entry) => entry.index);
+    expect(rebuilt).toEqual(expect.arrayContaining(["transactions_default_createdAt_idx", "transactions_default_pkey"]));
+    // The partitioned indexes themselves have no storage and are never targets.
+    expect(rebuilt).not.toContain("transactions_createdAt_idx");
+    expect(result.skipped).toEqual([]);
+    const after = await indexState(h.database.url, "transactions_default_createdAt_idx");
+    expect(after?.bytes).toBeLessThan((before?.bytes ?? 0) / 3);
+    const [attached] = await h.sql<{ parent: string }>(
+      "SELECT inhparent::regclass::text AS parent FROM pg_inherits WHERE inhrelid = 'public.\"transactions_default_createdAt_idx\"'::regclass",
+    );
+    expect(attached?.parent).toBe('"transactions_createdAt_idx"');
+    expect(await h.sql(`SELECT count(*)::int AS n FROM transactions WHERE "createdAt" = '2031-01-01'::timestamptz + interval '10 seconds'`)).toEqual([
+      { n: 1 },
+    ]);
+  });
+
   it("falls back to the statistics-based estimate without pgstattuple, and says so", async () => {
     await h.sql("DROP EXTENSION IF EXISTS pgstattuple");
     await createBloatedTable(h.database.url, "maint_bloat_stats", 100_000);
