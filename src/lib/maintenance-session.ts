@@ -26,9 +26,10 @@ export async function openMaintenanceSession(pool: pg.Pool, lockTimeoutMs: numbe
   const client = await pool.connect();
   let locked = false;
   let broken = false;
-  client.on("error", () => {
+  const onError = () => {
     broken = true;
-  });
+  };
+  client.on("error", onError);
   try {
     // A server-wide statement_timeout must not cut a long index build short;
     // lock_timeout bounds how long anything waits behind application locks.
@@ -50,10 +51,12 @@ export async function openMaintenanceSession(pool: pg.Pool, lockTimeoutMs: numbe
           broken = true;
         }
         // Destroying a broken client ends its session, which frees any advisory lock it held.
+        client.off("error", onError);
         client.release(broken);
       },
     };
   } catch (err) {
+    client.off("error", onError);
     client.release(true);
     throw err;
   }
