@@ -43,7 +43,7 @@ let signalsForwarded = 0;
 let lastSignalAt = 0;
 let crashed = false;
 
-const logger = new Logger({ prefixFormat: "name", timestampFormat: "HH:mm:ss" });
+const logger = new Logger({ prefixFormat: "name" });
 
 /** Passes operator signals to every process, once per distinct signal. */
 const forwardSignals = {
