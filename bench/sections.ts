@@ -1,7 +1,9 @@
+import { archivingBench } from "./archiving.js";
 import type { BenchSection } from "./bench-section.js";
 import { bulkMessagingBench } from "./bulk-messaging.js";
 import { cacheBench } from "./cache.js";
+import { noopWorkerBench } from "./noop-worker.js";
 import { transactionRetryBench } from "./transaction-retry.js";
 
 /** Every section of `npm run bench`, in order. Add one line per section. */
-export const benchSections: BenchSection[] = [bulkMessagingBench, cacheBench, transactionRetryBench];
+export const benchSections: BenchSection[] = [noopWorkerBench, bulkMessagingBench, cacheBench, transactionRetryBench, archivingBench];

@@ -6,6 +6,7 @@ import { ensureArchiveMonth, type FastPathOutcome, moveBatch, moveWholePartition
 import {
   ArchiveVerificationError,
   compareCounts,
+  countingScope,
   countPerMonth,
   type FinalStatus,
   finalStatuses,
@@ -13,7 +14,7 @@ import {
   type Verification,
 } from "../lib/archive-verify.js";
 import type { Logger } from "../lib/logger.js";
-import { listPartitions, monthFromKey, monthRange } from "../lib/partitions.js";
+import { listPartitions, type MonthRange, monthFromKey, monthRange } from "../lib/partitions.js";
 import { defineJob } from "../queues/job-definition.js";
 
 /**
@@ -114,7 +115,8 @@ export const archivingJob = defineJob({
     const client = await db.pool.connect();
     let broken: Error | undefined;
     try {
-      const before = await countPerMonth(client, cutoff, statuses);
+      const scope = await countingScope(client, cutoff);
+      const before = scope ? await countPerMonth(client, cutoff, statuses, scope) : [];
       const plan = await planMonths(client, before, cutoff, maxRows);
       if (payload.dryRun) {
         const wouldMove = Math.min(
@@ -126,7 +128,7 @@ export const archivingJob = defineJob({
       }
 
       const outcome = await withTryAdvisoryLock(client, advisoryLockNames.archiving("transactions"), () =>
-        archive(client, { plan, before, cutoff, statuses, batchSize, maxRows, log, reportProgress }),
+        archive(client, { plan, before, scope, cutoff, statuses, batchSize, maxRows, log, reportProgress }),
       );
       if (!outcome.acquired) {
         log.info("another archiving run holds the lock; skipped");
@@ -175,6 +177,8 @@ async function planMonths(client: pg.ClientBase, before: MonthCounts[], cutoff: 
 interface ArchiveRun {
   plan: MonthPlan[];
   before: MonthCounts[];
+  /** The months counted before the run; the final check counts the same ones. */
+  scope: MonthRange | undefined;
   cutoff: Date;
   statuses: FinalStatus[];
   batchSize: number;
@@ -267,11 +271,13 @@ async function archive(client: pg.ClientBase, run: ArchiveRun): Promise<Archivin
       from = batch.lastCreatedAt;
       const report = await progress("batches");
       log.info({ month: month.month, batch: batches, rows: batch.deleted, batchMs: Math.round(batchMs), ...report }, "archiving batch moved");
+      // A short batch means the month has nothing more to take now; rows another session holds are left for the next run.
+      if (batch.deleted < limit) break;
     }
     await verifyMonth(month.month);
   }
 
-  const after = await countPerMonth(client, cutoff, statuses);
+  const after = run.scope ? await countPerMonth(client, cutoff, statuses, run.scope) : [];
   const verification = compareCounts(before, after);
   if (!verification.verified) failVerification(log, verification, "at the end");
 

@@ -34,7 +34,7 @@ WITH picked AS (
   SELECT "id", "createdAt"
     FROM "transactions"
    WHERE "createdAt" >= $1 AND "createdAt" < $2
-     AND "status" = ANY($3::text[]::"TransactionStatus"[]) AND "nextRetryAt" IS NULL
+     AND "status" = ANY($3::"TransactionStatus"[]) AND "nextRetryAt" IS NULL
    ORDER BY "createdAt"
    LIMIT $4
    FOR UPDATE SKIP LOCKED
@@ -129,8 +129,8 @@ export async function moveWholePartition(
 
         // Takes $1 the states that block archiving, $2 every state. Returns whether any row is not eligible.
         const { rows: blockers } = await client.query<{ blocked: boolean }>(
-          `SELECT EXISTS (SELECT 1 FROM ${target} WHERE "status" = ANY($1::text[]::"TransactionStatus"[]))
-               OR EXISTS (SELECT 1 FROM ${target} WHERE "status" = ANY($2::text[]::"TransactionStatus"[]) AND "nextRetryAt" IS NOT NULL) AS blocked`,
+          `SELECT EXISTS (SELECT 1 FROM ${target} WHERE "status" = ANY($1::"TransactionStatus"[]))
+               OR EXISTS (SELECT 1 FROM ${target} WHERE "status" = ANY($2::"TransactionStatus"[]) AND "nextRetryAt" IS NOT NULL) AS blocked`,
           [allStatuses.filter((status) => !(statuses as readonly string[]).includes(status)), allStatuses],
         );
         if (blockers[0]?.blocked) return notTaken("holds rows that are not eligible");

@@ -32,7 +32,7 @@ SELECT to_char(date_trunc('month', "createdAt", 'UTC') AT TIME ZONE 'UTC', 'YYYY
        count(*) FILTER (WHERE live)::int AS live,
        count(*) FILTER (WHERE NOT live)::int AS archived,
        count(*) FILTER (WHERE live AND eligible)::int AS eligible
-  FROM (SELECT "createdAt", true AS live, ("status" = ANY($2::text[]::"TransactionStatus"[]) AND "nextRetryAt" IS NULL) AS eligible
+  FROM (SELECT "createdAt", true AS live, ("status" = ANY($2::"TransactionStatus"[]) AND "nextRetryAt" IS NULL) AS eligible
           FROM "transactions"
          WHERE "createdAt" < $1 AND ($3::timestamptz IS NULL OR ("createdAt" >= $3 AND "createdAt" < $4))
         UNION ALL
@@ -45,6 +45,21 @@ SELECT to_char(date_trunc('month', "createdAt", 'UTC') AT TIME ZONE 'UTC', 'YYYY
 export async function countPerMonth(client: pg.ClientBase, cutoff: Date, statuses: readonly FinalStatus[], range?: MonthRange): Promise<MonthCounts[]> {
   const { rows } = await client.query<MonthCounts>(monthCountsSql, [cutoff, statuses, range?.start ?? null, range?.end ?? null]);
   return rows;
+}
+
+/**
+ * The months to count: from the month of the oldest live row before the
+ * cutoff up to the cutoff. Archived months older than every live row cannot
+ * change, and counting the whole archive on every run would grow forever.
+ */
+export async function countingScope(client: pg.ClientBase, cutoff: Date): Promise<MonthRange | undefined> {
+  // Takes $1 the cutoff. Returns the first instant of the UTC month of the oldest live row before it (through the createdAt index), or null.
+  const { rows } = await client.query<{ start: Date | null }>(
+    `SELECT date_trunc('month', min("createdAt"), 'UTC') AS start FROM "transactions" WHERE "createdAt" < $1`,
+    [cutoff],
+  );
+  const start = rows[0]?.start;
+  return start ? { start, end: cutoff } : undefined;
 }
 
 export interface VerificationMismatch {
