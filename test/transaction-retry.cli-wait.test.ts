@@ -53,5 +53,5 @@ describe("dbjobs enqueue transaction-retry --wait, with a worker process", () =>
 
     const text = await runCli(["db", "report"], cliEnv(config), 60_000);
     expect(text.stdout).toMatch(/Transactions FAILED for good[\s\S]*insufficient funds/);
-  });
+  }, 180_000);
 });

@@ -80,7 +80,7 @@ describe.each<SettlementMode>(["serializable", "row-lock"])("transaction-retry: 
     expect(statuses.COMPLETED).toBe(total.settled);
     // Anything not settled was given a later attempt, not lost.
     expect(statuses.RETRYING ?? 0).toBe(total.rescheduled);
-  });
+  }, 240_000);
 
   it("a second round of sweeps finds nothing due and changes nothing", async () => {
     const before = await db.pool.query(`SELECT "id", "currentBalance"::text, "version" FROM "escrow_accounts" ORDER BY "id"`);
@@ -89,5 +89,5 @@ describe.each<SettlementMode>(["serializable", "row-lock"])("transaction-retry: 
     expect(result).toMatchObject({ settled: 0, failedForGood: 0, conflictsRetried: 0 });
     const after = await db.pool.query(`SELECT "id", "currentBalance"::text, "version" FROM "escrow_accounts" ORDER BY "id"`);
     expect(after.rows).toEqual(before.rows);
-  });
+  }, 120_000);
 });

@@ -87,5 +87,5 @@ describe("transaction-retry: a worker killed with SIGKILL mid-sweep, then a reru
     // The rerun settled what the dead worker had not: the sweeps still waiting
     // in the queue, then ours (the dead worker's own jobs come back as stalled).
     expect(rerunSettled).toBeLessThanOrEqual(transactionCount - atKill.completed);
-  });
+  }, 300_000);
 });

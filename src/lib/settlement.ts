@@ -72,27 +72,44 @@ interface AccountRow {
   covered: boolean;
 }
 
-// Takes $1 transaction id, $2 its createdAt (the partition key, so only one
-// partition is read). Returns its status, type, account, the signed change it
-// makes to the balance ("delta"), what a debit needs ("debit"), and whether
-// its amounts make sense. Money stays NUMERIC and travels as text.
-const readTransactionSql = (lock: boolean) => `
-SELECT t."status"::text AS "status", t."type"::text AS "type", t."escrowAccountId"::text AS "escrowAccountId",
+const transactionColumns = `
+       t."status"::text AS "status", t."type"::text AS "type", t."escrowAccountId"::text AS "escrowAccountId",
        (CASE t."type" WHEN 'DEPOSIT' THEN t."amount" - t."feeAmount" ELSE -(t."amount" + t."feeAmount") END)::text AS "delta",
        (t."amount" + t."feeAmount")::text AS "debit",
-       (t."amount" > 0 AND t."feeAmount" >= 0 AND (t."type" <> 'DEPOSIT' OR t."feeAmount" <= t."amount")) AS "valid"
+       (t."amount" > 0 AND t."feeAmount" >= 0 AND (t."type" <> 'DEPOSIT' OR t."feeAmount" <= t."amount")) AS "valid"`;
+
+// row-lock mode. Takes $1 transaction id, $2 its createdAt (the partition key,
+// so only one partition is read). Locks the row and returns its status, type,
+// account, the signed change it makes to the balance ("delta"), what a debit
+// needs ("debit"), and whether its amounts make sense. Money stays NUMERIC
+// and travels as text.
+const lockTransactionSql = `
+SELECT ${transactionColumns}
   FROM "transactions" t
  WHERE t."id" = $1::uuid AND t."createdAt" = $2
-${lock ? "   FOR UPDATE" : ""}`;
+   FOR UPDATE`;
 
-// Takes $1 account id, $2 the amount a debit needs. Returns the account's
-// status, version, currentBalance and whether availableBalance covers $2.
-const readAccountSql = (lock: boolean) => `
+// serializable mode: no locks to take in order, so one round trip. Takes the
+// same as above; returns the same plus the account's status, version,
+// currentBalance and whether its availableBalance covers the debit (all null
+// when there is no account).
+const readTransactionAndAccountSql = `
+SELECT ${transactionColumns},
+       a."status"::text AS "accountStatus", a."version" AS "version", a."currentBalance"::text AS "currentBalance",
+       (a."availableBalance" >= t."amount" + t."feeAmount") AS "covered"
+  FROM "transactions" t
+  LEFT JOIN "escrow_accounts" a ON a."id" = t."escrowAccountId"
+ WHERE t."id" = $1::uuid AND t."createdAt" = $2`;
+
+// row-lock mode, after the transaction row. Takes $1 account id, $2 the amount
+// a debit needs. Locks the account and returns its status, version,
+// currentBalance and whether availableBalance covers $2.
+const lockAccountSql = `
 SELECT a."status"::text AS "status", a."version", a."currentBalance"::text AS "currentBalance",
        (a."availableBalance" >= $2::numeric) AS "covered"
   FROM "escrow_accounts" a
  WHERE a."id" = $1::uuid
-${lock ? "   FOR UPDATE" : ""}`;
+   FOR UPDATE`;
 
 // Takes $1 transaction id, $2 its createdAt, $3 account id, $4 the account
 // version read before, $5 the signed delta. Moves both balances by $5 only if
@@ -137,7 +154,11 @@ export async function settleTransaction(prisma: PrismaClient, id: string, create
   return withConflictRetry(
     prisma,
     async (tx): Promise<SettlementOutcome> => {
-      const [row] = await tx.$queryRawUnsafe<TransactionRow[]>(readTransactionSql(lock), id, createdAt);
+      const [row] = await tx.$queryRawUnsafe<(TransactionRow & Partial<AccountRow> & { accountStatus?: string | null })[]>(
+        lock ? lockTransactionSql : readTransactionAndAccountSql,
+        id,
+        createdAt,
+      );
       if (!row) return { kind: "skipped", status: "MISSING" };
       if (row.status !== "PENDING" && row.status !== "RETRYING") return { kind: "skipped", status: row.status };
 
@@ -148,7 +169,12 @@ export async function settleTransaction(prisma: PrismaClient, id: string, create
       if (!row.valid) return fail("invalid_amount", `invalid amount: a ${row.type} needs amount > 0 and feeAmount >= 0 (and, for a deposit, <= amount)`);
       if (!row.escrowAccountId) return fail("no_escrow_account", "no escrow account: the transaction names none");
 
-      const [account] = await tx.$queryRawUnsafe<AccountRow[]>(readAccountSql(lock), row.escrowAccountId, row.debit);
+      // Locks in one order everywhere (transaction row, then account row), so row-lock settlements cannot deadlock.
+      const [account] = lock
+        ? await tx.$queryRawUnsafe<AccountRow[]>(lockAccountSql, row.escrowAccountId, row.debit)
+        : row.accountStatus
+          ? [{ status: row.accountStatus, version: row.version!, currentBalance: row.currentBalance!, covered: row.covered! }]
+          : [];
       if (!account) return fail("no_escrow_account", `no escrow account: ${row.escrowAccountId} does not exist`);
       if (account.status === "CLOSED") return fail("account_closed", `escrow account ${row.escrowAccountId} is CLOSED`);
       if (account.status === "FROZEN") throw new EscrowAccountFrozenError(row.escrowAccountId);
