@@ -5,9 +5,11 @@ import { invoiceTotalsPayload } from "../src/jobs/invoice-totals.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { PayloadValidationError } from "../src/lib/errors.js";
+import { readMetrics } from "../src/lib/metrics.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { validatePayload } from "../src/queues/validate-payload.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
+import { waitFor } from "./support/wait-for.js";
 
 /** The message the producer would have given for `payload`. */
 function producerMessage(payload: unknown): string {
@@ -41,7 +43,7 @@ describe("a bad payload that reaches a worker anyway", () => {
     eventsConnection = testRedis();
     events = new QueueEvents("invoice-totals", { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
     await events.waitUntilReady();
-    worker = await startWorker("invoice-totals", { config, logger: log.logger, db });
+    worker = await startWorker("invoice-totals", { config, logger: log.logger, db, metricsFlushMs: 100 });
   });
 
   afterAll(async () => {
@@ -76,5 +78,17 @@ describe("a bad payload that reaches a worker anyway", () => {
   it("keeps running: a good job after the bad ones completes", async () => {
     const job = await queue.add("invoice-totals", { all: true });
     await expect(job.waitUntilFinished(events, 60_000)).resolves.toMatchObject({ invoicesUpdated: 0, skippedVoided: 0 });
+  });
+
+  it("counts the failures and the completion for the dashboard's metrics", async () => {
+    const q = 'queue="invoice-totals"';
+    const metrics = await waitFor("the worker's metrics flush", async () => {
+      const current = await readMetrics(connection, config.QUEUE_PREFIX);
+      return current.get(`dbjobs_jobs_completed_total{${q}}`) === 1 ? current : undefined;
+    });
+    expect(metrics.get(`dbjobs_jobs_failed_total{${q}}`)).toBe(3);
+    expect(metrics.get(`dbjobs_job_duration_seconds_count{${q}}`)).toBe(1);
+    expect(metrics.get(`dbjobs_job_duration_seconds_bucket{le="+Inf",${q}}`)).toBe(1);
+    expect(metrics.get(`dbjobs_job_duration_seconds_bucket{le="300",${q}}`)).toBe(1);
   });
 });

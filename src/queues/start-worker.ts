@@ -5,11 +5,12 @@ import type { Config } from "../lib/config.js";
 import { createDb, type Db } from "../lib/db.js";
 import { PayloadValidationError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
-import { flushMetrics, incrementCounter, observeHistogram } from "../lib/metrics.js";
+import { flushMetrics } from "../lib/metrics.js";
 import { createRedis, warnUnlessNoEviction } from "../lib/redis.js";
-import type { JobContext } from "./job-definition.js";
+import type { JobContext, JobDefinition, QueueSettings } from "./job-definition.js";
 import { getImplementedQueue } from "./registry.js";
 import { validatePayload } from "./validate-payload.js";
+import { WorkerCounters } from "./worker-counters.js";
 
 export interface StartWorkerOptions {
   config: Config;
@@ -22,6 +23,12 @@ export interface StartWorkerOptions {
   concurrency?: number;
   /** How often counters are flushed to Redis for the dashboard. @defaultValue 5000 */
   metricsFlushMs?: number;
+  /**
+   * Internal, for embedding and benchmarks: run this job definition on queue
+   * `queueName` instead of looking the queue up in the registry. The Procfile
+   * and CLI never set it, so "not implemented yet" queues stay refused there.
+   */
+  job?: { definition: JobDefinition; settings: QueueSettings };
 }
 
 export interface RunningWorker {
@@ -33,7 +40,9 @@ export interface RunningWorker {
 
 /** One queue per process: the function behind every `worker-<queue>` Procfile line. */
 export async function startWorker(queueName: string, options: StartWorkerOptions): Promise<RunningWorker> {
-  const entry = getImplementedQueue(queueName);
+  const entry: { name: string; job: JobDefinition; settings: QueueSettings } = options.job
+    ? { name: queueName, job: options.job.definition, settings: options.job.settings }
+    : getImplementedQueue(queueName);
   const { config } = options;
   const prefix = options.prefix ?? config.QUEUE_PREFIX;
   const logger = options.logger.child({ queue: entry.name });
@@ -50,8 +59,8 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
   const connection: Redis = createRedis(config.REDIS_URL, "worker", logger);
   await warnUnlessNoEviction(connection, logger);
 
+  const debugEnabled = logger.isLevelEnabled("debug");
   const processor = async (job: Job) => {
-    const log = logger.child({ jobId: job.id });
     let payload: unknown;
     try {
       payload = validatePayload(entry.name, entry.job.payloadSchema, job.data);
@@ -60,9 +69,14 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       if (err instanceof PayloadValidationError) throw new UnrecoverableError(err.message);
       throw err;
     }
+    // The child logger is built on first use: most short jobs never log.
+    let jobLog: Logger | undefined;
     const context: JobContext = {
       job,
-      log,
+      get log() {
+        jobLog ??= logger.child({ jobId: job.id });
+        return jobLog;
+      },
       db,
       redis: connection,
       config,
@@ -72,11 +86,11 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
         try {
           await job.updateProgress(progress);
         } catch (err) {
-          log.warn({ err }, "could not report progress");
+          context.log.warn({ err }, "could not report progress");
         }
       },
     };
-    log.debug({ attempt: job.attemptsMade + 1 }, "job started");
+    if (debugEnabled) context.log.debug({ attempt: job.attemptsMade + 1 }, "job started");
     return entry.job.handle(payload, context);
   };
 
@@ -88,24 +102,29 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
     autorun: true,
   });
 
+  const counters = new WorkerCounters(entry.name);
+  const flush = () => {
+    counters.moveToPending();
+    return flushMetrics(connection, prefix);
+  };
+
   // ── Listeners below must never throw: an exception here would stop the worker. ──
   worker.on("completed", (job) => {
     try {
       const seconds = ((job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000;
-      observeHistogram("dbjobs_job_duration_seconds", { queue: entry.name }, seconds);
-      incrementCounter("dbjobs_jobs_completed_total", { queue: entry.name });
+      counters.jobCompleted(seconds);
       logger.info({ jobId: job.id, durationMs: Math.round(seconds * 1000) }, "job completed");
     } catch {}
   });
   worker.on("failed", (job, err) => {
     try {
-      incrementCounter("dbjobs_jobs_failed_total", { queue: entry.name });
+      counters.jobFailed();
       logger.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err }, "job failed");
     } catch {}
   });
   worker.on("stalled", (jobId) => {
     try {
-      incrementCounter("dbjobs_jobs_stalled_total", { queue: entry.name });
+      counters.jobStalled();
       logger.warn({ jobId }, "job stalled; it will be retried");
     } catch {}
   });
@@ -116,7 +135,7 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
   });
 
   const flushTimer = setInterval(() => {
-    flushMetrics(connection, prefix).catch((err: unknown) => logger.debug({ err }, "metrics flush failed; will retry"));
+    flush().catch((err: unknown) => logger.debug({ err }, "metrics flush failed; will retry"));
   }, options.metricsFlushMs ?? 5000);
   flushTimer.unref();
 
@@ -130,7 +149,7 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       closing ??= (async () => {
         clearInterval(flushTimer);
         await worker.close(force);
-        await flushMetrics(connection, prefix).catch(() => undefined);
+        await flush().catch(() => undefined);
         connection.disconnect();
         if (!options.db) await db.close();
       })();
