@@ -20,8 +20,8 @@ describe("dbjobs operator verbs", { timeout: 240_000 }, () => {
   let env: Record<string, string>;
   let redis: Redis;
   let producer: Producer;
-  const rangeErrorIds = [randomUUID(), randomUUID(), randomUUID()];
-  const refusedIds = [randomUUID(), randomUUID()];
+  const rangeErrorIds: string[] = [randomUUID(), randomUUID(), randomUUID()];
+  const refusedIds: string[] = [randomUUID(), randomUUID()];
   const okIds = [randomUUID(), randomUUID()];
   const jobIdByInvoice = new Map<string, string>();
 
