@@ -18,7 +18,10 @@ import { benchPostgresAdminUrl, freshBenchDatabase } from "./support.js";
  *     Scaling keeps rows per month and changes the number of months.
  *     The job and a hand-written batched DELETE … RETURNING → INSERT loop at
  *     the same batch size each run on their own copy of that database.
- *  B. Fast path. One old month of `fastRows` rows, all COMPLETED, moved whole.
+ *  B. Fast path. One old month of `fastRows` rows, all final, moved whole.
+ *
+ * The job adapts its batches to maxBatchMs (default 300 ms, within 100 ..
+ * batchSize rows); the hand-written loop always takes batchSize.
  *
  * BENCH_ARCHIVING_SCALE (default 0.2) and BENCH_ARCHIVING_FAST_ROWS (default
  * 1,000,000) set the sizes: generating 3M rows with nine indexes takes longer
@@ -173,7 +176,7 @@ async function batchScenario(): Promise<BenchRow[]> {
   await dropDatabase(`${templateName}_hand`);
   await dropDatabase(templateName);
 
-  const label = `${human(result.moved)} eligible of ${human(totalRows)} rows${months === 12 ? "" : ` (${months} of 12 months: scaled down from 1M of 3M)`}, batch ${batchSize}`;
+  const label = `${human(result.moved)} eligible of ${human(totalRows)} rows${months === 12 ? "" : ` (${months} of 12 months: scaled down from 1M of 3M)`}, batchSize ${batchSize} (job: maxBatchMs 300 may shrink it)`;
   return [
     {
       name: `archiving batch path, ${label}: job vs hand-written DELETE…RETURNING→INSERT loop`,

@@ -1,7 +1,7 @@
 import type { Job } from "bullmq";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ArchivingDryRunResult, type ArchivingResult, archiveCutoff, archivingJob } from "../src/jobs/archiving.js";
+import { type ArchivingDryRunResult, type ArchivingResult, archiveCutoff, archivingJob, nextBatchSize } from "../src/jobs/archiving.js";
 import type { Db } from "../src/lib/db.js";
 import { addUtcMonths, createMonthPartition, monthKey, utcMonthStart } from "../src/lib/partitions.js";
 import type { JobContext } from "../src/queues/job-definition.js";
@@ -176,5 +176,14 @@ describe("archiving moves exactly the eligible rows", () => {
       [month, addUtcMonths(month, 1)],
     );
     expect(rows).toEqual([{ partition: `transactions_archive_${monthKey(month).replace("-", "_")}`, n: 310 }]);
+  });
+
+  it("shrinks batches that hold their locks too long and grows quick ones back, within 100..batchSize", () => {
+    const limits = { batchSize: 5000, maxBatchMs: 300 };
+    expect(nextBatchSize(5000, 600, limits)).toBe(2000);
+    expect(nextBatchSize(150, 10_000, limits)).toBe(100);
+    expect(nextBatchSize(2000, 100, limits)).toBe(3000);
+    expect(nextBatchSize(4000, 50, limits)).toBe(5000);
+    expect(nextBatchSize(3000, 200, limits)).toBe(3000);
   });
 });

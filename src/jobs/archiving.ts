@@ -45,6 +45,12 @@ export const archivingPayload = z
       .optional(),
     /** Rows per batch statement. @defaultValue 5000 */
     batchSize: z.number().int().min(100).max(50_000).optional(),
+    /**
+     * Longest a batch should hold its row locks. A batch slower than this
+     * makes the next ones smaller (never under 100 rows); quick batches grow
+     * back to batchSize. @defaultValue 300
+     */
+    maxBatchMs: z.number().int().min(10).max(60_000).optional(),
     /** Stop after moving this many rows (whole partitions count in full). @defaultValue no limit */
     maxRows: z.number().int().min(1).optional(),
     /** Report the counts per month and what would move; change nothing. @defaultValue false */
@@ -110,6 +116,7 @@ export const archivingJob = defineJob({
   async handle(payload, { db, log, reportProgress }): Promise<ArchivingResult | ArchivingDryRunResult> {
     const statuses = payload.statuses ?? ["COMPLETED", "CANCELLED"];
     const batchSize = payload.batchSize ?? 5000;
+    const maxBatchMs = payload.maxBatchMs ?? 300;
     const maxRows = payload.maxRows ?? Number.POSITIVE_INFINITY;
     const cutoff = archiveCutoff(new Date(), payload.olderThanYears ?? 7);
     const client = await db.pool.connect();
@@ -128,7 +135,7 @@ export const archivingJob = defineJob({
       }
 
       const outcome = await withTryAdvisoryLock(client, advisoryLockNames.archiving("transactions"), () =>
-        archive(client, { plan, before, scope, cutoff, statuses, batchSize, maxRows, log, reportProgress }),
+        archive(client, { plan, before, scope, cutoff, statuses, batchSize, maxBatchMs, maxRows, log, reportProgress }),
       );
       if (!outcome.acquired) {
         log.info("another archiving run holds the lock; skipped");
@@ -182,13 +189,17 @@ interface ArchiveRun {
   cutoff: Date;
   statuses: FinalStatus[];
   batchSize: number;
+  maxBatchMs: number;
   maxRows: number;
   log: Logger;
   reportProgress(progress: object): Promise<void>;
 }
 
 async function archive(client: pg.ClientBase, run: ArchiveRun): Promise<ArchivingResult> {
-  const { plan, before, cutoff, statuses, batchSize, maxRows, log } = run;
+  const { plan, before, cutoff, statuses, batchSize, maxBatchMs, maxRows, log } = run;
+  // Adapted after every batch so lock time stays near maxBatchMs whatever the machine's speed.
+  // The first batch is small so a slow machine does not pay for a full one before adapting.
+  let currentBatchSize = Math.min(batchSize, 1000);
   const startedAt = performance.now();
   const total = Math.min(
     maxRows,
@@ -245,7 +256,7 @@ async function archive(client: pg.ClientBase, run: ArchiveRun): Promise<Archivin
     const end = new Date(Math.min(range.end.getTime(), cutoff.getTime()));
     let from = range.start;
     for (;;) {
-      const limit = Math.min(batchSize, maxRows - moved);
+      const limit = Math.min(currentBatchSize, maxRows - moved);
       if (limit <= 0) break;
       const batchStarted = performance.now();
       const batch = await moveBatch(client, from, end, statuses, limit);
@@ -265,6 +276,7 @@ async function archive(client: pg.ClientBase, run: ArchiveRun): Promise<Archivin
       if (batch.deleted === 0 || !batch.lastCreatedAt) break;
       const batchMs = performance.now() - batchStarted;
       longestBatchMs = Math.max(longestBatchMs, batchMs);
+      currentBatchSize = nextBatchSize(currentBatchSize, batchMs, { batchSize, maxBatchMs });
       batches += 1;
       moved += batch.deleted;
       batchRows += batch.deleted;
@@ -301,6 +313,13 @@ async function archive(client: pg.ClientBase, run: ArchiveRun): Promise<Archivin
     "archiving done; verified",
   );
   return result;
+}
+
+/** Shrinks a batch that held its locks too long (in proportion, with 20% headroom), grows quick ones by half, within [100, batchSize]. */
+export function nextBatchSize(current: number, batchMs: number, limits: { batchSize: number; maxBatchMs: number }): number {
+  if (batchMs > limits.maxBatchMs) return Math.max(100, Math.floor((current * limits.maxBatchMs * 0.8) / batchMs));
+  if (batchMs < limits.maxBatchMs / 2) return Math.min(limits.batchSize, Math.ceil(current * 1.5));
+  return current;
 }
 
 function failVerification(log: Logger, verification: Verification, stage: string): never {
