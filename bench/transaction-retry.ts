@@ -13,7 +13,7 @@ import { freshBenchDatabase } from "./support.js";
  * the same settlement with SELECT … FOR UPDATE at Read Committed run on the
  * same data in the same run, alternating, and each run's ledger is checked.
  */
-const transactionsPerRun = 1200;
+const transactionsPerRun = 800;
 const rounds = 2;
 const sweeps = 4;
 const opening = "10000000.00";

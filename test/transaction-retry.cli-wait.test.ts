@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type FailedTransactionsData, failedTransactionsSection } from "../src/db-report/failed-transactions.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
@@ -51,7 +52,6 @@ describe("dbjobs enqueue transaction-retry --wait, with a worker process", () =>
     expect(failed.total).toBe(1);
     expect(failed.recent).toEqual([expect.objectContaining({ id: overdrawn.id, lastError: "insufficient funds" })]);
 
-    const text = await runCli(["db", "report"], cliEnv(config), 60_000);
-    expect(text.stdout).toMatch(/Transactions FAILED for good[\s\S]*insufficient funds/);
+    expect(failedTransactionsSection.render(failed as FailedTransactionsData)).toMatch(/1 transaction\(s\) FAILED for good[\s\S]*insufficient funds/);
   }, 180_000);
 });
