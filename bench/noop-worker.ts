@@ -19,7 +19,7 @@ import { benchPostgresAdminUrl, benchPrefix, benchRedisUrl } from "./support.js"
  * before the worker starts; rounds alternate so drift on a shared machine hits
  * both alike, and each side keeps its best round.
  */
-const JOBS = Number(process.env.BENCH_NOOP_JOBS ?? 20_000);
+const JOBS = Number(process.env.BENCH_NOOP_JOBS ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_NOOP_ROUNDS ?? 3);
 const CONCURRENCY = 8;
 const QUEUE = "bench-noop";

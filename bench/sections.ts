@@ -2,8 +2,9 @@ import { archivingBench } from "./archiving.js";
 import type { BenchSection } from "./bench-section.js";
 import { bulkMessagingBench } from "./bulk-messaging.js";
 import { cacheBench } from "./cache.js";
+import { invoiceTotalsBench } from "./invoice-totals.js";
 import { noopWorkerBench } from "./noop-worker.js";
 import { transactionRetryBench } from "./transaction-retry.js";
 
 /** Every section of `npm run bench`, in order. Add one line per section. */
-export const benchSections: BenchSection[] = [noopWorkerBench, bulkMessagingBench, cacheBench, transactionRetryBench, archivingBench];
+export const benchSections: BenchSection[] = [noopWorkerBench, invoiceTotalsBench, bulkMessagingBench, cacheBench, transactionRetryBench, archivingBench];
