@@ -157,4 +157,30 @@ describe("cache-prefetch", () => {
     const fresh = await cache.getOrLoad(key, () => loadEscrowBalance(db, racedId), { kind: "balance" });
     expect(fresh?.currentBalance.toFixed(2)).toBe("777.77");
   });
+  it("streams many rows in chunks, and a write to a row of the last chunk still wins", async () => {
+    await db.prisma.escrowAccount.createMany({
+      data: Array.from({ length: 2100 }, (_, index) => ({ accountNumber: `MANY-${index}`, currentBalance: "5.00" })),
+    });
+    const ordered = (
+      await db.pool.query<{ id: string }>(`SELECT "id"::text AS id FROM "escrow_accounts" WHERE "status" = 'ACTIVE' ORDER BY "updatedAt" DESC, "id"`)
+    ).rows;
+    const lastId = ordered[ordered.length - 1]?.id as string;
+    const key = cacheKeys.escrowBalance(lastId);
+    const result = await prefetch(
+      { kinds: ["escrowBalances"], limit: 100_000 },
+      {
+        ...deps,
+        // Runs once the first chunk is in hand; the row it changes is read in the last one.
+        afterRead: async () => {
+          await db.prisma.escrowAccount.update({ where: { id: lastId }, data: { currentBalance: "4242.42", version: { increment: 1 } } });
+          await invalidateCacheKeys(redis, config.QUEUE_PREFIX, [key]);
+        },
+      },
+    );
+    expect(result.warmed.escrowBalances + result.skipped.escrowBalances).toBe(ordered.length);
+    expect(result.skipped.escrowBalances).toBe(1);
+    expect(await stored(key)).toBeNull();
+    const others = ordered.filter((row) => row.id !== lastId).map((row) => `${config.QUEUE_PREFIX}:cache:${cacheKeys.escrowBalance(row.id)}`);
+    expect(await redis.exists(...others)).toBe(others.length);
+  });
 });

@@ -1,6 +1,6 @@
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { loadGlobalCounts, readActiveEscrowBalances, readRecentlyActiveUsers, type SerializedEntry } from "../lib/cache-entities.js";
+import { loadGlobalCounts, type SerializedEntry, streamActiveEscrowBalances, streamRecentlyActiveUsers } from "../lib/cache-entities.js";
 import { cacheKeys } from "../lib/cache-keys.js";
 import { readSequence, storeSerializedIfNotInvalidated } from "../lib/cache-redis-tier.js";
 import { serializeCacheValue } from "../lib/cache-serializer.js";
@@ -52,14 +52,17 @@ export interface PrefetchDeps {
   config: Pick<Config, "CACHE_TTL_REFERENCE_MS" | "CACHE_TTL_BALANCE_MS" | "CACHE_TTL_AGGREGATE_MS">;
   log: Logger;
   reportProgress?(progress: object): Promise<void>;
-  /** Test seam: runs after the database reads of a kind and before its writes to Redis. */
+  /** Test seam: runs after the first chunk of a kind was read from the database and before it is written to Redis. */
   afterRead?(kind: PrefetchKind): Promise<void>;
 }
 
-async function readKind(kind: PrefetchKind, db: Db, limit: number): Promise<SerializedEntry[]> {
-  if (kind === "escrowBalances") return readActiveEscrowBalances(db, limit);
-  if (kind === "activeUsers") return readRecentlyActiveUsers(db, limit);
-  return [{ key: cacheKeys.globalCounts(), text: serializeCacheValue(await loadGlobalCounts(db)) }];
+/** Rows fetched per chunk; each chunk's Redis writes overlap the next chunk's fetch. */
+const chunkSize = 1000;
+
+function readKind(kind: PrefetchKind, db: Db, limit: number, onChunk: (entries: SerializedEntry[]) => Promise<void>): Promise<void> {
+  if (kind === "escrowBalances") return streamActiveEscrowBalances(db, limit, chunkSize, onChunk);
+  if (kind === "activeUsers") return streamRecentlyActiveUsers(db, limit, chunkSize, onChunk);
+  return loadGlobalCounts(db).then((counts) => onChunk([{ key: cacheKeys.globalCounts(), text: serializeCacheValue(counts) }]));
 }
 
 function ttlOf(kind: PrefetchKind, config: PrefetchDeps["config"]): number {
@@ -78,12 +81,20 @@ export async function prefetch(payload: CachePrefetchPayload, deps: PrefetchDeps
   for (const [index, kind] of kinds.entries()) {
     // Before the read: any invalidation after this point beats what we read.
     const sequence = await readSequence(deps.redis, deps.prefix);
-    const entries = await readKind(kind, deps.db, limit);
-    await deps.afterRead?.(kind);
-    const stored = await storeSerializedIfNotInvalidated(deps.redis, deps.prefix, entries, sequence, ttlOf(kind, deps.config));
+    let read = 0;
+    let stored = 0;
+    let hookRan = false;
+    await readKind(kind, deps.db, limit, async (entries) => {
+      if (!hookRan) {
+        hookRan = true;
+        await deps.afterRead?.(kind);
+      }
+      read += entries.length;
+      stored += await storeSerializedIfNotInvalidated(deps.redis, deps.prefix, entries, sequence, ttlOf(kind, deps.config));
+    });
     warmed[kind] = stored;
-    skipped[kind] = entries.length - stored;
-    deps.log.debug({ kind, read: entries.length, stored }, "cache kind warmed");
+    skipped[kind] = read - stored;
+    deps.log.debug({ kind, read, stored }, "cache kind warmed");
     await deps.reportProgress?.({ kindsDone: index + 1, kinds: kinds.length, warmed });
   }
 

@@ -118,14 +118,50 @@ export interface SerializedEntry {
   text: string;
 }
 
-/** The balances of the `limit` most recently changed ACTIVE escrow accounts, serialized and keyed for the cache. One statement. */
-export async function readActiveEscrowBalances(db: Db, limit: number): Promise<SerializedEntry[]> {
-  const { rows } = await db.pool.query<{ id: string; text: string }>(activeEscrowBalancesSql, [limit]);
-  return rows.map((row) => ({ key: cacheKeys.escrowBalance(row.id), text: row.text }));
+/**
+ * Runs `sql` (which returns `id` and `text`) as one cursor in a read-only
+ * transaction and hands the rows over `chunkSize` at a time. The next chunk is
+ * fetched while the previous one is being written, so the database read and
+ * the Redis writes overlap. This is one statement, however many chunks.
+ */
+async function streamSerialized(
+  db: Db,
+  sql: string,
+  limit: number,
+  toKey: (id: string) => string,
+  chunkSize: number,
+  onChunk: (entries: SerializedEntry[]) => Promise<void>,
+): Promise<void> {
+  const client = await db.pool.connect();
+  let failed = false;
+  try {
+    await client.query("BEGIN READ ONLY");
+    await client.query(`DECLARE dbjobs_cache_prefetch NO SCROLL CURSOR FOR ${sql}`, [limit]);
+    let writing: Promise<void> = Promise.resolve();
+    for (;;) {
+      const { rows } = await client.query<{ id: string; text: string }>(`FETCH ${chunkSize} FROM dbjobs_cache_prefetch`);
+      await writing;
+      if (rows.length === 0) break;
+      writing = onChunk(rows.map((row) => ({ key: toKey(row.id), text: row.text })));
+      // Awaited on the next turn; marked handled now so a failure in between is not reported as unhandled.
+      writing.catch(() => undefined);
+    }
+    await client.query("COMMIT");
+  } catch (err) {
+    failed = true;
+    throw err;
+  } finally {
+    if (failed) await client.query("ROLLBACK").catch(() => undefined);
+    client.release(failed);
+  }
 }
 
-/** The `limit` most recently active users, serialized and keyed for the cache. One statement. */
-export async function readRecentlyActiveUsers(db: Db, limit: number): Promise<SerializedEntry[]> {
-  const { rows } = await db.pool.query<{ id: string; text: string }>(recentlyActiveUsersSql, [limit]);
-  return rows.map((row) => ({ key: cacheKeys.user(row.id), text: row.text }));
+/** Hands over the balances of the `limit` most recently changed ACTIVE escrow accounts, serialized and keyed for the cache, a chunk at a time. */
+export function streamActiveEscrowBalances(db: Db, limit: number, chunkSize: number, onChunk: (entries: SerializedEntry[]) => Promise<void>): Promise<void> {
+  return streamSerialized(db, activeEscrowBalancesSql, limit, cacheKeys.escrowBalance, chunkSize, onChunk);
+}
+
+/** Hands over the `limit` most recently active users, serialized and keyed for the cache, a chunk at a time. */
+export function streamRecentlyActiveUsers(db: Db, limit: number, chunkSize: number, onChunk: (entries: SerializedEntry[]) => Promise<void>): Promise<void> {
+  return streamSerialized(db, recentlyActiveUsersSql, limit, cacheKeys.user, chunkSize, onChunk);
 }
