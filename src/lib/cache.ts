@@ -106,12 +106,18 @@ export class TwoTierCache {
       log.info("cache invalidation channel back; in-memory tier cleared");
     });
     subscriber.on("message", (_channel: string, message: string) => {
+      let keys: string[];
       try {
-        const keys = JSON.parse(message) as string[];
+        keys = JSON.parse(message) as string[];
         this.dropFromMemory(keys);
-        options.onInvalidation?.(keys);
       } catch (err) {
         log.warn({ err }, "ignored a malformed cache invalidation message");
+        return;
+      }
+      try {
+        options.onInvalidation?.(keys);
+      } catch (err) {
+        log.warn({ err }, "onInvalidation listener threw");
       }
     });
 
