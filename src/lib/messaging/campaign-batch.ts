@@ -76,8 +76,15 @@ UNION ALL
 SELECT m."id"::text, m."patientId"::text,
        CASE WHEN m."status" IN ('queued', 'sending') THEN m."body" END,
        CASE WHEN m."status" IN ('queued', 'sending') THEN 'pending' ELSE m."status"::text END
-  FROM "messaging_messages" m
- WHERE m."campaignId" = $3 AND m."channel" = $4::"MessageChannel" AND m."patientId" = ANY($1::uuid[])`;
+  FROM unnest($1::uuid[]) AS b("patientId")
+  -- One probe of the unique key per patient. Statistics lag behind a campaign
+  -- being written, and "campaignId = $3 AND patientId = ANY($1)" was planned as
+  -- a scan of every message the campaign already has, in every batch.
+  CROSS JOIN LATERAL (
+    SELECT * FROM "messaging_messages" m
+     WHERE m."campaignId" = $3 AND m."patientId" = b."patientId" AND m."channel" = $4::"MessageChannel"
+     LIMIT 1
+  ) m`;
 
 // Takes $1 uuid[] message ids, $2 text[] outcome ('sent' | 'failed'), $3 text[]
 // provider message ids, $4 text[] errors, $5 timestamptz[] sent times (same
