@@ -41,6 +41,7 @@ describe("dbjobs operator verbs", { timeout: 240_000 }, () => {
     producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
 
     const settled = new Set<string>();
+    const workerConnection = testRedis();
     const worker = new Worker(
       "invoice-totals",
       async (job: Job) => {
@@ -51,7 +52,7 @@ describe("dbjobs operator verbs", { timeout: 240_000 }, () => {
         if (refusedIds.includes(invoiceId)) throw new Error(`connection to "db-${Math.floor(Math.random() * 9)}" refused`);
         return { invoicesUpdated: 1 };
       },
-      { connection: testRedis(), prefix: config.QUEUE_PREFIX, concurrency: 4 },
+      { connection: workerConnection, prefix: config.QUEUE_PREFIX, concurrency: 4 },
     );
     worker.on("completed", (job) => settled.add(String(job.id)));
     worker.on("failed", (job) => settled.add(String(job?.id)));
@@ -62,10 +63,12 @@ describe("dbjobs operator verbs", { timeout: 240_000 }, () => {
     const deadline = Date.now() + 60_000;
     while (settled.size < 7 && Date.now() < deadline) await sleep(100);
     await worker.close();
+    workerConnection.disconnect();
     expect(settled.size).toBe(7);
   });
 
   afterAll(async () => {
+    await producer?.queue("invoice-totals").obliterate({ force: true });
     await producer?.close();
     redis?.disconnect();
     await database?.drop();

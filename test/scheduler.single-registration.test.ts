@@ -3,7 +3,7 @@ import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/lib/config.js";
-import { registry } from "../src/queues/registry.js";
+import { queueNames, registry } from "../src/queues/registry.js";
 import { readScheduleHealth } from "../src/queues/schedule-health.js";
 import { type RunningScheduler, startScheduler } from "../src/queues/scheduler.js";
 import { schedulerLockKey } from "../src/queues/scheduler-lock.js";
@@ -40,6 +40,30 @@ describe("scheduler: one registration however many start", () => {
     redis.disconnect();
   });
 
+  /** Job scheduler ids over every queue of the prefix. */
+  async function registeredIds(config: Config): Promise<string[]> {
+    const ids: string[] = [];
+    for (const name of queueNames) {
+      const queue = new Queue(name, { connection: redis, prefix: config.QUEUE_PREFIX });
+      ids.push(...(await queue.getJobSchedulers()).map((item) => item.key));
+      await queue.close();
+    }
+    return ids;
+  }
+
+  /** Leaves nothing of a test prefix in the shared Redis. */
+  function dropPrefixLater(config: Config): void {
+    cleanups.unshift(async () => {
+      for (const name of queueNames) {
+        const queue = new Queue(name, { connection: redis, prefix: config.QUEUE_PREFIX });
+        await queue.obliterate({ force: true });
+        await queue.close();
+      }
+      const keys = await redis.keys(`${config.QUEUE_PREFIX}:dbjobs:*`);
+      if (keys.length) await redis.del(...keys);
+    });
+  }
+
   function queueFor(config: Config): Queue {
     const queue = new Queue("invoice-totals", { connection: redis, prefix: config.QUEUE_PREFIX });
     cleanups.push(() => queue.close());
@@ -48,6 +72,7 @@ describe("scheduler: one registration however many start", () => {
 
   it("three schedulers started at once leave one job scheduler and never double-fire, across a take-over", async () => {
     const config = testConfig(databaseUrl);
+    dropPrefixLater(config);
     const schedule = testSchedule("test-every-3s");
     const { logger } = memoryLogger("warn");
     const schedulers: RunningScheduler[] = [0, 1, 2].map(() => startScheduler({ config, logger, schedules: [schedule], leaseMs: 2000 }));
@@ -55,14 +80,18 @@ describe("scheduler: one registration however many start", () => {
     await Promise.all(schedulers.map((scheduler) => scheduler.ready));
 
     const fires: { id: string; startedAt: number }[] = [];
+    const workerConnection = testRedis();
     const worker = new Worker(
       "invoice-totals",
       async (job) => {
         fires.push({ id: String(job.id), startedAt: Date.now() });
       },
-      { connection: testRedis(), prefix: config.QUEUE_PREFIX, concurrency: 4 },
+      { connection: workerConnection, prefix: config.QUEUE_PREFIX, concurrency: 4 },
     );
-    cleanups.push(() => worker.close());
+    cleanups.push(async () => {
+      await worker.close();
+      workerConnection.disconnect();
+    });
 
     expect(schedulers.filter((scheduler) => scheduler.isLeader())).toHaveLength(1);
     const queue = queueFor(config);
@@ -95,6 +124,7 @@ describe("scheduler: one registration however many start", () => {
 
   it("removes job schedulers that are no longer declared and skips queues that are not implemented", async () => {
     const config = testConfig(databaseUrl);
+    dropPrefixLater(config);
     const queue = queueFor(config);
     await queue.upsertJobScheduler("retired-schedule", { pattern: "0 0 * * *", tz: "UTC" }, { name: "retired-schedule", data: { all: true } });
 
@@ -125,6 +155,7 @@ describe("scheduler: one registration however many start", () => {
 
   it("a bad cron override is reported naming its variable and nothing is registered for it", async () => {
     const config = testConfig(databaseUrl);
+    dropPrefixLater(config);
     const { logger, lines } = memoryLogger("info");
     const scheduler = startScheduler({ config, logger, schedules: [testSchedule("test-bad", "not a cron")], leaseMs: 2000 });
     cleanups.push(() => scheduler.close());
@@ -135,6 +166,7 @@ describe("scheduler: one registration however many start", () => {
 
   it("counts missed fires when no worker takes the schedule's jobs", async () => {
     const config = testConfig(databaseUrl);
+    dropPrefixLater(config);
     const { logger } = memoryLogger("warn");
     const scheduler = startScheduler({ config, logger, schedules: [testSchedule("test-unserved", "*/2 * * * * *")], leaseMs: 2000 });
     cleanups.push(() => scheduler.close());
@@ -153,6 +185,7 @@ describe("scheduler: one registration however many start", () => {
 
   it("dbjobs scheduler processes: one holds the lease, a standby takes over when it is killed, SIGTERM exits 0", async () => {
     const config = testConfig(databaseUrl);
+    dropPrefixLater(config);
     const env = cliEnv(config, { SCHEDULER_LEASE_MS: "2000" });
     const runs = [0, 1, 2].map(() => spawnCli(["scheduler"], env));
     cleanups.push(async () => {
@@ -166,6 +199,11 @@ describe("scheduler: one registration however many start", () => {
     const leader = holders()[0] as (typeof runs)[number];
     const token = await redis.get(schedulerLockKey(config.QUEUE_PREFIX));
     expect(token).not.toBeNull();
+
+    // Every declared schedule of an implemented queue has exactly one job scheduler.
+    const expected = declaredSchedules(config).filter((item) => registry[item.queue].implemented);
+    await waitFor(async () => (await registeredIds(config)).length >= expected.length, 20_000, "the schedules to be registered");
+    expect((await registeredIds(config)).sort()).toEqual(expected.map((item) => item.id).sort());
 
     leader.child.kill("SIGKILL");
     await leader.exited;
