@@ -12,3 +12,6 @@ export { backoffDelayMs, isWriteConflict, retryOnConflict, withConflictRetry } f
 export { Producer, type ProducerOptions } from "./queues/producer.js";
 export { type ImplementedQueueName, type PayloadInput, type QueueName, queueNames, registry } from "./queues/registry.js";
 export { startWorker } from "./queues/start-worker.js";
+export { createCache, readCacheStats, TwoTierCache, type CacheOptions, type CacheKind } from "./lib/cache.js";
+export { cacheKeys } from "./lib/cache-keys.js";
+export { invalidateCacheKeys } from "./lib/cache-invalidation.js";
