@@ -13,8 +13,9 @@ import { freshBenchDatabase } from "./support.js";
  * the same settlement with SELECT … FOR UPDATE at Read Committed run on the
  * same data in the same run, alternating, and each run's ledger is checked.
  */
-const transactionsPerRun = 800;
-const rounds = 2;
+const transactionsPerRun = 500;
+/** Back-to-back pairs; the machine's load drifts, so each pair is compared on its own and the median taken. */
+const rounds = 4;
 const sweeps = 4;
 const opening = "10000000.00";
 
@@ -101,20 +102,28 @@ export const transactionRetryBench: BenchSection = {
     } finally {
       await setup.close();
     }
+    const median = (values: number[]) => {
+      const sorted = [...values].sort((a, b) => a - b);
+      const middle = sorted.length / 2;
+      return sorted.length % 2 ? (sorted[Math.floor(middle)] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+    };
     const of = (mode: SettlementMode) => figures.filter((figure) => figure.mode === mode);
-    const rate = (mode: SettlementMode) => of(mode).reduce((sum, figure) => sum + figure.settledPerSecond, 0) / of(mode).length;
+    const rate = (mode: SettlementMode) => median(of(mode).map((figure) => figure.settledPerSecond));
+    // Paired: serializable ÷ row-lock within each round, then the median.
+    const pairedRatio = median(of("serializable").map((figure, index) => figure.settledPerSecond / (of("row-lock")[index]?.settledPerSecond ?? Number.NaN)));
     const serializable = rate("serializable");
     const rowLock = rate("row-lock");
     const allHold = figures.every((figure) => figure.invariantsHold);
     const other: SettlementMode = defaultSettlementMode === "serializable" ? "row-lock" : "serializable";
-    const conflicts = of("serializable").reduce((sum, figure) => sum + figure.conflictsRetried, 0) / of("serializable").length;
+    const defaultRatio = defaultSettlementMode === "serializable" ? pairedRatio : 1 / pairedRatio;
+    const conflicts = median(of("serializable").map((figure) => figure.conflictsRetried));
     return [
       {
-        name: `settled/s, ${transactionsPerRun} due over 5 accounts, ${sweeps} concurrent sweeps: Serializable vs SELECT … FOR UPDATE at Read Committed`,
+        name: `settled/s (median of ${rounds} runs each; ratio = median of paired runs), ${transactionsPerRun} due over 5 accounts, ${sweeps} concurrent sweeps: Serializable vs SELECT … FOR UPDATE at Read Committed`,
         value: serializable,
         baseline: rowLock,
         unit: "tx/s",
-        ratio: serializable / rowLock,
+        ratio: pairedRatio,
         goal: "ledger invariants hold in every run",
         met: allHold,
       },
@@ -123,11 +132,11 @@ export const transactionRetryBench: BenchSection = {
         value: rate(defaultSettlementMode),
         baseline: rate(other),
         unit: "tx/s",
-        ratio: rate(defaultSettlementMode) / rate(other),
+        ratio: defaultRatio,
         goal: ">= 1.00 (the default is the faster)",
-        met: rate(defaultSettlementMode) >= rate(other) && allHold,
+        met: defaultRatio >= 1 && allHold,
       },
-      { name: "conflicts retried in place per run, Serializable design", value: conflicts, unit: "conflicts" },
+      { name: `conflicts retried in place per run of ${transactionsPerRun}, Serializable design (median)`, value: conflicts, unit: "conflicts" },
     ];
   },
 };
