@@ -2,6 +2,8 @@ import { QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TransactionRetryResult } from "../src/jobs/transaction-retry.js";
+import { cacheKeyPrefix } from "../src/lib/cache-invalidation.js";
+import { cacheKeys } from "../src/lib/cache-keys.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import type { SettlementMode } from "../src/lib/settlement.js";
@@ -26,6 +28,7 @@ describe.each<SettlementMode>(["serializable", "row-lock"])("transaction-retry: 
   let workers: RunningWorker[] = [];
   let events: QueueEvents;
   let eventsConnection: Redis;
+  let redis: Redis;
   let accounts: string[];
 
   beforeAll(async () => {
@@ -36,6 +39,7 @@ describe.each<SettlementMode>(["serializable", "row-lock"])("transaction-retry: 
     await createDueTransactions(db.pool, accounts, transactionCount);
     producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
     eventsConnection = testRedis();
+    redis = testRedis();
     events = new QueueEvents("transaction-retry", { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
     await events.waitUntilReady();
     // Each startWorker without `db` opens its own pool, like a separate process.
@@ -46,6 +50,7 @@ describe.each<SettlementMode>(["serializable", "row-lock"])("transaction-retry: 
     await Promise.all(workers.map((worker) => worker.close()));
     await events?.close();
     eventsConnection?.disconnect();
+    redis?.disconnect();
     await producer?.queue("transaction-retry").obliterate({ force: true });
     await producer?.close();
     await db?.close();
@@ -53,6 +58,10 @@ describe.each<SettlementMode>(["serializable", "row-lock"])("transaction-retry: 
   });
 
   it("settles every transaction exactly once, keeps every balance equal to its ledger, and reports the conflicts it retried", async () => {
+    // Stale cached balances, as a reader would have left them: the sweeps must drop them.
+    const cachedBalanceKeys = accounts.map((account) => cacheKeyPrefix(config.QUEUE_PREFIX) + cacheKeys.escrowBalance(account));
+    for (const key of cachedBalanceKeys) await redis.set(key, "stale", "PX", 600_000);
+
     const jobs = await Promise.all([1, 2, 3, 4].map(() => producer.enqueue("transaction-retry", { limit: 1000, pageSize: 20, mode })));
     const results = (await Promise.all(jobs.map((job) => job.waitUntilFinished(events, 180_000)))) as TransactionRetryResult[];
     const total = results.reduce(
@@ -80,6 +89,7 @@ describe.each<SettlementMode>(["serializable", "row-lock"])("transaction-retry: 
     expect(statuses.COMPLETED).toBe(total.settled);
     // Anything not settled was given a later attempt, not lost.
     expect(statuses.RETRYING ?? 0).toBe(total.rescheduled);
+    expect(await redis.exists(...cachedBalanceKeys)).toBe(0);
   }, 240_000);
 
   it("a second round of sweeps finds nothing due and changes nothing", async () => {
