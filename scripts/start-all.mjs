@@ -12,7 +12,8 @@
 // are stopped gracefully and the runner exits non-zero, like foreman. After a
 // signal the runner exits 0 if every process drained cleanly.
 import { spawn } from "node:child_process";
-import { readFileSync } from "node:fs";
+import { randomBytes } from "node:crypto";
+import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createConcurrently, LogError, LogExit, Logger, LogOutput } from "concurrently";
 
 /** Signals closer together than this are one signal delivered twice (terminal + npm). */
@@ -90,6 +91,31 @@ const stopOthersOnExit = {
     return { commands };
   },
 };
+
+/**
+ * The dashboard refuses to start without credentials. On a machine where none
+ * are configured, `npm start` makes a random password once, keeps it in
+ * .dbjobs/dashboard-password (mode 0600, git-ignored) and tells the operator
+ * where it is; the password itself is never printed.
+ */
+function ensureDashboardCredentials() {
+  const env = process.env;
+  if (env.DASHBOARD_TOKEN || (env.DASHBOARD_USER && env.DASHBOARD_PASSWORD) || env.DASHBOARD_ALLOW_NO_AUTH === "true") return;
+  const file = new URL("../.dbjobs/dashboard-password", import.meta.url);
+  if (!existsSync(file)) {
+    mkdirSync(new URL("../.dbjobs/", import.meta.url), { recursive: true });
+    writeFileSync(file, `${randomBytes(18).toString("base64url")}\n`, { mode: 0o600 });
+  }
+  chmodSync(file, 0o600);
+  env.DASHBOARD_USER ??= "admin";
+  env.DASHBOARD_PASSWORD = readFileSync(file, "utf8").trim();
+  const url = `http://${env.DASHBOARD_HOST ?? "127.0.0.1"}:${env.DASHBOARD_PORT ?? "3000"}/`;
+  process.stdout.write(
+    `start-all: dashboard at ${url} — user "${env.DASHBOARD_USER}", password in .dbjobs/dashboard-password (set DASHBOARD_USER/DASHBOARD_PASSWORD or DASHBOARD_TOKEN to choose your own)\n`,
+  );
+}
+
+if (selected.some((entry) => entry.name === "dashboard")) ensureDashboardCredentials();
 
 const { result, commands } = createConcurrently(selected, {
   logger,
