@@ -32,8 +32,9 @@ export class WorkerCounters {
     this.stalled += 1;
   }
 
-  /** Moves everything counted since the last call into metrics.ts's pending increments. */
-  moveToPending(): void {
+  /** Moves everything counted since the last call into metrics.ts's pending increments, and returns those counts. */
+  moveToPending(): { completed: number; failed: number; stalled: number } {
+    const counted = { completed: this.completed, failed: this.failed, stalled: this.stalled };
     const labels = { queue: this.queue };
     if (this.completed > 0) {
       JOB_DURATION_BUCKETS_SECONDS.forEach((le, index) => {
@@ -52,5 +53,6 @@ export class WorkerCounters {
     this.completed = 0;
     this.failed = 0;
     this.stalled = 0;
+    return counted;
   }
 }
