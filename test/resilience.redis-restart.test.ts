@@ -46,7 +46,7 @@ describe("resilience: Redis restarted under load", () => {
   const completedCount = async () => (await producer.queue("invoice-totals").getJobCounts("completed")).completed ?? 0;
 
   it("workers reconnect and every enqueued job completes; the producer fails fast meanwhile", async () => {
-    for (let index = 0; index < 2; index++) workers.push(spawnCli(["worker", "invoice-totals", "--concurrency", "2"], cliEnv(config)));
+    for (let index = 0; index < 2; index++) workers.push(spawnCli(["worker", "invoice-totals", "--concurrency", "2"], cliEnv(config, { LOG_LEVEL: "debug" })));
     await Promise.all(workers.map((worker) => worker.waitForOutput(/worker started/, 90_000)));
 
     const before = invoices.slice(0, 60);

@@ -42,7 +42,7 @@ describe("resilience: a worker killed mid-job", () => {
   });
 
   function startWorker(config: Config): CliRun {
-    const run = spawnCli(["worker", "invoice-totals"], cliEnv(config));
+    const run = spawnCli(["worker", "invoice-totals"], cliEnv(config, { LOG_LEVEL: "debug" }));
     children.push(run);
     return run;
   }
@@ -111,7 +111,7 @@ describe("resilience: a worker killed mid-job", () => {
     await blocker.query("BEGIN");
     await blocker.query(`SELECT 1 FROM "invoice_line_items" WHERE "invoiceId" = ANY($1::uuid[]) FOR UPDATE`, [targets.map((invoice) => invoice.id)]);
     cleanups.push(async () => blocker.query("ROLLBACK").finally(() => blocker.release()));
-    const worker = spawnCli(["worker", "invoice-totals", "--concurrency", "2"], cliEnv(config));
+    const worker = spawnCli(["worker", "invoice-totals", "--concurrency", "2"], cliEnv(config, { LOG_LEVEL: "debug" }));
     children.push(worker);
     await worker.waitForOutput(/worker started/, 90_000);
     const jobs = await Promise.all(targets.map((invoice) => producer.enqueue("invoice-totals", { invoiceIds: [invoice.id] })));

@@ -12,6 +12,9 @@ import { getImplementedQueue } from "./registry.js";
 import { validatePayload } from "./validate-payload.js";
 import { WorkerCounters } from "./worker-counters.js";
 
+/** Jobs at least this long get their own "job completed" line at info. */
+const SLOW_JOB_LOG_SECONDS = 1;
+
 export interface StartWorkerOptions {
   config: Config;
   logger: Logger;
@@ -108,7 +111,8 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
   // URL credentials are still scrubbed by the logger's stream.
   const completionLog = logger.child({}, { redact: [] });
   const flush = () => {
-    counters.moveToPending();
+    const counted = counters.moveToPending();
+    if (counted.completed + counted.failed + counted.stalled > 0) logger.info(counted, "jobs since the last report");
     return flushMetrics(connection, prefix);
   };
 
@@ -117,7 +121,10 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
     try {
       const seconds = ((job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000;
       counters.jobCompleted(seconds);
-      completionLog.info({ jobId: job.id, durationMs: Math.round(seconds * 1000) }, "job completed");
+      // A line per short job would cost more than the job itself (see the no-op
+      // bench); those are at debug and summed up at info at every flush.
+      if (seconds >= SLOW_JOB_LOG_SECONDS) completionLog.info({ jobId: job.id, durationMs: Math.round(seconds * 1000) }, "job completed");
+      else if (debugEnabled) completionLog.debug({ jobId: job.id, durationMs: Math.round(seconds * 1000) }, "job completed");
     } catch {}
   });
   worker.on("failed", (job, err) => {
