@@ -96,12 +96,25 @@ async function statementsPerBatch(url: string, patientIds: string[], batchSize: 
   return statements / Math.ceil(patientIds.length / batchSize);
 }
 
+/**
+ * Node flags of the Procfile's worker-bulk-messaging line, so the bench measures
+ * the worker as it is deployed: a heap cap (--max-old-space-size) keeps V8 from
+ * letting garbage pile up to several times the live data before a full GC.
+ */
+function procfileNodeFlags(): string[] {
+  const line = readFileSync(`${packageRoot}/Procfile`, "utf8")
+    .split("\n")
+    .find((entry) => entry.startsWith("worker-bulk-messaging:"));
+  return (line?.split(/\s+/) ?? []).filter((token) => token.startsWith("--"));
+}
+
 /** Starts `dbjobs worker bulk-messaging` as a child process, built or from source. */
 function spawnWorker(env: Record<string, string>) {
   // Built (npm run bench): the compiled CLI next to this file; from source: the TypeScript CLI through tsx.
   const built = import.meta.url.endsWith(".js");
   const cli = fileURLToPath(new URL(built ? "../src/cli/index.js" : "../src/cli/index.ts", import.meta.url));
-  const args = built ? [cli, "worker", "bulk-messaging"] : ["--import", "tsx", cli, "worker", "bulk-messaging"];
+  const flags = procfileNodeFlags();
+  const args = built ? [...flags, cli, "worker", "bulk-messaging"] : [...flags, "--import", "tsx", cli, "worker", "bulk-messaging"];
   const child = spawn(process.execPath, args, { cwd: packageRoot, env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] });
   let stderr = "";
   child.stderr?.on("data", (chunk) => {
