@@ -182,6 +182,7 @@ export const bulkMessagingBench: BenchSection = {
 
     // The project: a real worker process, 100k recipients, no-op provider.
     const prefix = benchPrefix();
+    const campaignId = `bench-${randomUUID()}`;
     const worker = spawnWorker({ DATABASE_URL: url, REDIS_URL: benchRedisUrl, QUEUE_PREFIX: prefix, MESSAGING_PROVIDER: "noop", LOG_LEVEL: "warn" });
     const producer = new Producer({ redisUrl: benchRedisUrl, prefix });
     const eventsConnection = createRedis(benchRedisUrl, "worker");
@@ -191,7 +192,7 @@ export const bulkMessagingBench: BenchSection = {
     let result: unknown;
     try {
       await events.waitUntilReady();
-      const job = await producer.enqueue("bulk-messaging", { campaignId: `bench-${randomUUID()}`, channel: "sms", body, patientIds: campaignIds });
+      const job = await producer.enqueue("bulk-messaging", { campaignId, channel: "sms", body, patientIds: campaignIds });
       result = await job.waitUntilFinished(events, 600_000);
       const finished = await producer.queue("bulk-messaging").getJob(job.id as string);
       const seconds = ((finished?.finishedOn ?? 0) - (finished?.processedOn ?? 0)) / 1000;
@@ -215,7 +216,8 @@ export const bulkMessagingBench: BenchSection = {
     // Baseline 2: COPY of the same finished rows (the job's, under another campaign id).
     const rows = await db.prisma.$queryRawUnsafe<{ line: string }[]>(
       `SELECT concat_ws(E'\\t', m."conversationId", m."patientId", 'copy-baseline', m."channel", m."direction", m."body", m."status", m."providerMessageId", to_char(m."sentAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) AS line
-         FROM "messaging_messages" m WHERE m."channel" = 'sms'`,
+         FROM "messaging_messages" m WHERE m."campaignId" = $1`,
+      campaignId,
     );
     const copyText = `${rows.map((row) => row.line).join("\n")}\n`;
     const client = await db.pool.connect();
