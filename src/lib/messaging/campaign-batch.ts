@@ -58,10 +58,10 @@ ON CONFLICT ("patientId", "channel") DO NOTHING`;
 // marked `sending`, in its conversation (which this new statement sees even
 // when another transaction created it after statement 1); a message the
 // campaign already has is left alone. Returns every message of these patients
-// in this campaign: state 'pending' (just created, or left `queued`/`sending`
-// by an earlier attempt) with its body, or the status it finished in. Both
-// halves read one snapshot, which cannot contain the rows being created, so no
-// message comes back twice.
+// in this campaign: state 'pending' (just created, with a null body: the caller
+// has it; or left `queued`/`sending` by an earlier attempt, with its stored
+// body), or the status it finished in. Both halves read one snapshot, which
+// cannot contain the rows being created, so no message comes back twice.
 const createMessagesSql = `
 WITH created AS (
   INSERT INTO "messaging_messages" ("conversationId", "patientId", "campaignId", "channel", "direction", "body", "status")
@@ -69,9 +69,9 @@ WITH created AS (
     FROM unnest($1::uuid[], $2::text[]) AS b("patientId", "body")
     JOIN "conversations" c ON c."patientId" = b."patientId" AND c."channel" = $4::"MessageChannel"
   ON CONFLICT ("campaignId", "patientId", "channel") DO NOTHING
-  RETURNING "id", "patientId", "body"
+  RETURNING "id", "patientId"
 )
-SELECT "id"::text AS "id", "patientId"::text AS "patientId", "body", 'pending' AS "state" FROM created
+SELECT "id"::text AS "id", "patientId"::text AS "patientId", NULL AS "body", 'pending' AS "state" FROM created
 UNION ALL
 SELECT m."id"::text, m."patientId"::text,
        CASE WHEN m."status" IN ('queued', 'sending') THEN m."body" END,
@@ -187,6 +187,7 @@ export async function runCampaignBatch(prisma: PrismaClient, sender: BatchSender
   outcome.skipped += patients.length - claimed.length;
 
   const addressOf = new Map(patients.map((row) => [row.patientId, row.address]));
+  const renderedBody = new Map(knownIds.map((id, index) => [id, bodies[index] as string]));
   const pending: ClaimRow[] = [];
   for (const row of claimed) {
     if (row.state === "pending") pending.push(row);
@@ -199,7 +200,12 @@ export async function runCampaignBatch(prisma: PrismaClient, sender: BatchSender
     if (!to) return { status: "failed", error: `patient has no ${batch.channel === "sms" ? "phone number" : "email address"}` };
     await sender.limiter.acquire();
     try {
-      const result = await sender.provider.send({ idempotencyKey: row.id, channel: batch.channel, to, body: row.body ?? "" });
+      const result = await sender.provider.send({
+        idempotencyKey: row.id,
+        channel: batch.channel,
+        to,
+        body: row.body ?? renderedBody.get(row.patientId) ?? "",
+      });
       return result.status === "sent" ? { ...result, sentAt: new Date().toISOString() } : result;
     } catch (err) {
       // A provider must return outcomes; one that throws is treated as unavailable, never as sent.
