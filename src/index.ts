@@ -5,6 +5,10 @@
  *   const producer = new Producer({ redisUrl: process.env.REDIS_URL });
  *   await producer.enqueue("invoice-totals", { invoiceIds: [id] });
  */
+
+export { type CacheKind, type CacheOptions, createCache, readCacheStats, TwoTierCache } from "./lib/cache.js";
+export { invalidateCacheKeys } from "./lib/cache-invalidation.js";
+export { cacheKeys } from "./lib/cache-keys.js";
 export { type Config, loadConfig } from "./lib/config.js";
 export { DbjobsError, PayloadValidationError, QueueNotImplementedError, UnknownQueueError } from "./lib/errors.js";
 export { migrate } from "./lib/migrate.js";
@@ -12,6 +16,3 @@ export { backoffDelayMs, isWriteConflict, retryOnConflict, withConflictRetry } f
 export { Producer, type ProducerOptions } from "./queues/producer.js";
 export { type ImplementedQueueName, type PayloadInput, type QueueName, queueNames, registry } from "./queues/registry.js";
 export { startWorker } from "./queues/start-worker.js";
-export { createCache, readCacheStats, TwoTierCache, type CacheOptions, type CacheKind } from "./lib/cache.js";
-export { cacheKeys } from "./lib/cache-keys.js";
-export { invalidateCacheKeys } from "./lib/cache-invalidation.js";

@@ -1,29 +1,14 @@
-import type { Job } from "bullmq";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type ArchivingDryRunResult, type ArchivingResult, archiveCutoff, archivingJob, nextBatchSize } from "../src/jobs/archiving.js";
 import type { Db } from "../src/lib/db.js";
 import { addUtcMonths, createMonthPartition, monthKey, utcMonthStart } from "../src/lib/partitions.js";
-import type { JobContext } from "../src/queues/job-definition.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { directJobContext } from "./support/direct-job-context.js";
+import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
 
 /** Calls the handler as the worker would, on a real database. */
 function directContext(db: Db, url: string) {
-  const progress: Record<string, unknown>[] = [];
-  const memory = memoryLogger("info");
-  const context: JobContext = {
-    job: { id: "direct" } as Job,
-    log: memory.logger,
-    db,
-    redis: undefined as never,
-    config: testConfig(url),
-    prefix: "direct",
-    invalidateCache: async () => undefined,
-    reportProgress: async (value) => {
-      progress.push(value as Record<string, unknown>);
-    },
-  };
-  return { context, progress, lines: memory.lines };
+  return directJobContext(db, testConfig(url), { logLevel: "info" });
 }
 
 // Order-independent checksum of live ∪ archive: row count, distinct ids, and the sum of a hash of every row's text.

@@ -1,14 +1,12 @@
 import { randomUUID } from "node:crypto";
-import type { Job } from "bullmq";
-import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bulkMessagingJob, setBulkMessagingProvider } from "../src/jobs/bulk-messaging.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { HttpProvider } from "../src/lib/messaging/http-provider.js";
-import type { JobContext } from "../src/queues/job-definition.js";
+import { directJobContext } from "./support/direct-job-context.js";
 import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
 
 async function insertPatients(db: Db, count: number, tag: string): Promise<{ id: string; firstName: string; lastName: string; phone: string }[]> {
   return db.prisma.$queryRawUnsafe(
@@ -21,20 +19,11 @@ async function insertPatients(db: Db, count: number, tag: string): Promise<{ id:
 }
 
 function runJob(db: Db, config: Config, payload: unknown, progress: object[] = []) {
-  const { logger } = memoryLogger("warn");
-  const context = {
-    job: { id: randomUUID() } as Job,
-    log: logger,
-    db,
-    redis: undefined as unknown as Redis,
-    config,
-    prefix: config.QUEUE_PREFIX,
-    invalidateCache: async () => undefined,
-    reportProgress: async (value: number | object) => {
-      progress.push(value as object);
-    },
-  } satisfies JobContext;
-  return bulkMessagingJob.handle(bulkMessagingJob.payloadSchema.parse(payload), context);
+  const direct = directJobContext(db, config);
+  direct.context.reportProgress = async (value) => {
+    progress.push(value as object);
+  };
+  return bulkMessagingJob.handle(bulkMessagingJob.payloadSchema.parse(payload), direct.context);
 }
 
 describe("bulk-messaging sends a campaign", () => {

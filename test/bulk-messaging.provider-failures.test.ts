@@ -1,15 +1,13 @@
 import { randomUUID } from "node:crypto";
-import type { Job } from "bullmq";
-import type { Redis } from "ioredis";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { bulkMessagingJob, setBulkMessagingProvider } from "../src/jobs/bulk-messaging.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { HttpProvider, type HttpProviderOptions } from "../src/lib/messaging/http-provider.js";
 import { ProviderUnavailableError } from "../src/lib/messaging/messaging-errors.js";
-import type { JobContext } from "../src/queues/job-definition.js";
+import { directJobContext } from "./support/direct-job-context.js";
 import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
 
 function message(to = "+15551230000") {
   return { idempotencyKey: randomUUID(), channel: "sms" as const, to, body: "Your appointment is tomorrow" };
@@ -131,17 +129,7 @@ describe("bulk-messaging when the provider fails", () => {
   }
 
   function runJob(payload: unknown) {
-    const context = {
-      job: { id: randomUUID() } as Job,
-      log: memoryLogger("warn").logger,
-      db,
-      redis: undefined as unknown as Redis,
-      config,
-      prefix: config.QUEUE_PREFIX,
-      invalidateCache: async () => undefined,
-      reportProgress: async () => undefined,
-    } satisfies JobContext;
-    return bulkMessagingJob.handle(bulkMessagingJob.payloadSchema.parse(payload), context);
+    return bulkMessagingJob.handle(bulkMessagingJob.payloadSchema.parse(payload), directJobContext(db, config).context);
   }
 
   beforeAll(async () => {

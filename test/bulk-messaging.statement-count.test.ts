@@ -1,13 +1,11 @@
 import { randomUUID } from "node:crypto";
-import type { Job } from "bullmq";
-import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bulkMessagingJob, setBulkMessagingProvider } from "../src/jobs/bulk-messaging.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { NoopProvider } from "../src/lib/messaging/noop-provider.js";
-import type { JobContext } from "../src/queues/job-definition.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { directJobContext } from "./support/direct-job-context.js";
+import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
 
 /**
  * Seed 004's loop ran six queries per recipient. The job must run a fixed
@@ -49,16 +47,7 @@ describe("bulk-messaging statements per batch", () => {
   async function statementsFor(patientIds: string[], batchSize: number): Promise<number> {
     await new Promise((resolve) => setImmediate(resolve));
     statements.length = 0;
-    const context = {
-      job: { id: randomUUID() } as Job,
-      log: memoryLogger("warn").logger,
-      db,
-      redis: undefined as unknown as Redis,
-      config,
-      prefix: config.QUEUE_PREFIX,
-      invalidateCache: async () => undefined,
-      reportProgress: async () => undefined,
-    } satisfies JobContext;
+    const { context } = directJobContext(db, config);
     const result = await bulkMessagingJob.handle(
       { campaignId: `count-${batchSize}`, channel: "sms", body: "Hi {{firstName}}", patientIds, batchSize },
       context,
