@@ -5,7 +5,7 @@ import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
-import { type InvoiceSpec, insertInvoices, randomInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
+import { type InvoiceSpec, insertInvoices, liveInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
 import { someoneWaitsOn, waitFor } from "./support/wait-for.js";
 
@@ -26,11 +26,7 @@ describe("invoice-totals jobs for one invoice enqueued close together collapse i
     database = await createTestDatabase();
     db = testDb(database.url);
     config = testConfig(database.url);
-    [a, b] = randomInvoices(2, seededRandom(7)).map((invoice) => ({
-      ...invoice,
-      voided: false,
-      lines: invoice.lines.length ? invoice.lines : [{ quantity: "2", unitPrice: "3.00", discountAmount: "0.00", taxAmount: "0.10" }],
-    })) as [InvoiceSpec, InvoiceSpec];
+    [a, b] = liveInvoices(2, seededRandom(7)) as [InvoiceSpec, InvoiceSpec];
     await insertInvoices(db.pool, [a, b]);
     producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
     eventsConnection = testRedis();

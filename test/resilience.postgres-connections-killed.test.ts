@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
-import { type InvoiceSpec, insertInvoices, randomInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
+import { type InvoiceSpec, insertInvoices, liveInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
 import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
 import { someoneWaitsOn, waitFor } from "./support/wait-for.js";
@@ -35,11 +35,7 @@ describe("resilience: PostgreSQL connections killed under load", () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     db = testDb(database.url);
-    invoices = randomInvoices(300, seededRandom(4242), { maxLines: 20 }).map((invoice) => ({
-      ...invoice,
-      voided: false,
-      lines: invoice.lines.length ? invoice.lines : [{ quantity: "2", unitPrice: "3.50", discountAmount: "0.00", taxAmount: "0.10" }],
-    }));
+    invoices = liveInvoices(300, seededRandom(4242), { maxLines: 20 });
     await insertInvoices(db.pool, invoices);
     config = testConfig(database.url);
     producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
-import { type InvoiceSpec, insertInvoices, randomInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
+import { type InvoiceSpec, insertInvoices, liveInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
 import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
 import { someoneWaitsOn, waitFor } from "./support/wait-for.js";
@@ -25,11 +25,7 @@ describe("resilience: a worker killed mid-job", () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     db = testDb(database.url);
-    invoices = randomInvoices(4, seededRandom(99)).map((invoice) => ({
-      ...invoice,
-      voided: false,
-      lines: invoice.lines.length ? invoice.lines : [{ quantity: "1", unitPrice: "9.99", discountAmount: "0.00", taxAmount: "0.00" }],
-    }));
+    invoices = liveInvoices(4, seededRandom(99));
     await insertInvoices(db.pool, invoices);
   });
 

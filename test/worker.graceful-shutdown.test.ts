@@ -4,7 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
-import { type InvoiceSpec, insertInvoices, randomInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
+import { type InvoiceSpec, insertInvoices, liveInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
 import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
 import { someoneWaitsOn, waitFor } from "./support/wait-for.js";
@@ -24,11 +24,7 @@ describe("dbjobs worker shuts down gracefully", () => {
   beforeAll(async () => {
     database = await createTestDatabase();
     db = testDb(database.url);
-    invoices = randomInvoices(6, seededRandom(11)).map((invoice) => ({
-      ...invoice,
-      voided: false,
-      lines: invoice.lines.length ? invoice.lines : [{ quantity: "1", unitPrice: "5.00", discountAmount: "0.00", taxAmount: "0.00" }],
-    }));
+    invoices = liveInvoices(6, seededRandom(11));
     await insertInvoices(db.pool, invoices);
   });
 

@@ -24,14 +24,6 @@ export function incrementCounter(name: string, labels: Record<string, string> = 
   pending.set(key, (pending.get(key) ?? 0) + by);
 }
 
-/** Records one observation as Prometheus histogram counters (_bucket, _sum, _count). */
-export function observeHistogram(name: string, labels: Record<string, string>, value: number, buckets: number[] = JOB_DURATION_BUCKETS_SECONDS): void {
-  for (const le of buckets) if (value <= le) incrementCounter(`${name}_bucket`, { ...labels, le: String(le) });
-  incrementCounter(`${name}_bucket`, { ...labels, le: "+Inf" });
-  incrementCounter(`${name}_sum`, labels, value);
-  incrementCounter(`${name}_count`, labels);
-}
-
 export function recordSlowQuery(): void {
   incrementCounter("dbjobs_slow_queries_total");
 }

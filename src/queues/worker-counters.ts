@@ -5,7 +5,8 @@ import { incrementCounter, JOB_DURATION_BUCKETS_SECONDS } from "../lib/metrics.j
  * in one go just before each flush. Building the label-keyed series for every
  * job (13 series keys for the duration histogram alone) cost more CPU than a
  * short job itself; the series and values that reach Redis are the same as
- * calling observeHistogram/incrementCounter per job.
+ * counting each job into a Prometheus histogram (_bucket, _sum, _count) one
+ * incrementCounter call at a time.
  */
 export class WorkerCounters {
   private readonly durationBuckets = JOB_DURATION_BUCKETS_SECONDS.map(() => 0);

@@ -78,6 +78,15 @@ export function randomInvoices(count: number, random: () => number, options: { m
 }
 
 /** Cases where rounding to the cent is easy to get wrong: exact half cents, both signs. */
+/** Random invoices, none voided and each with at least one line: work a job must really do. */
+export function liveInvoices(count: number, random: () => number, options: { maxLines?: number } = {}): InvoiceSpec[] {
+  return randomInvoices(count, random, options).map((invoice) => ({
+    ...invoice,
+    voided: false,
+    lines: invoice.lines.length ? invoice.lines : [{ quantity: "1", unitPrice: "5.00", discountAmount: "0.00", taxAmount: "0.10" }],
+  }));
+}
+
 export function roundingEdgeInvoices(): InvoiceSpec[] {
   const line = (quantity: string, unitPrice: string, discountAmount = "0.00", taxAmount = "0.00"): LineSpec => ({
     quantity,
