@@ -98,6 +98,24 @@ describe(`invoice-totals computes totals exactly (seed ${seed}; replay with TEST
     expect(await rowVersions()).toEqual(before);
   });
 
+  it("chunks recomputed four at a time give the same totals as one at a time", async () => {
+    // Make every live invoice and line stale again, then recompute with many small chunks in parallel.
+    await db.pool.query(
+      `UPDATE "invoices" SET "subtotal" = $1, "discountTotal" = $1, "taxTotal" = $1, "total" = $1, "balanceDue" = $1 WHERE "voidedAt" IS NULL`,
+      [STALE],
+    );
+    await db.pool.query(`UPDATE "invoice_line_items" li SET "lineTotal" = $1 FROM "invoices" i WHERE i."id" = li."invoiceId" AND i."voidedAt" IS NULL`, [
+      STALE,
+    ]);
+    const voided = invoices.filter((invoice) => invoice.voided).length;
+    const liveLines = invoices.filter((invoice) => !invoice.voided).reduce((sum, invoice) => sum + invoice.lines.length, 0);
+
+    const result = await run({ all: true, chunkSize: 23, parallelism: 4 });
+
+    expect(result).toMatchObject({ invoicesUpdated: invoices.length - voided, skippedVoided: voided, linesUpdated: liveLines });
+    expect(totalsMismatches(await readInvoices(db.pool))).toEqual([]);
+  });
+
   it("{invoiceIds} recomputes exactly the listed invoices, counting voided ones as skipped", async () => {
     // Random invoices only: the rounding cases include one near the Decimal(14,2) limit that these changes would push over.
     const live = invoices.slice(roundingEdgeInvoices().length).filter((invoice) => !invoice.voided && invoice.lines.length > 0);

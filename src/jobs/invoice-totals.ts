@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { cacheKeys } from "../lib/cache-keys.js";
+import { ChunkLanes } from "../lib/chunk-lanes.js";
 import { withConflictRetry } from "../lib/retry.js";
 import { defineJob } from "../queues/job-definition.js";
 
@@ -25,8 +26,10 @@ export const invoiceTotalsPayload = z
     invoiceIds: uuidList.optional(),
     changedSince: z.iso.datetime({ offset: true, error: "must be an ISO 8601 date-time, e.g. 2026-01-31T00:00:00Z" }).optional(),
     all: z.literal(true, { error: "must be true when given" }).optional(),
-    /** Invoices per statement. @defaultValue 2000 */
+    /** Invoices per statement. @defaultValue 1000 */
     chunkSize: z.number().int().min(1).max(10_000).optional(),
+    /** Chunks recomputed at once, each on its own connection. @defaultValue 2 */
+    parallelism: z.number().int().min(1).max(8).optional(),
   })
   .strict()
   .refine((payload) => [payload.invoiceIds, payload.changedSince, payload.all].filter((value) => value !== undefined).length === 1, {
@@ -60,7 +63,7 @@ WITH sums AS (
          coalesce(sum(li."taxAmount"), 0) AS tax,
          coalesce(max(abs(round(li."quantity" * li."unitPrice", 2) - li."discountAmount" + li."taxAmount")), 0) AS largest_line
     FROM "invoices" i
-    LEFT JOIN "invoice_line_items" li ON li."invoiceId" = i."id"
+    LEFT JOIN "invoice_line_items" li ON li."invoiceId" = i."id" AND li."invoiceId" = ANY($1::uuid[])
    WHERE i."id" = ANY($1::uuid[]) AND i."voidedAt" IS NULL
    GROUP BY i."id"
 ), checked AS (
@@ -72,7 +75,8 @@ WITH sums AS (
   UPDATE "invoice_line_items" li
      SET "lineTotal" = round(li."quantity" * li."unitPrice", 2) - li."discountAmount" + li."taxAmount"
     FROM checked c
-   WHERE li."invoiceId" = c."id"
+   WHERE li."invoiceId" = ANY($1::uuid[])
+     AND li."invoiceId" = c."id"
      AND c.fits
      AND li."lineTotal" IS DISTINCT FROM round(li."quantity" * li."unitPrice", 2) - li."discountAmount" + li."taxAmount"
   RETURNING 1
@@ -84,7 +88,8 @@ WITH sums AS (
          "total" = c.total,
          "balanceDue" = c.total - i."amountPaid"
     FROM checked c
-   WHERE i."id" = c."id"
+   WHERE i."id" = ANY($1::uuid[])
+     AND i."id" = c."id"
      AND c.fits
      AND (i."subtotal", i."discountTotal", i."taxTotal", i."total", i."balanceDue")
          IS DISTINCT FROM (c.subtotal, c.discount, c.tax, c.total, c.total - i."amountPaid")
@@ -122,7 +127,7 @@ export const invoiceTotalsJob = defineJob({
   deduplicate: (payload) => (payload.invoiceIds?.length === 1 ? { id: `invoice:${payload.invoiceIds[0]}`, ttlMs: 500 } : undefined),
 
   async handle(payload, { db, log, reportProgress, invalidateCache }): Promise<InvoiceTotalsResult> {
-    const chunkSize = payload.chunkSize ?? 2000;
+    const chunkSize = payload.chunkSize ?? 1000;
     const result: InvoiceTotalsResult = { invoicesUpdated: 0, invoicesChanged: 0, linesUpdated: 0, skippedVoided: 0, skippedOverflow: 0 };
 
     const recompute = async (ids: string[]) => {
@@ -147,26 +152,32 @@ export const invoiceTotalsJob = defineJob({
       await invalidateCache(row.changedIds.map(cacheKeys.invoice));
     };
 
+    // Chunks cover disjoint invoices, so they never wait on each other's row
+    // locks; with two or more cores, PostgreSQL works on several at once.
+    const lanes = new ChunkLanes(payload.parallelism ?? 2);
+    let processed = 0;
+    const total = payload.invoiceIds ? new Set(payload.invoiceIds).size : undefined;
+    const recomputeAndReport = async (ids: string[]) => {
+      await recompute(ids);
+      processed += ids.length;
+      await reportProgress({ processed, ...(total === undefined ? {} : { total }), ...result });
+    };
+
     if (payload.invoiceIds) {
       const ids = [...new Set(payload.invoiceIds)];
-      for (let start = 0; start < ids.length; start += chunkSize) {
-        await recompute(ids.slice(start, start + chunkSize));
-        await reportProgress({ processed: Math.min(start + chunkSize, ids.length), total: ids.length, ...result });
-      }
+      for (let start = 0; start < ids.length; start += chunkSize) await lanes.start(() => recomputeAndReport(ids.slice(start, start + chunkSize)));
     } else {
       const since = payload.changedSince ? new Date(payload.changedSince) : null;
       let after = smallestUuid;
-      let processed = 0;
       for (;;) {
         const page = await db.prisma.$queryRawUnsafe<{ id: string }[]>(nextIdsSql, after, chunkSize, since);
         if (page.length === 0) break;
         const ids = page.map((row) => row.id);
-        await recompute(ids);
-        processed += ids.length;
         after = ids[ids.length - 1] as string;
-        await reportProgress({ processed, ...result });
+        await lanes.start(() => recomputeAndReport(ids));
       }
     }
+    await lanes.drain();
 
     log.info(result, "invoice totals recomputed");
     return result;
