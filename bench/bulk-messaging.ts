@@ -8,6 +8,7 @@ import { QueueEvents } from "bullmq";
 import { from as copyFrom } from "pg-copy-streams";
 import { bulkMessagingJob, setBulkMessagingProvider } from "../src/jobs/bulk-messaging.js";
 import { loadConfig } from "../src/lib/config.js";
+import { countingDb } from "../src/lib/counting-pool.js";
 import { createDb, type Db } from "../src/lib/db.js";
 import { createLogger } from "../src/lib/logger.js";
 import { NoopProvider } from "../src/lib/messaging/noop-provider.js";
@@ -25,8 +26,8 @@ import { benchPrefix, benchRedisUrl, freshBenchDatabase, timeMs } from "./suppor
  *   - seed 004's per-recipient loop (six queries each), on a 300-recipient sample
  *     (half measured before the campaign, half after);
  *   - a raw COPY of the same 100k finished message rows;
- * plus the statements per batch at batch sizes 100, 1000 and 5000 (counted from
- * Prisma's query events) and the worker's peak RSS (VmHWM of its process).
+ * plus the statements per batch at batch sizes 100, 1000 and 5000 (counted at
+ * the pg pool and from Prisma's query events) and the worker's peak RSS (VmHWM of its process).
  */
 const recipients = Number(process.env.BENCH_BULK_RECIPIENTS ?? 100_000);
 const naiveSample = 300;
@@ -63,28 +64,29 @@ async function naiveLoop(db: Db, patientIds: string[]): Promise<void> {
 
 /**
  * Runs the job in this process on `patientIds` (a whole number of batches) and
- * returns its statements per batch, counted from Prisma's query events. Batches
- * run two at a time, so the count is taken per job and divided.
+ * returns its statements per batch, counted from both ways a job reaches the
+ * database: the pg pool (countingDb) and Prisma's query events. Batches run
+ * two at a time, so the count is taken per job and divided.
  */
 async function statementsPerBatch(url: string, patientIds: string[], batchSize: number): Promise<number> {
   const db = createDb({ url, poolSize: 4, logger: silentLogger() });
-  let statements = 0;
+  let prismaStatements = 0;
   // createDb already listens for slow queries; Prisma calls every listener.
   (db.prisma as unknown as { $on(event: "query", listener: () => void): void }).$on("query", () => {
-    statements++;
+    prismaStatements++;
   });
   // Half of them already have an email conversation, as in the main run.
-  await db.prisma.$executeRawUnsafe(
-    `INSERT INTO "conversations" ("patientId", "channel") SELECT id, 'email' FROM unnest($1::uuid[]) AS t(id) ON CONFLICT DO NOTHING`,
+  await db.pool.query(`INSERT INTO "conversations" ("patientId", "channel") SELECT id, 'email' FROM unnest($1::uuid[]) AS t(id) ON CONFLICT DO NOTHING`, [
     patientIds.filter((_, index) => index % 2 === 0),
-  );
+  ]);
   await new Promise((resolve) => setImmediate(resolve));
-  statements = 0;
+  prismaStatements = 0;
+  const counted = countingDb(db);
   const config = loadConfig({ DATABASE_URL: url, MESSAGING_PROVIDER: "noop" });
   const context = {
     job: { id: "bench" },
     log: silentLogger(),
-    db,
+    db: counted.db,
     config,
     prefix: "bench",
     invalidateCache: async () => undefined,
@@ -93,7 +95,7 @@ async function statementsPerBatch(url: string, patientIds: string[], batchSize: 
   await bulkMessagingJob.handle({ campaignId: `statements-${batchSize}`, channel: "email", body, patientIds, batchSize }, context);
   await new Promise((resolve) => setImmediate(resolve));
   await db.close();
-  return statements / Math.ceil(patientIds.length / batchSize);
+  return (counted.statements.length + prismaStatements) / Math.ceil(patientIds.length / batchSize);
 }
 
 /**

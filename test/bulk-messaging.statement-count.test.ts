@@ -2,6 +2,7 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { bulkMessagingJob, setBulkMessagingProvider } from "../src/jobs/bulk-messaging.js";
 import type { Config } from "../src/lib/config.js";
+import { countingDb } from "../src/lib/counting-pool.js";
 import type { Db } from "../src/lib/db.js";
 import { NoopProvider } from "../src/lib/messaging/noop-provider.js";
 import { directJobContext } from "./support/direct-job-context.js";
@@ -9,20 +10,24 @@ import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./sup
 
 /**
  * Seed 004's loop ran six queries per recipient. The job must run a fixed
- * number per batch whatever the batch size: counted here from Prisma's query
- * events (every statement the job sends through Prisma emits one).
+ * number per batch whatever the batch size: counted here from both ways a job
+ * can reach the database, the pg pool (through countingDb) and Prisma (its
+ * query events). The campaign's advisory lock and unlock run on a session
+ * client of their own, once per job, and are not counted.
  */
 describe("bulk-messaging statements per batch", () => {
   let database: TestDatabase;
   let db: Db;
+  let counted: ReturnType<typeof countingDb>;
   let config: Config;
-  const statements: string[] = [];
+  const prismaStatements: string[] = [];
 
   beforeAll(async () => {
     database = await createTestDatabase();
     db = testDb(database.url);
+    counted = countingDb(db);
     (db.prisma as unknown as { $on(event: "query", listener: (event: { query: string }) => void): void }).$on("query", (event) => {
-      statements.push(event.query);
+      prismaStatements.push(event.query);
     });
     config = testConfig(database.url);
     setBulkMessagingProvider(new NoopProvider());
@@ -43,18 +48,19 @@ describe("bulk-messaging statements per batch", () => {
     return [...ids, ...Array.from({ length: 20 }, () => randomUUID())];
   }
 
-  /** Runs the campaign and returns how many statements it sent through Prisma. */
+  /** Runs the campaign and returns how many statements it sent, through the pool and through Prisma. */
   async function statementsFor(patientIds: string[], batchSize: number): Promise<number> {
     await new Promise((resolve) => setImmediate(resolve));
-    statements.length = 0;
-    const { context } = directJobContext(db, config);
+    counted.statements.length = 0;
+    prismaStatements.length = 0;
+    const { context } = directJobContext(counted.db, config);
     const result = await bulkMessagingJob.handle(
       { campaignId: `count-${batchSize}`, channel: "sms", body: "Hi {{firstName}}", patientIds, batchSize },
       context,
     );
     await new Promise((resolve) => setImmediate(resolve));
     expect(result).toMatchObject({ processed: 2020, sent: 2000, skipped: 20 });
-    return statements.length;
+    return counted.statements.length + prismaStatements.length;
   }
 
   // Every full batch has patients with and without a conversation, so it runs all

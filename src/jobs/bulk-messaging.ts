@@ -123,7 +123,7 @@ export const bulkMessagingJob = defineJob({
           let outcome: BatchOutcome = { sent: 0, failed: 0, skipped: 0, unavailable: 0 };
           try {
             if (patientIds.length > 0) {
-              outcome = await runCampaignBatch(db.prisma, sender, {
+              outcome = await runCampaignBatch(db.pool, sender, {
                 campaignId: payload.campaignId,
                 channel: payload.channel,
                 bodyTemplate: payload.body,
