@@ -155,17 +155,16 @@ export const invoiceTotalsJob = defineJob({
     // Chunks cover disjoint invoices, so they never wait on each other's row
     // locks; with two or more cores, PostgreSQL works on several at once.
     const lanes = new ChunkLanes(payload.parallelism ?? 2);
+    const listed = payload.invoiceIds ? [...new Set(payload.invoiceIds)] : undefined;
     let processed = 0;
-    const total = payload.invoiceIds ? new Set(payload.invoiceIds).size : undefined;
     const recomputeAndReport = async (ids: string[]) => {
       await recompute(ids);
       processed += ids.length;
-      await reportProgress({ processed, ...(total === undefined ? {} : { total }), ...result });
+      await reportProgress({ processed, ...(listed ? { total: listed.length } : {}), ...result });
     };
 
-    if (payload.invoiceIds) {
-      const ids = [...new Set(payload.invoiceIds)];
-      for (let start = 0; start < ids.length; start += chunkSize) await lanes.start(() => recomputeAndReport(ids.slice(start, start + chunkSize)));
+    if (listed) {
+      for (let start = 0; start < listed.length; start += chunkSize) await lanes.start(() => recomputeAndReport(listed.slice(start, start + chunkSize)));
     } else {
       const since = payload.changedSince ? new Date(payload.changedSince) : null;
       let after = smallestUuid;

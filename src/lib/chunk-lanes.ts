@@ -1,7 +1,8 @@
 /**
  * Runs at most `width` async tasks at once. `start` waits for a free lane, so a
- * producer loop never runs ahead of the work; the first failure stops new
- * tasks and is thrown by the next `start` or by `drain`.
+ * producer loop never runs ahead of the work. After the first failure no task
+ * starts: the next `start`, or `drain`, waits for the tasks still running and
+ * then throws that failure, so nothing is left running behind the caller.
  */
 export class ChunkLanes {
   private readonly running = new Set<Promise<void>>();
@@ -12,8 +13,8 @@ export class ChunkLanes {
   }
 
   async start(task: () => Promise<void>): Promise<void> {
-    while (this.running.size >= this.width) await Promise.race(this.running);
-    this.throwIfFailed();
+    while (this.running.size >= this.width && !this.failure) await Promise.race(this.running);
+    if (this.failure) return this.drain();
     const run: Promise<void> = task()
       .catch((error: unknown) => {
         this.failure ??= { error };
@@ -25,10 +26,6 @@ export class ChunkLanes {
   /** Waits for every started task; throws the first failure. */
   async drain(): Promise<void> {
     while (this.running.size > 0) await Promise.race(this.running);
-    this.throwIfFailed();
-  }
-
-  private throwIfFailed(): void {
     if (this.failure) throw this.failure.error;
   }
 }
