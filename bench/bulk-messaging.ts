@@ -17,6 +17,7 @@ import { createRedis } from "../src/lib/redis.js";
 import type { JobContext } from "../src/queues/job-definition.js";
 import { Producer } from "../src/queues/producer.js";
 import type { BenchRow, BenchSection } from "./bench-section.js";
+import { cpuBetween, hostCpu, processCpuMs } from "./host-cpu.js";
 import { benchPrefix, benchRedisUrl, freshBenchDatabase, timeMs } from "./support.js";
 
 /**
@@ -125,6 +126,28 @@ function spawnWorker(env: Record<string, string>) {
   return { child, stderr: () => stderr };
 }
 
+/**
+ * Informational: where the campaign's CPU went (PostgreSQL on this machine and
+ * the worker process), per message, next to PostgreSQL's CPU per row for the
+ * COPY. Empty where /proc cannot tell.
+ */
+function cpuRows(campaign: ReturnType<typeof cpuBetween>, workerCpuMs: number, copy: ReturnType<typeof cpuBetween>, copiedRows: number): BenchRow[] {
+  if (!campaign || !copy) return [];
+  const postgresUs = (campaign.postgresMs * 1000) / recipients;
+  const copyUs = (copy.postgresMs * 1000) / copiedRows;
+  return [
+    { name: "campaign: machine CPU busy (informational: near 100% means bound by CPU)", value: campaign.busyShare * 100, unit: "%" },
+    {
+      name: "campaign: PostgreSQL CPU per message vs per row of the raw COPY (informational; ratio = COPY / job)",
+      value: postgresUs,
+      unit: "µs",
+      baseline: copyUs,
+      ratio: copyUs / postgresUs,
+    },
+    { name: "campaign: worker process CPU per message (informational)", value: (workerCpuMs * 1000) / recipients, unit: "µs" },
+  ];
+}
+
 function peakRssMb(pid: number): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   const match = /VmHWM:\s+(\d+) kB/.exec(status);
@@ -192,10 +215,21 @@ export const bulkMessagingBench: BenchSection = {
     let jobRate: number;
     let rssMb: number;
     let result: unknown;
+    let campaignCpu: ReturnType<typeof cpuBetween> = null;
+    let workerCpuMs = Number.NaN;
     try {
       await events.waitUntilReady();
+      // Wait for the worker to be up, so that its start-up is not counted in the CPU figures.
+      for (let waited = 0; (await producer.queue("bulk-messaging").getWorkersCount()) === 0; waited += 100) {
+        if (waited > 60_000) throw new Error("the worker did not start within 60 s");
+        await new Promise((resolve) => setTimeout(resolve, 100));
+      }
+      const cpuBefore = hostCpu();
+      const workerCpuBefore = processCpuMs(worker.child.pid as number);
       const job = await producer.enqueue("bulk-messaging", { campaignId, channel: "sms", body, patientIds: campaignIds });
       result = await job.waitUntilFinished(events, 600_000);
+      campaignCpu = cpuBetween(cpuBefore, hostCpu());
+      workerCpuMs = processCpuMs(worker.child.pid as number) - workerCpuBefore;
       const finished = await producer.queue("bulk-messaging").getJob(job.id as string);
       const seconds = ((finished?.finishedOn ?? 0) - (finished?.processedOn ?? 0)) / 1000;
       jobRate = recipients / seconds;
@@ -224,6 +258,8 @@ export const bulkMessagingBench: BenchSection = {
     const copyText = `${rows.map((row) => row.line).join("\n")}\n`;
     const client = await db.pool.connect();
     let copyMs: number;
+    const copyCpuBefore = hostCpu();
+    let copyCpu: ReturnType<typeof cpuBetween> = null;
     try {
       copyMs = await timeMs(() =>
         pipeline(
@@ -235,6 +271,7 @@ export const bulkMessagingBench: BenchSection = {
           ),
         ),
       );
+      copyCpu = cpuBetween(copyCpuBefore, hostCpu());
     } finally {
       client.release();
     }
@@ -261,6 +298,7 @@ export const bulkMessagingBench: BenchSection = {
         met: jobRate / copyRate >= 1 / 3,
       },
       ...statementRows,
+      ...cpuRows(campaignCpu, workerCpuMs, copyCpu, rows.length),
       { name: `worker peak RSS, ${recipients} recipients`, value: rssMb, unit: "MB", goal: "< 300", met: rssMb < 300 },
     ];
   },
