@@ -43,12 +43,13 @@ export function createDb(options: DbOptions): Db {
     adapter: new PrismaPg(pool),
     log: [{ emit: "event", level: "query" }],
   });
-  prisma.$on("query", (event) => {
-    if (event.duration >= slowQueryMs) {
-      recordSlowQuery();
-      options.logger.warn({ durationMs: event.duration, query: event.query.slice(0, 2000) }, "slow query");
-    }
-  });
+  const reportIfSlow = (durationMs: number, query: string) => {
+    if (durationMs < slowQueryMs) return;
+    recordSlowQuery();
+    options.logger.warn({ durationMs, query: query.slice(0, 2000) }, "slow query");
+  };
+  prisma.$on("query", (event) => reportIfSlow(event.duration, event.query));
+  timeTextQueries(pool, reportIfSlow);
 
   return {
     prisma,
@@ -58,6 +59,25 @@ export function createDb(options: DbOptions): Db {
       await pool.end().catch(() => undefined);
     },
   };
+}
+
+/**
+ * Times the statements jobs send on the pool themselves, `pool.query(text,
+ * values)`, for the same slow-query log as Prisma's. Prisma's adapter sends
+ * query objects through the same method; those are left alone, as Prisma's
+ * query event times them already. Values are never logged.
+ */
+function timeTextQueries(pool: pg.Pool, report: (durationMs: number, query: string) => void): void {
+  const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+  pool.query = ((...args: unknown[]) => {
+    const [text] = args;
+    if (typeof text !== "string" || typeof args[args.length - 1] === "function") return query(...args);
+    const started = performance.now();
+    const result = query(...args) as Promise<unknown>;
+    const done = () => report(Math.round(performance.now() - started), text);
+    result.then(done, done);
+    return result;
+  }) as typeof pool.query;
 }
 
 /** Quotes an identifier that came from the catalog or a whitelist. Never feed it user input. */
