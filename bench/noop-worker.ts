@@ -21,8 +21,8 @@ import { benchPostgresAdminUrl, benchPrefix, benchRedisUrl } from "./support.js"
  * at LOG_LEVEL=warn (no per-flush summary line either) and CPU per job are
  * reported too.
  */
-const JOBS = Number(process.env.BENCH_NOOP_JOBS ?? 8_000);
-const ROUNDS = Number(process.env.BENCH_NOOP_ROUNDS ?? 5);
+const JOBS = Number(process.env.BENCH_NOOP_JOBS ?? 20_000);
+const ROUNDS = Number(process.env.BENCH_NOOP_ROUNDS ?? 7);
 const CONCURRENCY = 8;
 const QUEUE = "bench-noop";
 
