@@ -1,5 +1,6 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
+import { ChunkLanes } from "../lib/chunk-lanes.js";
 import { type BatchOutcome, runCampaignBatch } from "../lib/messaging/campaign-batch.js";
 import { createProvider } from "../lib/messaging/create-provider.js";
 import { ProviderUnavailableError } from "../lib/messaging/messaging-errors.js";
@@ -104,47 +105,33 @@ export const bulkMessagingJob = defineJob({
       log.info({ campaignId: payload.campaignId, channel: payload.channel, total: result.total, batchSize, provider: provider.name }, "campaign started");
 
       const seen = new Set<string>();
-      const batchCount = Math.ceil(payload.patientIds.length / batchSize);
-      let nextBatch = 0;
+      const lanes = new ChunkLanes(batchConcurrency);
       let unavailable: BatchOutcome | undefined;
-      let failure: unknown;
-      const lane = async () => {
-        while (nextBatch < batchCount && !unavailable && !failure) {
-          const start = nextBatch++ * batchSize;
-          const slice = payload.patientIds.slice(start, start + batchSize);
-          const patientIds: string[] = [];
-          for (const raw of slice) {
-            const id = raw.toLowerCase();
-            if (uuidPattern.test(id) && !seen.has(id)) {
-              seen.add(id);
-              patientIds.push(id);
-            } else result.skipped++;
-          }
-          let outcome: BatchOutcome = { sent: 0, failed: 0, skipped: 0, unavailable: 0 };
-          try {
-            if (patientIds.length > 0) {
-              outcome = await runCampaignBatch(db.pool, sender, {
-                campaignId: payload.campaignId,
-                channel: payload.channel,
-                bodyTemplate: payload.body,
-                patientIds,
-              });
-            }
-          } catch (err) {
-            failure ??= err;
-            return;
-          }
-          result.sent += outcome.sent;
-          result.failed += outcome.failed;
-          result.skipped += outcome.skipped;
-          result.processed += slice.length - outcome.unavailable;
-          await reportProgress({ ...result });
-          // Stop starting batches rather than hammer a provider that is down; the retry resumes here.
-          if (outcome.unavailable > 0) unavailable = outcome;
+      const runBatch = async (slice: string[]) => {
+        const patientIds: string[] = [];
+        for (const raw of slice) {
+          const id = raw.toLowerCase();
+          if (uuidPattern.test(id) && !seen.has(id)) {
+            seen.add(id);
+            patientIds.push(id);
+          } else result.skipped++;
         }
+        const outcome: BatchOutcome =
+          patientIds.length > 0
+            ? await runCampaignBatch(db.pool, sender, { campaignId: payload.campaignId, channel: payload.channel, bodyTemplate: payload.body, patientIds })
+            : { sent: 0, failed: 0, skipped: 0, unavailable: 0 };
+        result.sent += outcome.sent;
+        result.failed += outcome.failed;
+        result.skipped += outcome.skipped;
+        result.processed += slice.length - outcome.unavailable;
+        await reportProgress({ ...result });
+        if (outcome.unavailable > 0) unavailable = outcome;
       };
-      await Promise.all(Array.from({ length: Math.min(batchConcurrency, batchCount) }, lane));
-      if (failure) throw failure;
+      // Stop starting batches rather than hammer a provider that is down; the retry resumes here.
+      for (let start = 0; start < payload.patientIds.length && !unavailable; start += batchSize) {
+        await lanes.start(() => runBatch(payload.patientIds.slice(start, start + batchSize)));
+      }
+      await lanes.drain();
       if (unavailable) throw new ProviderUnavailableError(unavailable.unavailable, unavailable.lastUnavailableError ?? "unknown error");
     } catch (err) {
       lockError = err as Error;
