@@ -1,11 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { QueueEvents } from "bullmq";
-import type { Redis } from "ioredis";
+import type { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { InvoiceTotalsResult } from "../src/jobs/invoice-totals.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
-import { Producer } from "../src/queues/producer.js";
+import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import {
   type InvoiceSpec,
@@ -17,8 +16,9 @@ import {
   seededRandom,
   totalsMismatches,
 } from "./support/invoice-data.js";
+import { openQueueClient, type QueueClient } from "./support/queue-client.js";
 import { cliEnv, runCli, spawnCli } from "./support/spawn-cli.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
 
 const seed = Number(process.env.TEST_SEED ?? Date.now() % 1_000_000);
 
@@ -29,7 +29,7 @@ describe(`invoice-totals computes totals exactly (seed ${seed}; replay with TEST
   let producer: Producer;
   let worker: RunningWorker;
   let events: QueueEvents;
-  let eventsConnection: Redis;
+  let client: QueueClient;
   let invoices: InvoiceSpec[];
 
   async function run(payload: object): Promise<InvoiceTotalsResult> {
@@ -51,19 +51,14 @@ describe(`invoice-totals computes totals exactly (seed ${seed}; replay with TEST
     db = testDb(database.url);
     invoices = [...roundingEdgeInvoices(), ...randomInvoices(800, seededRandom(seed))];
     await insertInvoices(db.pool, invoices);
-    producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
-    eventsConnection = testRedis();
-    events = new QueueEvents("invoice-totals", { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
-    await events.waitUntilReady();
+    client = await openQueueClient("invoice-totals", config);
+    ({ producer, events } = client);
     worker = await startWorker("invoice-totals", { config, logger: memoryLogger("warn").logger, db });
   });
 
   afterAll(async () => {
     await worker?.close();
-    await events?.close();
-    eventsConnection?.disconnect();
-    await producer?.queue("invoice-totals").obliterate({ force: true });
-    await producer?.close();
+    await client?.close();
     await db?.close();
     await database?.drop();
   });

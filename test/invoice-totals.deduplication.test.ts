@@ -1,12 +1,12 @@
-import { QueueEvents } from "bullmq";
-import type { Redis } from "ioredis";
+import type { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
-import { Producer } from "../src/queues/producer.js";
+import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { type InvoiceSpec, insertInvoices, liveInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
+import { openQueueClient, type QueueClient } from "./support/queue-client.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
 import { someoneWaitsOn, waitFor } from "./support/wait-for.js";
 
 describe("invoice-totals jobs for one invoice enqueued close together collapse into one", () => {
@@ -15,7 +15,7 @@ describe("invoice-totals jobs for one invoice enqueued close together collapse i
   let config: Config;
   let producer: Producer;
   let events: QueueEvents;
-  let eventsConnection: Redis;
+  let client: QueueClient;
   let worker: RunningWorker | undefined;
   let a: InvoiceSpec;
   let b: InvoiceSpec;
@@ -28,18 +28,13 @@ describe("invoice-totals jobs for one invoice enqueued close together collapse i
     config = testConfig(database.url);
     [a, b] = liveInvoices(2, seededRandom(7)) as [InvoiceSpec, InvoiceSpec];
     await insertInvoices(db.pool, [a, b]);
-    producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
-    eventsConnection = testRedis();
-    events = new QueueEvents("invoice-totals", { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
-    await events.waitUntilReady();
+    client = await openQueueClient("invoice-totals", config);
+    ({ producer, events } = client);
   });
 
   afterAll(async () => {
     await worker?.close();
-    await events?.close();
-    eventsConnection?.disconnect();
-    await producer?.queue("invoice-totals").obliterate({ force: true });
-    await producer?.close();
+    await client?.close();
     await db?.close();
     await database?.drop();
   });

@@ -1,4 +1,4 @@
-import { QueueEvents } from "bullmq";
+import type { QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TransactionRetryResult } from "../src/jobs/transaction-retry.js";
@@ -7,9 +7,10 @@ import { cacheKeys } from "../src/lib/cache-keys.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import type { SettlementMode } from "../src/lib/settlement.js";
-import { Producer } from "../src/queues/producer.js";
+import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { checkLedger, createAccounts, createDueTransactions, statusCounts } from "./support/escrow-data.js";
+import { openQueueClient, type QueueClient } from "./support/queue-client.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
 
 const opening = "1000000.00";
@@ -27,7 +28,7 @@ describe.each<SettlementMode>(["serializable", "row-lock"])("transaction-retry: 
   let producer: Producer;
   let workers: RunningWorker[] = [];
   let events: QueueEvents;
-  let eventsConnection: Redis;
+  let client: QueueClient;
   let redis: Redis;
   let accounts: string[];
 
@@ -37,22 +38,17 @@ describe.each<SettlementMode>(["serializable", "row-lock"])("transaction-retry: 
     db = testDb(database.url);
     accounts = await createAccounts(db.pool, 5, opening);
     await createDueTransactions(db.pool, accounts, transactionCount);
-    producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
-    eventsConnection = testRedis();
+    client = await openQueueClient("transaction-retry", config);
+    ({ producer, events } = client);
     redis = testRedis();
-    events = new QueueEvents("transaction-retry", { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
-    await events.waitUntilReady();
     // Each startWorker without `db` opens its own pool, like a separate process.
     workers = await Promise.all([1, 2].map(() => startWorker("transaction-retry", { config, logger: memoryLogger("warn").logger, concurrency: 2 })));
   });
 
   afterAll(async () => {
     await Promise.all(workers.map((worker) => worker.close()));
-    await events?.close();
-    eventsConnection?.disconnect();
+    await client?.close();
     redis?.disconnect();
-    await producer?.queue("transaction-retry").obliterate({ force: true });
-    await producer?.close();
     await db?.close();
     await database?.drop();
   });

@@ -1,15 +1,15 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { QueueEvents } from "bullmq";
-import type { Redis } from "ioredis";
+import type { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TransactionRetryResult } from "../src/jobs/transaction-retry.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
-import { Producer } from "../src/queues/producer.js";
+import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { checkLedger, createAccounts, createDueTransactions, statusCounts } from "./support/escrow-data.js";
+import { openQueueClient, type QueueClient } from "./support/queue-client.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
 
 const opening = "1000000.00";
 const transactionCount = 1000;
@@ -23,7 +23,7 @@ describe("transaction-retry: a worker killed with SIGKILL mid-sweep, then a reru
   let child: CliRun | undefined;
   let worker: RunningWorker | undefined;
   let events: QueueEvents;
-  let eventsConnection: Redis;
+  let client: QueueClient;
   let accounts: string[];
 
   beforeAll(async () => {
@@ -32,19 +32,14 @@ describe("transaction-retry: a worker killed with SIGKILL mid-sweep, then a reru
     db = testDb(database.url);
     accounts = await createAccounts(db.pool, 5, opening);
     await createDueTransactions(db.pool, accounts, transactionCount);
-    producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
-    eventsConnection = testRedis();
-    events = new QueueEvents("transaction-retry", { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
-    await events.waitUntilReady();
+    client = await openQueueClient("transaction-retry", config);
+    ({ producer, events } = client);
   });
 
   afterAll(async () => {
     if (child && child.child.exitCode === null && child.child.signalCode === null) child.child.kill("SIGKILL");
     await worker?.close();
-    await events?.close();
-    eventsConnection?.disconnect();
-    await producer?.queue("transaction-retry").obliterate({ force: true });
-    await producer?.close();
+    await client?.close();
     await db?.close();
     await database?.drop();
   });
