@@ -12,6 +12,7 @@ export interface HostCpu {
   postgresMs: number;
 }
 
+// USER_HZ, the unit of /proc CPU times: 100 on Linux builds for every common architecture.
 const clockTicksPerSecond = 100;
 
 export function hostCpu(): HostCpu | null {
