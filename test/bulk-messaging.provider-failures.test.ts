@@ -172,9 +172,12 @@ describe("bulk-messaging when the provider fails", () => {
     const result = await runJob({ campaignId: "reminders", channel: "sms", body: "See you soon", patientIds: patients.map((patient) => patient.id) });
 
     expect(result).toEqual({ processed: 6, total: 6, sent: 5, failed: 1, skipped: 0 });
-    const messages = await db.prisma.messagingMessage.findMany({ where: { campaignId: "reminders" }, include: { patient: true } });
+    const messages = await db.prisma.messagingMessage.findMany({
+      where: { campaignId: "reminders" },
+      include: { conversation: { include: { patient: true } } },
+    });
     const failed = messages.filter((m) => m.status === "failed");
-    expect(failed.map((m) => m.patient.phone)).toEqual([bad]);
+    expect(failed.map((m) => m.conversation.patient.phone)).toEqual([bad]);
     expect(failed[0]?.error).toMatch(/HTTP 400: not a valid phone number/);
     expect(failed[0]?.providerMessageId).toBeNull();
     expect(messages.filter((m) => m.status === "sent")).toHaveLength(5);

@@ -12,10 +12,13 @@ import type { RateLimiter } from "./rate-limiter.js";
  * up the rows an earlier attempt left behind.
  *
  *   1. look up the batch's patients and their conversations on this channel;
- *   2. create the missing conversations (ON CONFLICT DO NOTHING: a concurrent job may create them too);
+ *   2. create the missing conversations (ON CONFLICT DO NOTHING: a concurrent job may create them too)
+ *      and return their ids;
  *   3. create the messages, already marked `sending` (ON CONFLICT DO NOTHING on
- *      campaignId+patientId+channel), and return the batch's messages: new ones
- *      and those an earlier attempt left `sending` to send, finished ones to count;
+ *      campaignId+patientId+channel), in the conversations statements 1 and 2
+ *      found or made (looking up only those another writer made meanwhile), and
+ *      return the batch's messages: new ones and those an earlier attempt left
+ *      `sending` to send, finished ones to count;
  *      — provider sends, bounded concurrency and rate limit —
  *   4. record every outcome and move the conversations of the sent ones, in one statement.
  *
@@ -33,10 +36,11 @@ import type { RateLimiter } from "./rate-limiter.js";
  * Why messages are created as `sending` rather than `queued` and then updated:
  * `sending` means "the provider may have it, resend with the same idempotency
  * key", which is what a new row means too, since this job sends it next. A
- * queued→sending UPDATE would write every row a second time (every index,
- * as status is indexed) for a state no one reads: about a fifth of the job's
- * database time in the bench. Rows some other writer left `queued` are sent
- * like `sending` ones, with their id as idempotency key.
+ * queued→sending UPDATE would write every row once more (a new row version
+ * and an entry in every index: it cannot be a HOT update, the page is full)
+ * for a state no one reads: about a fifth of the job's database time in the
+ * bench. Rows some other writer left `queued` are sent like `sending` ones,
+ * with their id as idempotency key.
  */
 
 // Takes $1 uuid[] patient ids (sorted), $2 channel. Returns one row per patient
@@ -56,32 +60,40 @@ SELECT p."id"::text AS "patientId", p."firstName", p."lastName",
 // Takes $1 uuid[] patient ids without a conversation (sorted, so concurrent
 // jobs take index locks in the same order), $2 channel. Creates one open
 // conversation each; one created meanwhile by someone else is left alone.
-// Returns nothing.
+// Returns the created ones' patient id and conversation id.
 const createConversationsSql = `
 INSERT INTO "conversations" ("patientId", "channel")
 SELECT b."id", $2::"MessageChannel"
   FROM unnest($1::uuid[]) AS b("id")
  WHERE EXISTS (SELECT 1 FROM "patients" p WHERE p."id" = b."id")
  ORDER BY b."id"
-ON CONFLICT ("patientId", "channel") DO NOTHING`;
+ON CONFLICT ("patientId", "channel") DO NOTHING
+RETURNING "patientId"::text AS "patientId", "id"::text AS "conversationId"`;
 
-// Takes $1 uuid[] patient ids (sorted), $2 text[] their personalised bodies
-// (same order), $3 campaign id, $4 channel. Creates each patient's message,
-// marked `sending`, in its conversation (which this new statement sees even
-// when another transaction created it after statement 1); a message the
-// campaign already has is left alone. Returns every message of these patients
-// in this campaign: state 'pending' (just created, with a null body: the caller
-// has it; or left `queued`/`sending` by an earlier attempt, with its stored
-// body), or the status it finished in. Both halves read one snapshot, which
-// cannot contain the rows being created, so no message comes back twice.
+// Takes $1 uuid[] patient ids (sorted), $2 text[] their personalised bodies,
+// $3 uuid[] their conversation ids or nulls (same order), $4 campaign id, $5
+// channel. Creates each patient's message, marked `sending`, in its
+// conversation; where the caller has no conversation id (another job created
+// it after statement 1 looked), the conversation is looked up here, in a new
+// snapshot that sees it. A message the campaign already has is left alone.
+// Returns every message of these patients in this campaign: state 'pending'
+// (just created, with a null body: the caller has it; or left
+// `queued`/`sending` by an earlier attempt, with its stored body), or the
+// status it finished in. Both halves read one snapshot, which cannot contain
+// the rows being created, so no message comes back twice; the second half
+// probes only the patients the first did not create a message for.
 const createMessagesSql = `
 WITH created AS (
   INSERT INTO "messaging_messages" ("conversationId", "patientId", "campaignId", "channel", "direction", "body", "status")
-  SELECT c."id", b."patientId", $3, $4::"MessageChannel", 'outbound', b."body", 'sending'
-    FROM unnest($1::uuid[], $2::text[]) AS b("patientId", "body")
-    CROSS JOIN LATERAL (
-      SELECT c."id" FROM "conversations" c WHERE c."patientId" = b."patientId" AND c."channel" = $4::"MessageChannel" LIMIT 1
-    ) c
+  SELECT b."conversationId", b."patientId", $4, $5::"MessageChannel", 'outbound', b."body", 'sending'
+    FROM (
+      SELECT b."patientId", b."body",
+             coalesce(b."conversationId", (
+               SELECT c."id" FROM "conversations" c WHERE c."patientId" = b."patientId" AND c."channel" = $5::"MessageChannel" LIMIT 1
+             )) AS "conversationId"
+        FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS b("patientId", "body", "conversationId")
+    ) b
+   WHERE b."conversationId" IS NOT NULL
   ON CONFLICT ("campaignId", "patientId", "channel") DO NOTHING
   RETURNING "id", "patientId"
 )
@@ -92,20 +104,24 @@ SELECT m."id"::text, m."patientId"::text,
        CASE WHEN m."status" IN ('queued', 'sending') THEN 'pending' ELSE m."status"::text END
   FROM unnest($1::uuid[]) AS b("patientId")
   -- One probe of the unique key per patient. Statistics lag behind a campaign
-  -- being written, and "campaignId = $3 AND patientId = ANY($1)" was planned as
+  -- being written, and "campaignId = $4 AND patientId = ANY($1)" was planned as
   -- a scan of every message the campaign already has, in every batch.
   CROSS JOIN LATERAL (
     SELECT * FROM "messaging_messages" m
-     WHERE m."campaignId" = $3 AND m."patientId" = b."patientId" AND m."channel" = $4::"MessageChannel"
+     WHERE m."campaignId" = $4 AND m."patientId" = b."patientId" AND m."channel" = $5::"MessageChannel"
      LIMIT 1
-  ) m`;
+  ) m
+ WHERE b."patientId" NOT IN (SELECT "patientId" FROM created)`;
 
 // Takes $1 uuid[] message ids, $2 text[] outcome ('sent' | 'failed'), $3 text[]
 // provider message ids, $4 text[] errors, $5 timestamptz[] sent times (same
 // order). Records each outcome on a message not yet finished, and moves the
 // conversations of the sent ones to lastMessageAt (never backwards) and
 // lastMessageDirection 'outbound'. Returns how many messages it recorded.
-// "id = ANY($1)" lets the planner reach the messages through the primary key.
+// "id = ANY($1)" lets the planner reach the messages through the primary key;
+// the status test compares text so that no index on status can be chosen
+// instead (with statistics that lag behind the campaign, the planner scanned
+// the status index, dead entries included, in every batch).
 const recordOutcomesSql = `
 WITH outcome AS (
   SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
@@ -117,7 +133,7 @@ WITH outcome AS (
          "error" = o."error",
          "sentAt" = o."sentAt"
     FROM outcome o
-   WHERE m."id" = o."id" AND m."id" = ANY($1::uuid[]) AND m."status" IN ('queued', 'sending')
+   WHERE m."id" = o."id" AND m."id" = ANY($1::uuid[]) AND m."status"::text IN ('queued', 'sending')
   RETURNING m."conversationId", o."status", o."sentAt"
 ), touched AS (
   UPDATE "conversations" c
@@ -171,6 +187,11 @@ interface LookupRow {
   conversationId: string | null;
 }
 
+interface CreatedConversationRow {
+  patientId: string;
+  conversationId: string;
+}
+
 interface ClaimRow {
   id: string;
   patientId: string;
@@ -189,23 +210,33 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
   outcome.skipped = ids.length - patients.length;
   if (patients.length === 0) return outcome;
 
+  // What the later steps need of each patient found: its conversation (filled
+  // in once created), its address and its rendered body.
+  const found = new Map(
+    patients.map((row) => [row.patientId, { conversationId: row.conversationId, address: row.address, body: renderBody(batch.bodyTemplate, row) }]),
+  );
   const missing = patients
     .filter((row) => row.conversationId === null)
     .map((row) => row.patientId)
     .sort();
   if (missing.length > 0) {
-    await retryOnConflict(() => sql.query(createConversationsSql, [missing, batch.channel]));
+    const { rows: created } = await retryOnConflict(() => sql.query<CreatedConversationRow>(createConversationsSql, [missing, batch.channel]));
+    for (const row of created) {
+      const patient = found.get(row.patientId);
+      if (patient) patient.conversationId = row.conversationId;
+    }
   }
 
-  const knownIds = patients.map((row) => row.patientId);
-  const bodies = patients.map((row) => renderBody(batch.bodyTemplate, row));
-  const { rows: claimed } = await retryOnConflict(() => sql.query<ClaimRow>(createMessagesSql, [knownIds, bodies, batch.campaignId, batch.channel]));
+  const knownIds = [...found.keys()];
+  const bodies = knownIds.map((id) => found.get(id)?.body);
+  const conversationIds = knownIds.map((id) => found.get(id)?.conversationId ?? null);
+  const { rows: claimed } = await retryOnConflict(() =>
+    sql.query<ClaimRow>(createMessagesSql, [knownIds, bodies, conversationIds, batch.campaignId, batch.channel]),
+  );
   // No message for a patient deleted while the batch ran, or one whose message
   // another writer created after this statement's snapshot: counted with the unknown ones.
   outcome.skipped += patients.length - claimed.length;
 
-  const addressOf = new Map(patients.map((row) => [row.patientId, row.address]));
-  const renderedBody = new Map(knownIds.map((id, index) => [id, bodies[index] as string]));
   const pending: ClaimRow[] = [];
   for (const row of claimed) {
     if (row.state === "pending") pending.push(row);
@@ -214,7 +245,8 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
   }
 
   const results = await mapWithConcurrency(pending, sender.sendConcurrency, async (row): Promise<SendOutcome & { sentAt?: string }> => {
-    const to = addressOf.get(row.patientId);
+    const patient = found.get(row.patientId);
+    const to = patient?.address;
     if (!to) return { status: "failed", error: `patient has no ${batch.channel === "sms" ? "phone number" : "email address"}` };
     await sender.limiter.acquire();
     try {
@@ -222,7 +254,7 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
         idempotencyKey: row.id,
         channel: batch.channel,
         to,
-        body: row.body ?? renderedBody.get(row.patientId) ?? "",
+        body: row.body ?? patient?.body ?? "",
       });
       return result.status === "sent" ? { ...result, sentAt: new Date().toISOString() } : result;
     } catch (err) {
