@@ -31,6 +31,8 @@ SELECT phase,
   FROM pg_stat_progress_create_index
  WHERE pid = $1`;
 
+const firstSampleMs = 200;
+
 export interface ReindexOptions {
   /** Connection(s) other than the session, for progress polling. */
   monitor: pg.Pool;
@@ -42,25 +44,34 @@ export interface ReindexOptions {
 
 export async function reindexConcurrently(session: MaintenanceSession, qualifiedIndex: string, options: ReindexOptions): Promise<void> {
   const started = Date.now();
+  const intervalMs = options.pollIntervalMs ?? 1000;
   let polling: Promise<void> | undefined;
-  const timer = setInterval(() => {
-    if (polling) return;
-    polling = (async () => {
-      try {
-        const { rows } = await options.monitor.query<Omit<BuildProgress, "elapsedMs">>(buildProgressSql, [session.pid]);
-        const row = rows[0];
-        if (row) options.onProgress?.({ ...row, elapsedMs: Date.now() - started });
-      } catch {
-        // a missed progress sample changes nothing
-      } finally {
+  let timer: NodeJS.Timeout | undefined;
+  const sample = async () => {
+    try {
+      const { rows } = await options.monitor.query<Omit<BuildProgress, "elapsedMs">>(buildProgressSql, [session.pid]);
+      const row = rows[0];
+      if (row) options.onProgress?.({ ...row, elapsedMs: Date.now() - started });
+    } catch {
+      // a missed progress sample changes nothing
+    }
+  };
+  const schedule = (delayMs: number) => {
+    timer = setTimeout(() => {
+      polling = sample().finally(() => {
         polling = undefined;
-      }
-    })();
-  }, options.pollIntervalMs ?? 1000);
+        if (timer) schedule(intervalMs);
+      });
+    }, delayMs);
+  };
+  // The first sample comes early, so a build that waits (for old snapshots or a lock) and
+  // then times out still shows what it waited for, even when its lock_timeout equals the interval.
+  schedule(Math.min(firstSampleMs, intervalMs));
   try {
     await session.client.query(`REINDEX INDEX CONCURRENTLY ${qualifiedIndex}`);
   } finally {
-    clearInterval(timer);
+    clearTimeout(timer);
+    timer = undefined;
     await polling;
   }
 }
