@@ -9,6 +9,7 @@ import { Producer } from "../src/queues/producer.js";
 import { startWorker } from "../src/queues/start-worker.js";
 import { cliEnv, spawnCli } from "./support/spawn-cli.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testRedis } from "./support/test-env.js";
+import { waitForSessionsToEnd } from "./support/wait-for.js";
 
 // Order-independent checksum of live ∪ archive: row count, distinct ids, and the sum of a hash of every row's text.
 const checksumSql = `
@@ -56,6 +57,8 @@ describe("archiving survives a worker killed with SIGKILL mid-run", () => {
       for (let waited = 0; (await archivedCount()) < 3000 && waited < 60_000; waited += 20) await sleep(20);
       worker.child.kill("SIGKILL");
       expect((await worker.exited).signal).toBe("SIGKILL");
+      // A batch's COMMIT sent just before the kill still commits; count only once the dead worker's sessions are gone.
+      await waitForSessionsToEnd("dbjobs:archiving", (sql, values) => client.query(sql, values));
 
       // Mid-way: some rows archived, some still live, none lost or doubled.
       const atKill = await archivedCount();

@@ -94,7 +94,9 @@ describe("cache while Redis is down", () => {
     }
     redisServer = new OwnRedis(await freePort());
     await redisServer.start();
-    cache = await createCache({ redis: redisServer.url, prefix, config: loadConfig({}), logger, redisTimeoutMs: 500 });
+    // The outage is noticed from the connection closing, not from timeouts; the command timeout only has to be
+    // long enough that a loaded machine never turns a slow answer into a second "outage" warning.
+    cache = await createCache({ redis: redisServer.url, prefix, config: loadConfig({}), logger, redisTimeoutMs: 3000 });
   });
 
   afterAll(async () => {

@@ -1,6 +1,14 @@
+import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createBloatedTable, createCleanTable, createMaintenanceHarness, indexState, type MaintenanceHarness } from "./support/db-maintenance-harness.js";
+import {
+  createBloatedTable,
+  createCleanTable,
+  createMaintenanceHarness,
+  indexState,
+  type MaintenanceHarness,
+  waitForModCounts,
+} from "./support/db-maintenance-harness.js";
 
 describe("db-maintenance REINDEX CONCURRENTLY rebuilds bloated indexes without blocking traffic", () => {
   let h: MaintenanceHarness;
@@ -116,6 +124,8 @@ describe("db-maintenance REINDEX CONCURRENTLY rebuilds bloated indexes without b
     await createBloatedTable(h.database.url, free, 60_000);
     await h.sql(`UPDATE ${locked} SET n = n + 1`);
     await h.sql(`UPDATE ${free} SET n = n + 1`);
+    // Both tables must be ANALYZE candidates; their change counts reach the statistics asynchronously.
+    await waitForModCounts(h.database.url, { [locked]: 6000, [free]: 6000 });
     const holder = new pg.Client({ connectionString: h.database.url });
     await holder.connect();
     try {
@@ -145,14 +155,29 @@ describe("db-maintenance REINDEX CONCURRENTLY rebuilds bloated indexes without b
     // An open snapshot makes REINDEX CONCURRENTLY wait; past lock_timeout it fails and leaves maint_snap_*_ccnew behind.
     await holder.query("BEGIN ISOLATION LEVEL REPEATABLE READ");
     await holder.query("SELECT count(*) FROM maint_clean");
-    const release = setTimeout(() => void holder.query("COMMIT"), 2500);
+    // The snapshot is held until the job has shown what it waits for and timed out on it, not for a fixed
+    // time: however slow the job is to get there, its first attempt waits and fails, and (the snapshot
+    // gone) a later one of its four succeeds. Should neither ever show, the job ends (skipping the index)
+    // and the assertions below say what was missing.
+    const logged = (msg: string, also: (line: Record<string, unknown>) => boolean = () => true) =>
+      h.logLines().some((line) => line.msg === msg && line.index === "maint_snap_label_idx" && also(line));
+    const timedOutAndSampled = () =>
+      logged("dropped the invalid leftover of a timed-out reindex before retrying") &&
+      logged("reindex in progress", (line) => /waiting/.test(String(line.phase)));
+    let finished = false;
+    const release = (async () => {
+      while (!finished && !timedOutAndSampled()) await sleep(20);
+      await holder.query("COMMIT");
+    })();
     try {
-      const result = await h.run({ reindex: true, analyze: false, tables: ["maint_snap"], lockTimeoutMs: 1000 });
+      const result = await h.run({ reindex: true, analyze: false, tables: ["maint_snap"], lockTimeoutMs: 1000 }).finally(() => {
+        finished = true;
+      });
       expect(result.skipped).toEqual([]);
       expect(result.reindexed.map((entry) => entry.index)).toContain("maint_snap_label_idx");
     } finally {
-      clearTimeout(release);
-      await holder.query("COMMIT").catch(() => undefined);
+      finished = true;
+      await release.catch(() => undefined);
       await holder.end();
     }
     expect(await indexState(h.database.url, "maint_snap_label_idx")).toMatchObject({ valid: true });

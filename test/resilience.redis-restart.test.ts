@@ -54,6 +54,7 @@ describe("resilience: Redis restarted under load", () => {
     for (const invoice of before) await producer.enqueue("invoice-totals", { invoiceIds: [invoice.id] });
     await waitFor("some jobs to complete before the outage", async () => (await completedCount()) >= 5, 60_000);
 
+    const outputAtKill = workers.map((worker) => worker.stderr().length);
     await redis.kill();
     const startedAt = Date.now();
     const outcome = await Promise.race([
@@ -82,6 +83,23 @@ describe("resilience: Redis restarted under load", () => {
           )) || undefined,
       30_000,
       200,
+    );
+    // Each worker reconnects on its own backoff schedule, so one may be back seconds before the other and
+    // would take every job enqueued meanwhile. Wait until both are back (main connection restored, blocking
+    // connection waiting for jobs again) before the jobs that both must share.
+    await waitFor(
+      "both workers to reconnect",
+      async () =>
+        workers.every((worker, index) => /Redis connection restored/.test(worker.stderr().slice(outputAtKill[index]))) &&
+        (await producer
+          .queue("invoice-totals")
+          .getWorkers()
+          .then(
+            (connected) => connected.length >= workers.length,
+            () => false,
+          )),
+      60_000,
+      100,
     );
     for (const invoice of after) await producer.enqueue("invoice-totals", { invoiceIds: [invoice.id] });
 

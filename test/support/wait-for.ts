@@ -19,3 +19,27 @@ export async function someoneWaitsOn(pid: number, query: (sql: string, values: u
   );
   return (rows[0]?.waiting ?? 0) > 0;
 }
+
+/**
+ * Waits until no backend of the current database runs under `applicationName`.
+ * After a client process is killed, a statement or COMMIT it had already sent
+ * still completes on the server; once its backends are gone, everything the
+ * process did is either committed or rolled back, and can be counted.
+ */
+export async function waitForSessionsToEnd(
+  applicationName: string,
+  query: (sql: string, values: unknown[]) => Promise<{ rows: { sessions: number }[] }>,
+  timeoutMs = 60_000,
+): Promise<void> {
+  await waitFor(
+    `the sessions of ${applicationName} to end`,
+    async () => {
+      const { rows } = await query(
+        "SELECT count(*)::int AS sessions FROM pg_stat_activity WHERE datname = current_database() AND application_name = $1 AND pid <> pg_backend_pid()",
+        [applicationName],
+      );
+      return (rows[0]?.sessions ?? 0) === 0;
+    },
+    timeoutMs,
+  );
+}
