@@ -54,6 +54,20 @@ export class LeaseLock {
     return Number(await this.redis.eval(extendScript, 1, this.key, this.token, String(this.leaseMs))) === 1;
   }
 
+  /**
+   * Runs `work` while extending the lease every third of it, so work that outlasts
+   * the lease (a slow or loaded Redis) does not let it lapse to a standby meanwhile.
+   * A failed extension is left for the holder's next explicit `extend()` to notice.
+   */
+  async keepExtended<T>(work: () => Promise<T>): Promise<T> {
+    const keepAlive = setInterval(() => void this.extend().catch(() => undefined), Math.max(50, Math.floor(this.leaseMs / 3)));
+    try {
+      return await work();
+    } finally {
+      clearInterval(keepAlive);
+    }
+  }
+
   /** Gives the lease up at once so a standby need not wait for it to expire. */
   async release(): Promise<boolean> {
     return Number(await this.redis.eval(releaseScript, 1, this.key, this.token)) === 1;

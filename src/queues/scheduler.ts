@@ -163,19 +163,6 @@ export function startScheduler(options: SchedulerOptions): RunningScheduler {
   let lastReconcile = 0;
   const wake = new AbortController();
 
-  // Registering can take longer than a tick (many schedules, a slow or loaded Redis) and the tick does not
-  // extend the lease while it waits, so a live holder could lose its lease mid-registration and a standby
-  // register at the same time. While it registers, the holder keeps extending the lease on a timer of its own;
-  // a lease found lost is noticed by the next tick, as before.
-  const keepingLease = async <T>(work: () => Promise<T>): Promise<T> => {
-    const keepAlive = setInterval(() => void lock.extend().catch(() => undefined), tickMs);
-    try {
-      return await work();
-    } finally {
-      clearInterval(keepAlive);
-    }
-  };
-
   const tick = async () => {
     if (leader) {
       if (!(await lock.extend())) {
@@ -185,7 +172,8 @@ export function startScheduler(options: SchedulerOptions): RunningScheduler {
       }
       if (Date.now() - lastReconcile >= reconcileMs) {
         lastReconcile = Date.now();
-        await keepingLease(() => registerSchedules({ redis, prefix, schedules, logger }));
+        // Registering can outlast the lease (many schedules, a slow Redis): keep it meanwhile.
+        await lock.keepExtended(() => registerSchedules({ redis, prefix, schedules, logger }));
       }
       return;
     }
@@ -193,7 +181,7 @@ export function startScheduler(options: SchedulerOptions): RunningScheduler {
       leader = true;
       logger.info({ leaseMs }, "holding the scheduler lease: registering schedules");
       lastReconcile = Date.now();
-      const outcome = await keepingLease(() => registerSchedules({ redis, prefix, schedules, logger }));
+      const outcome = await lock.keepExtended(() => registerSchedules({ redis, prefix, schedules, logger }));
       logger.info(
         { registered: outcome.registered, unchanged: outcome.unchanged, removed: outcome.removed, skipped: outcome.skipped.map((skip) => skip.id) },
         "schedules in place",
