@@ -39,8 +39,10 @@ export function spawnCli(args: string[], env: Record<string, string>): CliRun {
     err += String(chunk);
     check();
   });
+  // "close", not "exit": it comes once the child's stdout and stderr are read to the end, so output
+  // written just before exiting is in stdout()/stderr() by the time `exited` resolves.
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
-    child.on("exit", (code, signal) => resolve({ code, signal })),
+    child.on("close", (code, signal) => resolve({ code, signal })),
   );
   return {
     child,
