@@ -21,17 +21,28 @@ import { cpuBetween, hostCpu, processCpuMs } from "./host-cpu.js";
 import { benchPrefix, benchRedisUrl, freshBenchDatabase, timeMs } from "./support.js";
 
 /**
- * bulk-messaging, SPEC §6: a 100k-recipient campaign (half the patients already
+ * bulk-messaging, SPEC §6: 100k-recipient campaigns (half the patients already
  * have a conversation) through a real `dbjobs worker bulk-messaging` process
  * with the no-op provider, against, in the same run:
- *   - seed 004's per-recipient loop (six queries each), on a 300-recipient sample
- *     (half measured before the campaign, half after);
+ *   - seed 004's per-recipient loop (six queries each), warmed up and then
+ *     timed on 200 recipients per campaign (half just before it, half just after);
  *   - a raw COPY of the same 100k finished message rows;
  * plus the statements per batch at batch sizes 100, 1000 and 5000 (counted at
  * the pg pool and from Prisma's query events) and the worker's peak RSS (VmHWM of its process).
+ *
+ * On this 2-core VM the machine's speed drifts by ±15% from one few-second
+ * stretch to the next, and the job and the loop are timed in different
+ * stretches. One campaign's ratio swung by ±20% from run to run with the same
+ * code, so the section runs three rounds, each on a fresh database with its
+ * own campaign and loop sample, and reports the median round's ratio, with
+ * every round's figures next to it.
  */
 const recipients = Number(process.env.BENCH_BULK_RECIPIENTS ?? 100_000);
-const naiveSample = 300;
+/** Campaigns, each timed against its own loop sample; the ratio reported is the median round's. */
+const rounds = Number(process.env.BENCH_BULK_ROUNDS ?? 3);
+/** Loop recipients timed per round (half before its campaign, half after), after an untimed warm-up. */
+const loopSample = 200;
+const loopWarmup = 100;
 const body = "Hi {{firstName}} {{lastName}}, your spring offer is here: 20% off any treatment this month.";
 
 // Takes $1 count. Inserts that many patients, numbered; returns nothing.
@@ -133,7 +144,7 @@ function spawnWorker(env: Record<string, string>) {
  */
 function cpuRows(campaign: ReturnType<typeof cpuBetween>, workerCpuMs: number, copy: ReturnType<typeof cpuBetween>, copiedRows: number): BenchRow[] {
   if (!campaign || !copy) return [];
-  const postgresUs = (campaign.postgresMs * 1000) / recipients;
+  const postgresUs = (campaign.postgresMs * 1000) / (rounds * recipients);
   const copyUs = (copy.postgresMs * 1000) / copiedRows;
   return [
     { name: "campaign: machine CPU busy (informational: near 100% means bound by CPU)", value: campaign.busyShare * 100, unit: "%" },
@@ -144,7 +155,7 @@ function cpuRows(campaign: ReturnType<typeof cpuBetween>, workerCpuMs: number, c
       baseline: copyUs,
       ratio: copyUs / postgresUs,
     },
-    { name: "campaign: worker process CPU per message (informational)", value: (workerCpuMs * 1000) / recipients, unit: "µs" },
+    { name: "campaign: worker process CPU per message (informational)", value: (workerCpuMs * 1000) / (rounds * recipients), unit: "µs" },
   ];
 }
 
@@ -154,152 +165,206 @@ function peakRssMb(pid: number): number {
   return match ? Number(match[1]) / 1024 : Number.NaN;
 }
 
+/** The middle value (the lower middle for an even count). */
+function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  return sorted[Math.floor((sorted.length - 1) / 2)] as number;
+}
+
+/** A fresh database for one round: the campaign's patients, half with an SMS conversation, and the loop's, half with an email one. */
+async function prepareRound(extraPatients: number) {
+  const url = await freshBenchDatabase("bulk_messaging");
+  const db = createDb({ url, poolSize: 4, logger: silentLogger() });
+  await db.prisma.$executeRawUnsafe(insertPatientsSql, recipients + loopWarmup + loopSample + extraPatients);
+  const allIds = (await db.prisma.$queryRawUnsafe<{ id: string }[]>(`SELECT "id"::text AS id FROM "patients" ORDER BY "phone"`)).map((row) => row.id);
+  const campaignIds = allIds.slice(0, recipients);
+  const loopIds = allIds.slice(recipients, recipients + loopWarmup + loopSample);
+  await db.prisma.$executeRawUnsafe(
+    `INSERT INTO "conversations" ("patientId", "channel") SELECT id, 'sms' FROM unnest($1::uuid[]) AS t(id)`,
+    campaignIds.filter((_, index) => index % 2 === 0),
+  );
+  await db.prisma.$executeRawUnsafe(
+    `INSERT INTO "conversations" ("patientId", "channel") SELECT id, 'email' FROM unnest($1::uuid[]) AS t(id)`,
+    loopIds.filter((_, index) => index % 2 === 0),
+  );
+  await db.prisma.$executeRawUnsafe(`VACUUM ANALYZE "patients"`);
+  await db.prisma.$executeRawUnsafe(`VACUUM ANALYZE "conversations"`);
+  return {
+    url,
+    db,
+    campaignIds,
+    warmupIds: loopIds.slice(0, loopWarmup),
+    sampleIds: loopIds.slice(loopWarmup),
+    extraIds: allIds.slice(recipients + loopWarmup + loopSample),
+  };
+}
+
+/** Runs one campaign to `patientIds` through a new `dbjobs worker bulk-messaging` process on `url`. */
+async function runCampaign(url: string, patientIds: string[]) {
+  const prefix = benchPrefix();
+  const campaignId = `bench-${randomUUID()}`;
+  const worker = spawnWorker({ DATABASE_URL: url, REDIS_URL: benchRedisUrl, QUEUE_PREFIX: prefix, MESSAGING_PROVIDER: "noop", LOG_LEVEL: "warn" });
+  const producer = new Producer({ redisUrl: benchRedisUrl, prefix });
+  const eventsConnection = createRedis(benchRedisUrl, "worker");
+  const events = new QueueEvents("bulk-messaging", { connection: eventsConnection, prefix });
+  try {
+    await events.waitUntilReady();
+    // Wait for the worker to be up, so that its start-up is not counted in the CPU figures.
+    for (let waited = 0; (await producer.queue("bulk-messaging").getWorkersCount()) === 0; waited += 100) {
+      if (waited > 60_000) throw new Error("the worker did not start within 60 s");
+      await new Promise((resolve) => setTimeout(resolve, 100));
+    }
+    const cpuBefore = hostCpu();
+    const workerCpuBefore = processCpuMs(worker.child.pid as number);
+    const job = await producer.enqueue("bulk-messaging", { campaignId, channel: "sms", body, patientIds });
+    const result = (await job.waitUntilFinished(events, 600_000)) as { sent: number };
+    const cpu = cpuBetween(cpuBefore, hostCpu());
+    const workerCpuMs = processCpuMs(worker.child.pid as number) - workerCpuBefore;
+    if (result.sent !== patientIds.length) throw new Error(`the job sent ${result.sent} of ${patientIds.length} messages`);
+    const finished = await producer.queue("bulk-messaging").getJob(job.id as string);
+    const seconds = ((finished?.finishedOn ?? 0) - (finished?.processedOn ?? 0)) / 1000;
+    return { campaignId, jobRate: patientIds.length / seconds, cpu, workerCpuMs, rssMb: peakRssMb(worker.child.pid as number) };
+  } catch (err) {
+    throw new Error(`worker run failed: ${(err as Error).message}\n${worker.stderr().slice(-2000)}`);
+  } finally {
+    worker.child.kill("SIGTERM");
+    await new Promise((resolve) => worker.child.once("exit", resolve));
+    await events.close();
+    eventsConnection.disconnect();
+    await producer.close();
+  }
+}
+
+/** COPYs the campaign's finished message rows again (under another campaign id); returns rows per second and the COPY's CPU. */
+async function copyBaseline(db: Db, campaignId: string) {
+  const rows = await db.prisma.$queryRawUnsafe<{ line: string }[]>(
+    `SELECT concat_ws(E'\\t', m."conversationId", m."patientId", 'copy-baseline', m."channel", m."direction", m."body", m."status", m."providerMessageId", to_char(m."sentAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) AS line
+       FROM "messaging_messages" m WHERE m."campaignId" = $1`,
+    campaignId,
+  );
+  const copyText = `${rows.map((row) => row.line).join("\n")}\n`;
+  const client = await db.pool.connect();
+  try {
+    const cpuBefore = hostCpu();
+    const copyMs = await timeMs(() =>
+      pipeline(
+        Readable.from([copyText]),
+        client.query(
+          copyFrom(
+            `COPY "messaging_messages" ("conversationId", "patientId", "campaignId", "channel", "direction", "body", "status", "providerMessageId", "sentAt") FROM STDIN`,
+          ),
+        ),
+      ),
+    );
+    return { rate: rows.length / (copyMs / 1000), rows: rows.length, cpu: cpuBetween(cpuBefore, hostCpu()) };
+  } finally {
+    client.release();
+  }
+}
+
+interface Round {
+  jobRate: number;
+  loopRate: number;
+  ratio: number;
+}
+
 export const bulkMessagingBench: BenchSection = {
   name: "bulk-messaging",
   async run(): Promise<BenchRow[]> {
-    const url = await freshBenchDatabase("bulk_messaging");
-    const db = createDb({ url, poolSize: 4, logger: silentLogger() });
-    const extra = naiveSample + 1000 + 5000 + 10_000;
-    await db.prisma.$executeRawUnsafe(insertPatientsSql, recipients + extra);
-    const allIds = (await db.prisma.$queryRawUnsafe<{ id: string }[]>(`SELECT "id"::text AS id FROM "patients" ORDER BY "phone"`)).map((row) => row.id);
-    const campaignIds = allIds.slice(0, recipients);
-    const naiveIds = allIds.slice(recipients, recipients + naiveSample);
-    const statementSets = [
-      { batchSize: 100, ids: allIds.slice(recipients + naiveSample, recipients + naiveSample + 1000) },
-      { batchSize: 1000, ids: allIds.slice(recipients + naiveSample + 1000, recipients + naiveSample + 6000) },
-      { batchSize: 5000, ids: allIds.slice(recipients + naiveSample + 6000, recipients + extra) },
-    ];
-    // Half the campaign's patients already have an SMS conversation, half of the naive sample an email one.
-    await db.prisma.$executeRawUnsafe(
-      `INSERT INTO "conversations" ("patientId", "channel") SELECT id, 'sms' FROM unnest($1::uuid[]) AS t(id)`,
-      campaignIds.filter((_, index) => index % 2 === 0),
-    );
-    await db.prisma.$executeRawUnsafe(
-      `INSERT INTO "conversations" ("patientId", "channel") SELECT id, 'email' FROM unnest($1::uuid[]) AS t(id)`,
-      naiveIds.filter((_, index) => index % 2 === 0),
-    );
-    await db.prisma.$executeRawUnsafe(`VACUUM ANALYZE "patients"`);
-    await db.prisma.$executeRawUnsafe(`VACUUM ANALYZE "conversations"`);
-
-    // Baseline 1: seed 004's loop on a sample, scaled per recipient. Half runs
-    // before the campaign and half after, so a change in machine load during
-    // the run weighs on both sides alike.
-    const naiveHalf = naiveSample / 2;
-    let naiveMs = await timeMs(() => naiveLoop(db, naiveIds.slice(0, naiveHalf)));
-
-    // Statements per batch, counted, at three batch sizes.
-    setBulkMessagingProvider(new NoopProvider());
+    const statementPatients = 1000 + 5000 + 10_000;
+    const results: Round[] = [];
     const statementRows: BenchRow[] = [];
-    try {
-      for (const set of statementSets) {
-        const perBatch = await statementsPerBatch(url, set.ids, set.batchSize);
-        statementRows.push({
-          name: `statements per batch at batchSize ${set.batchSize}`,
-          value: perBatch,
-          unit: "statements",
-          goal: "<= 6",
-          met: perBatch <= 6,
-        });
+    let copy: Awaited<ReturnType<typeof copyBaseline>> | undefined;
+    let campaignPostgresMs = 0;
+    let campaignBusyShare = 0;
+    let workerCpuMs = 0;
+    let cpuKnown = true;
+    let rssMb = 0;
+
+    for (let round = 0; round < rounds; round++) {
+      const prepared = await prepareRound(round === 0 ? statementPatients : 0);
+      try {
+        if (round === 0) {
+          // Statements per batch, counted, at three batch sizes.
+          const { extraIds } = prepared;
+          const sets = [
+            { batchSize: 100, ids: extraIds.slice(0, 1000) },
+            { batchSize: 1000, ids: extraIds.slice(1000, 6000) },
+            { batchSize: 5000, ids: extraIds.slice(6000, statementPatients) },
+          ];
+          setBulkMessagingProvider(new NoopProvider());
+          try {
+            for (const set of sets) {
+              const perBatch = await statementsPerBatch(prepared.url, set.ids, set.batchSize);
+              statementRows.push({
+                name: `statements per batch at batchSize ${set.batchSize}`,
+                value: perBatch,
+                unit: "statements",
+                goal: "<= 6",
+                met: perBatch <= 6,
+              });
+            }
+          } finally {
+            setBulkMessagingProvider(undefined);
+          }
+        }
+
+        // The loop runs untimed on a few recipients first: Prisma's query path
+        // is compiled by V8 on first use, and a cold loop is 20–30% slower
+        // than the same loop a few hundred queries later.
+        await naiveLoop(prepared.db, prepared.warmupIds);
+        const half = prepared.sampleIds.length / 2;
+        let loopMs = await timeMs(() => naiveLoop(prepared.db, prepared.sampleIds.slice(0, half)));
+        const campaign = await runCampaign(prepared.url, prepared.campaignIds);
+        loopMs += await timeMs(() => naiveLoop(prepared.db, prepared.sampleIds.slice(half)));
+
+        const loopRate = prepared.sampleIds.length / (loopMs / 1000);
+        results.push({ jobRate: campaign.jobRate, loopRate, ratio: campaign.jobRate / loopRate });
+        if (campaign.cpu) {
+          campaignPostgresMs += campaign.cpu.postgresMs;
+          campaignBusyShare += campaign.cpu.busyShare / rounds;
+        } else cpuKnown = false;
+        workerCpuMs += campaign.workerCpuMs;
+        rssMb = Math.max(rssMb, campaign.rssMb);
+        if (round === rounds - 1) copy = await copyBaseline(prepared.db, campaign.campaignId);
+      } finally {
+        await prepared.db.close();
       }
-    } finally {
-      setBulkMessagingProvider(undefined);
     }
+    if (!copy) throw new Error("BENCH_BULK_ROUNDS must be at least 1");
 
-    // The project: a real worker process, 100k recipients, no-op provider.
-    const prefix = benchPrefix();
-    const campaignId = `bench-${randomUUID()}`;
-    const worker = spawnWorker({ DATABASE_URL: url, REDIS_URL: benchRedisUrl, QUEUE_PREFIX: prefix, MESSAGING_PROVIDER: "noop", LOG_LEVEL: "warn" });
-    const producer = new Producer({ redisUrl: benchRedisUrl, prefix });
-    const eventsConnection = createRedis(benchRedisUrl, "worker");
-    const events = new QueueEvents("bulk-messaging", { connection: eventsConnection, prefix });
-    let jobRate: number;
-    let rssMb: number;
-    let result: unknown;
-    let campaignCpu: ReturnType<typeof cpuBetween> = null;
-    let workerCpuMs = Number.NaN;
-    try {
-      await events.waitUntilReady();
-      // Wait for the worker to be up, so that its start-up is not counted in the CPU figures.
-      for (let waited = 0; (await producer.queue("bulk-messaging").getWorkersCount()) === 0; waited += 100) {
-        if (waited > 60_000) throw new Error("the worker did not start within 60 s");
-        await new Promise((resolve) => setTimeout(resolve, 100));
-      }
-      const cpuBefore = hostCpu();
-      const workerCpuBefore = processCpuMs(worker.child.pid as number);
-      const job = await producer.enqueue("bulk-messaging", { campaignId, channel: "sms", body, patientIds: campaignIds });
-      result = await job.waitUntilFinished(events, 600_000);
-      campaignCpu = cpuBetween(cpuBefore, hostCpu());
-      workerCpuMs = processCpuMs(worker.child.pid as number) - workerCpuBefore;
-      const finished = await producer.queue("bulk-messaging").getJob(job.id as string);
-      const seconds = ((finished?.finishedOn ?? 0) - (finished?.processedOn ?? 0)) / 1000;
-      jobRate = recipients / seconds;
-      rssMb = peakRssMb(worker.child.pid as number);
-    } catch (err) {
-      throw new Error(`worker run failed: ${(err as Error).message}\n${worker.stderr().slice(-2000)}`);
-    } finally {
-      worker.child.kill("SIGTERM");
-      await new Promise((resolve) => worker.child.once("exit", resolve));
-      await events.close();
-      eventsConnection.disconnect();
-      await producer.close();
-    }
-    const counts = result as { sent: number };
-    if (counts.sent !== recipients) throw new Error(`the job sent ${counts.sent} of ${recipients} messages`);
-
-    naiveMs += await timeMs(() => naiveLoop(db, naiveIds.slice(naiveHalf)));
-    const naiveRate = naiveSample / (naiveMs / 1000);
-
-    // Baseline 2: COPY of the same finished rows (the job's, under another campaign id).
-    const rows = await db.prisma.$queryRawUnsafe<{ line: string }[]>(
-      `SELECT concat_ws(E'\\t', m."conversationId", m."patientId", 'copy-baseline', m."channel", m."direction", m."body", m."status", m."providerMessageId", to_char(m."sentAt", 'YYYY-MM-DD"T"HH24:MI:SS.MS"Z"')) AS line
-         FROM "messaging_messages" m WHERE m."campaignId" = $1`,
-      campaignId,
-    );
-    const copyText = `${rows.map((row) => row.line).join("\n")}\n`;
-    const client = await db.pool.connect();
-    let copyMs: number;
-    const copyCpuBefore = hostCpu();
-    let copyCpu: ReturnType<typeof cpuBetween> = null;
-    try {
-      copyMs = await timeMs(() =>
-        pipeline(
-          Readable.from([copyText]),
-          client.query(
-            copyFrom(
-              `COPY "messaging_messages" ("conversationId", "patientId", "campaignId", "channel", "direction", "body", "status", "providerMessageId", "sentAt") FROM STDIN`,
-            ),
-          ),
-        ),
-      );
-      copyCpu = cpuBetween(copyCpuBefore, hostCpu());
-    } finally {
-      client.release();
-    }
-    const copyRate = rows.length / (copyMs / 1000);
-    await db.close();
-
+    const medianRatio = median(results.map((round) => round.ratio));
+    const middle = results.find((round) => round.ratio === medianRatio) as Round;
+    const medianJobRate = median(results.map((round) => round.jobRate));
     return [
       {
-        name: `messages/s, ${recipients} recipients vs seed 004 loop (${naiveSample} sampled)`,
-        value: jobRate,
+        name: `messages/s, ${recipients} recipients vs seed 004 loop: the median of ${rounds} rounds (loop timed warm on ${loopSample} recipients around each campaign)`,
+        value: middle.jobRate,
         unit: "msg/s",
-        baseline: naiveRate,
-        ratio: jobRate / naiveRate,
+        baseline: middle.loopRate,
+        ratio: medianRatio,
         goal: ">= 100",
-        met: jobRate / naiveRate >= 100,
+        met: medianRatio >= 100,
       },
-      {
-        name: "messages/s vs raw COPY of the same rows",
-        value: jobRate,
+      ...results.map((round, index) => ({
+        name: `round ${index + 1} of ${rounds}: messages/s vs seed 004 loop (informational)`,
+        value: round.jobRate,
         unit: "msg/s",
-        baseline: copyRate,
-        ratio: jobRate / copyRate,
+        baseline: round.loopRate,
+        ratio: round.ratio,
+      })),
+      {
+        name: "messages/s (median round) vs raw COPY of the same rows",
+        value: medianJobRate,
+        unit: "msg/s",
+        baseline: copy.rate,
+        ratio: medianJobRate / copy.rate,
         goal: ">= 0.33",
-        met: jobRate / copyRate >= 1 / 3,
+        met: medianJobRate / copy.rate >= 1 / 3,
       },
       ...statementRows,
-      ...cpuRows(campaignCpu, workerCpuMs, copyCpu, rows.length),
-      { name: `worker peak RSS, ${recipients} recipients`, value: rssMb, unit: "MB", goal: "< 300", met: rssMb < 300 },
+      ...cpuRows(cpuKnown ? { busyShare: campaignBusyShare, postgresMs: campaignPostgresMs } : null, workerCpuMs, copy.cpu, copy.rows),
+      { name: `worker peak RSS, ${recipients} recipients (highest round)`, value: rssMb, unit: "MB", goal: "< 300", met: rssMb < 300 },
     ];
   },
 };
