@@ -18,7 +18,7 @@ import type { JobContext } from "../src/queues/job-definition.js";
 import { Producer } from "../src/queues/producer.js";
 import type { BenchRow, BenchSection } from "./bench-section.js";
 import { cpuBetween, hostCpu, processCpuMs } from "./host-cpu.js";
-import { benchPrefix, benchRedisUrl, freshBenchDatabase, timeMs } from "./support.js";
+import { benchPrefix, benchRedisUrl, freshBenchDatabase, median, timeMs } from "./support.js";
 
 /**
  * bulk-messaging, SPEC §6: 100k-recipient campaigns (half the patients already
@@ -38,7 +38,7 @@ import { benchPrefix, benchRedisUrl, freshBenchDatabase, timeMs } from "./suppor
  * every round's figures next to it.
  */
 const recipients = Number(process.env.BENCH_BULK_RECIPIENTS ?? 100_000);
-/** Campaigns, each timed against its own loop sample; the ratio reported is the median round's. */
+/** Campaigns, each timed against its own loop sample; the ratio reported is the median round's (an odd number of rounds). */
 const rounds = Number(process.env.BENCH_BULK_ROUNDS ?? 3);
 /** Loop recipients timed per round (half before its campaign, half after), after an untimed warm-up. */
 const loopSample = 200;
@@ -165,12 +165,6 @@ function peakRssMb(pid: number): number {
   return match ? Number(match[1]) / 1024 : Number.NaN;
 }
 
-/** The middle value (the lower middle for an even count). */
-function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  return sorted[Math.floor((sorted.length - 1) / 2)] as number;
-}
-
 /** A fresh database for one round: the campaign's patients, half with an SMS conversation, and the loop's, half with an email one. */
 async function prepareRound(extraPatients: number) {
   const url = await freshBenchDatabase("bulk_messaging");
@@ -271,6 +265,9 @@ interface Round {
 export const bulkMessagingBench: BenchSection = {
   name: "bulk-messaging",
   async run(): Promise<BenchRow[]> {
+    if (!Number.isInteger(rounds) || rounds < 1 || rounds % 2 === 0) {
+      throw new Error(`BENCH_BULK_ROUNDS must be an odd whole number (1, 3, 5, …) so that one round is the median; got ${process.env.BENCH_BULK_ROUNDS}`);
+    }
     const statementPatients = 1000 + 5000 + 10_000;
     const results: Round[] = [];
     const statementRows: BenchRow[] = [];
@@ -331,7 +328,7 @@ export const bulkMessagingBench: BenchSection = {
         await prepared.db.close();
       }
     }
-    if (!copy) throw new Error("BENCH_BULK_ROUNDS must be at least 1");
+    if (!copy) throw new Error("no round ran");
 
     const medianRatio = median(results.map((round) => round.ratio));
     const middle = results.find((round) => round.ratio === medianRatio) as Round;

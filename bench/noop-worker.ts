@@ -8,7 +8,7 @@ import { defineJob } from "../src/queues/job-definition.js";
 import { defaultJobOptions } from "../src/queues/registry.js";
 import { startWorker } from "../src/queues/start-worker.js";
 import type { BenchRow, BenchSection } from "./bench-section.js";
-import { benchPostgresAdminUrl, benchPrefix, benchRedisUrl } from "./support.js";
+import { benchPostgresAdminUrl, benchPrefix, benchRedisUrl, median } from "./support.js";
 
 /**
  * No-op jobs per second through the project's worker runtime (startWorker:
@@ -123,7 +123,6 @@ export const noopWorkerBench: BenchSection = {
       const show = (rounds: Round[]) => rounds.map((round) => `${Math.round(round.ms)} ms/${Math.round(round.cpuUs / 1000)} ms cpu`).join(", ");
       process.stderr.write(`noop-worker rounds: raw ${show(raw)}; project ${show(project)}; project at warn ${show(quiet)}\n`);
       // Medians: on a shared machine a single round can be far off either way.
-      const median = (values: number[]) => [...values].sort((a, b) => a - b)[Math.floor(values.length / 2)] as number;
       const rate = (rounds: Round[]) => JOBS / (median(rounds.map((round) => round.ms)) / 1000);
       // CPU per job varies far less with the machine's load than wall time does.
       const cpuPerJob = (rounds: Round[]) => median(rounds.map((round) => round.cpuUs)) / JOBS;

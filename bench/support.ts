@@ -23,6 +23,13 @@ export function benchPrefix(): string {
   return `bench-${randomUUID()}`;
 }
 
+/** The middle value; for an even count, the mean of the two middle values. */
+export function median(values: number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const middle = sorted.length / 2;
+  return sorted.length % 2 ? (sorted[Math.floor(middle)] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+}
+
 /** Runs `work` and returns elapsed milliseconds. */
 export async function timeMs(work: () => Promise<unknown>): Promise<number> {
   const start = performance.now();

@@ -3,7 +3,7 @@ import { createLogger } from "../src/lib/logger.js";
 import { defaultSettlementMode, type SettlementMode } from "../src/lib/settlement.js";
 import { type SweepResult, sweepDueTransactions } from "../src/lib/settlement-sweep.js";
 import type { BenchRow, BenchSection } from "./bench-section.js";
-import { freshBenchDatabase } from "./support.js";
+import { freshBenchDatabase, median } from "./support.js";
 
 /**
  * transaction-retry (issue 7): settled transactions per second when 4 sweeps,
@@ -102,11 +102,6 @@ export const transactionRetryBench: BenchSection = {
     } finally {
       await setup.close();
     }
-    const median = (values: number[]) => {
-      const sorted = [...values].sort((a, b) => a - b);
-      const middle = sorted.length / 2;
-      return sorted.length % 2 ? (sorted[Math.floor(middle)] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
-    };
     const of = (mode: SettlementMode) => figures.filter((figure) => figure.mode === mode);
     const rate = (mode: SettlementMode) => median(of(mode).map((figure) => figure.settledPerSecond));
     // Paired: serializable ÷ row-lock within each round, then the median.
