@@ -83,6 +83,10 @@ export function setBulkMessagingProvider(provider: MessagingProvider | undefined
 // on it (released by pg_advisory_unlock or when the connection ends, e.g. a crash).
 const tryLockSql = `SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS "locked"`;
 const unlockSql = `SELECT pg_advisory_unlock(hashtextextended($1, 0))`;
+// Commits a transaction with an id, synchronously: that flushes the WAL of the
+// batches' asynchronous commits (see campaign-batch.ts) before the job reports
+// its counts, so a finished job's outcomes survive a PostgreSQL crash.
+const flushAsyncCommitsSql = `SELECT txid_current()`;
 
 export const bulkMessagingJob = defineJob({
   queue: "bulk-messaging",
@@ -132,6 +136,7 @@ export const bulkMessagingJob = defineJob({
         await lanes.start(() => runBatch(payload.patientIds.slice(start, start + batchSize)));
       }
       await lanes.drain();
+      await lockClient.query(flushAsyncCommitsSql);
       if (unavailable) throw new ProviderUnavailableError(unavailable.unavailable, unavailable.lastUnavailableError ?? "unknown error");
     } catch (err) {
       lockError = err as Error;

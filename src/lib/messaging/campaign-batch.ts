@@ -57,6 +57,16 @@ SELECT p."id"::text AS "patientId", p."firstName", p."lastName",
     SELECT c."id" FROM "conversations" c WHERE c."patientId" = b."id" AND c."channel" = $2::"MessageChannel" LIMIT 1
   ) c ON true`;
 
+// Statements 2 and 4 commit without waiting for the WAL flush (a select-list
+// item, so it costs no round trip). Their rows are durable all the same: the
+// next batch's statement 3 commits synchronously, which flushes all WAL before
+// it, and the job ends with flushAsyncCommits. Should PostgreSQL crash in
+// between, a lost conversation is created again by the rerun, and a lost
+// outcome leaves its message `sending`, which the rerun sends again under the
+// same idempotency key, which the provider does not deliver twice. Statement 3
+// must stay synchronous: the provider is called once it returns.
+const asyncCommit = `set_config('synchronous_commit', 'off', true) IS NOT NULL AS "asyncCommit"`;
+
 // Takes $1 uuid[] patient ids without a conversation (sorted, so concurrent
 // jobs take index locks in the same order), $2 channel. Creates one open
 // conversation each; one created meanwhile by someone else is left alone.
@@ -68,7 +78,7 @@ SELECT b."id", $2::"MessageChannel"
  WHERE EXISTS (SELECT 1 FROM "patients" p WHERE p."id" = b."id")
  ORDER BY b."id"
 ON CONFLICT ("patientId", "channel") DO NOTHING
-RETURNING "patientId"::text AS "patientId", "id"::text AS "conversationId"`;
+RETURNING "patientId"::text AS "patientId", "id"::text AS "conversationId", ${asyncCommit}`;
 
 // Takes $1 uuid[] patient ids (sorted), $2 text[] their personalised bodies,
 // $3 uuid[] their conversation ids or nulls (same order), $4 campaign id, $5
@@ -144,7 +154,7 @@ WITH outcome AS (
    WHERE c."id" = r."conversationId"
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM recorded)::int AS "recorded"`;
+SELECT (SELECT count(*) FROM recorded)::int AS "recorded", ${asyncCommit}`;
 
 export interface CampaignBatch {
   campaignId: string;
@@ -172,11 +182,25 @@ export interface BatchSender {
   sendConcurrency: number;
 }
 
-const placeholder = /\{\{\s*(firstName|lastName)\s*\}\}/g;
+const placeholder = /\{\{\s*(firstName|lastName)\s*\}\}/;
 
-/** Fills `{{firstName}}` and `{{lastName}}` in one pass, so a name containing a placeholder is not expanded again. */
-export function renderBody(template: string, names: { firstName: string; lastName: string }): string {
-  return template.replace(placeholder, (_match, key: "firstName" | "lastName") => names[key]);
+type PatientNames = { firstName: string; lastName: string };
+
+/**
+ * Parses a body template once and returns the function that fills
+ * `{{firstName}}` and `{{lastName}}` for one patient. A name that contains a
+ * placeholder is not expanded again: names are joined to the template's
+ * literal parts, never searched. (A regular-expression replace per patient
+ * cost 1.8 µs each, more than the rest of the body's path.)
+ */
+export function compileBody(template: string): (names: PatientNames) => string {
+  // With a capturing group, split returns literal text at even indices and placeholder names at odd ones.
+  const parts = template.split(placeholder);
+  return (names) => {
+    let body = parts[0] as string;
+    for (let index = 1; index < parts.length; index += 2) body += names[parts[index] as keyof PatientNames] + (parts[index + 1] as string);
+    return body;
+  };
 }
 
 interface LookupRow {
@@ -199,6 +223,16 @@ interface ClaimRow {
   state: "pending" | "sent" | "delivered" | "failed";
 }
 
+/**
+ * A uuid[] parameter as PostgreSQL's array literal, `{id,id,NULL}`. The ids are
+ * lower-case uuids (checked by the job) and need no quoting, so this skips the
+ * pg driver's per-element escaping: two regular expressions per id, about a
+ * tenth of the worker's CPU in a campaign.
+ */
+export function uuidArray(ids: readonly (string | null)[]): string {
+  return `{${ids.map((id) => id ?? "NULL").join(",")}}`;
+}
+
 /** Where the batch's statements run: the process's pg pool (or a wrapper that counts them). */
 export type BatchSql = Pick<pg.Pool, "query">;
 
@@ -206,21 +240,20 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
   const ids = [...batch.patientIds].sort();
   const outcome: BatchOutcome = { sent: 0, failed: 0, skipped: 0, unavailable: 0 };
 
-  const { rows: patients } = await sql.query<LookupRow>(lookupSql, [ids, batch.channel]);
+  const { rows: patients } = await sql.query<LookupRow>(lookupSql, [uuidArray(ids), batch.channel]);
   outcome.skipped = ids.length - patients.length;
   if (patients.length === 0) return outcome;
 
   // What the later steps need of each patient found: its conversation (filled
   // in once created), its address and its rendered body.
-  const found = new Map(
-    patients.map((row) => [row.patientId, { conversationId: row.conversationId, address: row.address, body: renderBody(batch.bodyTemplate, row) }]),
-  );
+  const renderBody = compileBody(batch.bodyTemplate);
+  const found = new Map(patients.map((row) => [row.patientId, { conversationId: row.conversationId, address: row.address, body: renderBody(row) }]));
   const missing = patients
     .filter((row) => row.conversationId === null)
     .map((row) => row.patientId)
     .sort();
   if (missing.length > 0) {
-    const { rows: created } = await retryOnConflict(() => sql.query<CreatedConversationRow>(createConversationsSql, [missing, batch.channel]));
+    const { rows: created } = await retryOnConflict(() => sql.query<CreatedConversationRow>(createConversationsSql, [uuidArray(missing), batch.channel]));
     for (const row of created) {
       const patient = found.get(row.patientId);
       if (patient) patient.conversationId = row.conversationId;
@@ -231,7 +264,7 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
   const bodies = knownIds.map((id) => found.get(id)?.body);
   const conversationIds = knownIds.map((id) => found.get(id)?.conversationId ?? null);
   const { rows: claimed } = await retryOnConflict(() =>
-    sql.query<ClaimRow>(createMessagesSql, [knownIds, bodies, conversationIds, batch.campaignId, batch.channel]),
+    sql.query<ClaimRow>(createMessagesSql, [uuidArray(knownIds), bodies, uuidArray(conversationIds), batch.campaignId, batch.channel]),
   );
   // No message for a patient deleted while the batch ran, or one whose message
   // another writer created after this statement's snapshot: counted with the unknown ones.
@@ -248,7 +281,7 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
     const patient = found.get(row.patientId);
     const to = patient?.address;
     if (!to) return { status: "failed", error: `patient has no ${batch.channel === "sms" ? "phone number" : "email address"}` };
-    await sender.limiter.acquire();
+    if (sender.limiter.limited) await sender.limiter.acquire();
     try {
       const result = await sender.provider.send({
         idempotencyKey: row.id,
@@ -284,7 +317,7 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
   });
 
   if (recordIds.length > 0) {
-    await retryOnConflict(() => sql.query(recordOutcomesSql, [recordIds, statuses, providerIds, errors, sentAts]));
+    await retryOnConflict(() => sql.query(recordOutcomesSql, [uuidArray(recordIds), statuses, providerIds, errors, sentAts]));
   }
   return outcome;
 }

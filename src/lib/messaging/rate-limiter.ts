@@ -13,6 +13,11 @@ export class RateLimiter {
     this.intervalMs = ratePerSecond ? 1000 / ratePerSecond : 0;
   }
 
+  /** Whether `acquire()` can wait at all; callers sending without a rate skip it. */
+  get limited(): boolean {
+    return this.intervalMs > 0;
+  }
+
   async acquire(): Promise<void> {
     if (this.intervalMs === 0) return;
     const now = performance.now();
