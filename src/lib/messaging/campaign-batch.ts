@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { textArray, timestamptzArray, uuidArray } from "../pg-binary-array.js";
 import { retryOnConflict } from "../retry.js";
 import { mapWithConcurrency } from "./map-with-concurrency.js";
 import type { MessageChannel, MessagingProvider, SendOutcome } from "./provider.js";
@@ -66,7 +67,8 @@ SELECT p."id"::text AS "patientId", p."firstName", p."lastName",
 // outcome leaves its message `sending`, which the rerun sends again under the
 // same idempotency key, which the provider does not deliver twice. Statement 3
 // must stay synchronous: the provider is called once it returns.
-const asyncCommit = `set_config('synchronous_commit', 'off', true) IS NOT NULL AS "asyncCommit"`;
+// (A scalar subquery: evaluated once per statement, not once per returned row.)
+const asyncCommit = `(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL AS "asyncCommit"`;
 
 // Takes $1 uuid[] patient ids without a conversation (sorted, so concurrent
 // jobs take index locks in the same order), $2 channel. Creates one open
@@ -224,16 +226,6 @@ interface ClaimRow {
   state: "pending" | "sent" | "delivered" | "failed";
 }
 
-/**
- * A uuid[] parameter as PostgreSQL's array literal, `{id,id,NULL}`. The ids are
- * lower-case uuids (checked by the job) and need no quoting, so this skips the
- * pg driver's per-element escaping (two regular-expression replaces per id;
- * six of a batch's nine array parameters are ids).
- */
-export function uuidArray(ids: readonly (string | null)[]): string {
-  return `{${ids.map((id) => id ?? "NULL").join(",")}}`;
-}
-
 /** Where the batch's statements run: the process's pg pool (or a wrapper that counts them). */
 export type BatchSql = Pick<pg.Pool, "query">;
 
@@ -262,10 +254,10 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
   }
 
   const knownIds = [...found.keys()];
-  const bodies = knownIds.map((id) => found.get(id)?.body);
+  const bodies = knownIds.map((id) => found.get(id)?.body ?? null);
   const conversationIds = knownIds.map((id) => found.get(id)?.conversationId ?? null);
   const { rows: claimed } = await retryOnConflict(() =>
-    sql.query<ClaimRow>(createMessagesSql, [uuidArray(knownIds), bodies, uuidArray(conversationIds), batch.campaignId, batch.channel]),
+    sql.query<ClaimRow>(createMessagesSql, [uuidArray(knownIds), textArray(bodies), uuidArray(conversationIds), batch.campaignId, batch.channel]),
   );
   // No message for a patient deleted while the batch ran, or one whose message
   // another writer created after this statement's snapshot: counted with the unknown ones.
@@ -278,7 +270,7 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
     else outcome.sent++;
   }
 
-  const results = await mapWithConcurrency(pending, sender.sendConcurrency, async (row): Promise<SendOutcome & { sentAt?: string }> => {
+  const results = await mapWithConcurrency(pending, sender.sendConcurrency, async (row): Promise<SendOutcome & { sentAtMs?: number }> => {
     const patient = found.get(row.patientId);
     const to = patient?.address;
     if (!to) return { status: "failed", error: `patient has no ${batch.channel === "sms" ? "phone number" : "email address"}` };
@@ -290,7 +282,7 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
         to,
         body: row.body ?? patient?.body ?? "",
       });
-      return result.status === "sent" ? { ...result, sentAt: new Date().toISOString() } : result;
+      return result.status === "sent" ? { ...result, sentAtMs: Date.now() } : result;
     } catch (err) {
       // A provider must return outcomes; one that throws is treated as unavailable, never as sent.
       return { status: "unavailable", error: (err as Error).message };
@@ -301,7 +293,7 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
   const statuses: string[] = [];
   const providerIds: (string | null)[] = [];
   const errors: (string | null)[] = [];
-  const sentAts: (string | null)[] = [];
+  const sentAts: (number | null)[] = [];
   results.forEach((result, index) => {
     if (result.status === "unavailable") {
       outcome.unavailable++;
@@ -312,13 +304,15 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
     statuses.push(result.status);
     providerIds.push(result.status === "sent" ? result.providerMessageId : null);
     errors.push(result.status === "failed" ? result.error.slice(0, 2000) : null);
-    sentAts.push(result.status === "sent" ? (result.sentAt ?? null) : null);
+    sentAts.push(result.status === "sent" ? (result.sentAtMs ?? null) : null);
     if (result.status === "sent") outcome.sent++;
     else outcome.failed++;
   });
 
   if (recordIds.length > 0) {
-    await retryOnConflict(() => sql.query(recordOutcomesSql, [uuidArray(recordIds), statuses, providerIds, errors, sentAts]));
+    await retryOnConflict(() =>
+      sql.query(recordOutcomesSql, [uuidArray(recordIds), textArray(statuses), textArray(providerIds), textArray(errors), timestamptzArray(sentAts)]),
+    );
   }
   return outcome;
 }
