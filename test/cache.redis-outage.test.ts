@@ -81,6 +81,9 @@ describe("cache while Redis is down", () => {
   let db: Db;
   let redisServer: OwnRedis;
   let cache: TwoTierCache;
+  /** Another process's cache on the same Redis: what its invalidation channel delivered. */
+  let otherProcess: TwoTierCache;
+  const delivered: string[] = [];
   const { logger, lines } = memoryLogger("info");
   const prefix = testPrefix();
   const accounts: string[] = [];
@@ -97,9 +100,18 @@ describe("cache while Redis is down", () => {
     // The outage is noticed from the connection closing, not from timeouts; the command timeout only has to be
     // long enough that a loaded machine never turns a slow answer into a second "outage" warning.
     cache = await createCache({ redis: redisServer.url, prefix, config: loadConfig({}), logger, redisTimeoutMs: 3000 });
+    otherProcess = await createCache({
+      redis: redisServer.url,
+      prefix,
+      config: loadConfig({}),
+      logger: memoryLogger("warn").logger,
+      redisTimeoutMs: 3000,
+      onInvalidation: (keys) => delivered.push(...keys),
+    });
   });
 
   afterAll(async () => {
+    await otherProcess?.close();
     await cache?.close();
     await redisServer?.cleanup();
     await db?.close();
@@ -156,5 +168,12 @@ describe("cache while Redis is down", () => {
     expect(outageWarnings()).toHaveLength(2);
     await redisServer.start();
     await until(() => cache.stats().l2.available, "the second recovery");
+
+    // Invalidations reach other processes again: their subscriptions came back with Redis.
+    const key = cacheKeys.escrowBalance(accounts[1] as string);
+    await until(async () => {
+      await cache.invalidate([key]);
+      return delivered.includes(key);
+    }, "another process to receive an invalidation after the outages");
   });
 });

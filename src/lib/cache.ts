@@ -101,6 +101,13 @@ export class TwoTierCache {
     subscriber.on("ready", () => {
       if (!this.subscriberLost) return;
       this.subscriberLost = false;
+      // Subscribed again here rather than by ioredis's autoResubscribe, which
+      // leaves its SUBSCRIBE's promise unhandled: a close before the reply (a
+      // shutdown, or Redis going down again) made it an unhandled rejection,
+      // and by default that ends a Node process.
+      subscriber
+        .subscribe(invalidationChannel(options.prefix))
+        .catch((err: Error) => log.debug({ err: err.message }, "cache invalidation resubscribe failed; retrying on reconnect"));
       // Invalidations published while we were away never reached us.
       this.l1.clear();
       log.info("cache invalidation channel back; in-memory tier cleared");
@@ -292,7 +299,12 @@ function cacheRedisOptions(timeoutMs: number): RedisOptions {
 }
 
 function subscriberOptions(): RedisOptions {
-  return { maxRetriesPerRequest: null, enableOfflineQueue: true, retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000) };
+  return {
+    maxRetriesPerRequest: null,
+    enableOfflineQueue: true,
+    autoResubscribe: false,
+    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
+  };
 }
 
 /** Opens the cache's connections and subscribes to invalidations; starts degraded (with one warning) if Redis does not answer. */
