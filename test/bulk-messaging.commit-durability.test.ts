@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Db } from "../src/lib/db.js";
+import { describe, expect, it } from "vitest";
 import { type BatchSql, runCampaignBatch } from "../src/lib/messaging/campaign-batch.js";
 import { NoopProvider } from "../src/lib/messaging/noop-provider.js";
 import { RateLimiter } from "../src/lib/messaging/rate-limiter.js";
-import { createTestDatabase, type TestDatabase, testDb } from "./support/test-env.js";
+import { useTestDb } from "./support/test-env.js";
 
 /**
  * The batch lets its conversation and outcome statements commit without
@@ -14,29 +13,19 @@ import { createTestDatabase, type TestDatabase, testDb } from "./support/test-en
  * a transaction of its own, and the test reads the setting it leaves for its commit.
  */
 describe("bulk-messaging batch commit durability", () => {
-  let database: TestDatabase;
-  let db: Db;
-
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
-  });
-  afterAll(async () => {
-    await db.close();
-    await database.drop();
-  });
+  const testDatabase = useTestDb();
 
   it("commits conversations and outcomes asynchronously and the messages synchronously", async () => {
-    const patients = await db.prisma.$queryRawUnsafe<{ id: string }[]>(
+    const patients = await testDatabase.db.prisma.$queryRawUnsafe<{ id: string }[]>(
       `INSERT INTO "patients" ("firstName", "lastName", "phone") SELECT 'P', 'Q' || g, '+1777' || g FROM generate_series(1, 4) g RETURNING "id"::text`,
     );
     const ids = patients.map((row) => row.id);
-    await db.pool.query(`INSERT INTO "conversations" ("patientId", "channel") VALUES ($1, 'sms')`, [ids[0]]);
+    await testDatabase.db.pool.query(`INSERT INTO "conversations" ("patientId", "channel") VALUES ($1, 'sms')`, [ids[0]]);
 
     const commits: { statement: string; synchronousCommit: string }[] = [];
     const inTransaction: BatchSql = {
       query: (async (text: string, values?: unknown[]) => {
-        const client = await db.pool.connect();
+        const client = await testDatabase.db.pool.connect();
         try {
           await client.query("BEGIN");
           const result = await client.query(text, values);
@@ -71,7 +60,7 @@ describe("bulk-messaging batch commit durability", () => {
       { statement: "record outcomes", synchronousCommit: "off" },
     ]);
     // The setting was local to each statement's transaction: the pool's sessions are back to the default.
-    const { rows } = await db.pool.query<{ synchronous_commit: string }>("SHOW synchronous_commit");
+    const { rows } = await testDatabase.db.pool.query<{ synchronous_commit: string }>("SHOW synchronous_commit");
     expect(rows[0]?.synchronous_commit).toBe("on");
   });
 });

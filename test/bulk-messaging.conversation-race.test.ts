@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Db } from "../src/lib/db.js";
+import { describe, expect, it } from "vitest";
 import { type BatchSql, runCampaignBatch } from "../src/lib/messaging/campaign-batch.js";
 import { NoopProvider } from "../src/lib/messaging/noop-provider.js";
 import { RateLimiter } from "../src/lib/messaging/rate-limiter.js";
-import { createTestDatabase, type TestDatabase, testDb } from "./support/test-env.js";
+import { useTestDb } from "./support/test-env.js";
 
 /**
  * A batch looks up conversations first and creates the missing ones later. In
@@ -12,20 +11,10 @@ import { createTestDatabase, type TestDatabase, testDb } from "./support/test-en
  * created, in that other writer's conversation, not counted as skipped.
  */
 describe("bulk-messaging batch when another writer creates a conversation meanwhile", () => {
-  let database: TestDatabase;
-  let db: Db;
-
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
-  });
-  afterAll(async () => {
-    await db.close();
-    await database.drop();
-  });
+  const testDatabase = useTestDb();
 
   it("sends every message, in the conversation the other writer created", async () => {
-    const patients = await db.prisma.$queryRawUnsafe<{ id: string }[]>(
+    const patients = await testDatabase.db.prisma.$queryRawUnsafe<{ id: string }[]>(
       `INSERT INTO "patients" ("firstName", "lastName", "phone") SELECT 'P', 'Q' || g, '+1666' || g FROM generate_series(1, 6) g RETURNING "id"::text`,
     );
     const ids = patients.map((row) => row.id).sort();
@@ -37,10 +26,10 @@ describe("bulk-messaging batch when another writer creates a conversation meanwh
     const racingSql: BatchSql = {
       query: (async (text: string, values?: unknown[]) => {
         if (text.includes(`INSERT INTO "conversations"`)) {
-          await db.pool.query(`INSERT INTO "conversations" ("patientId", "channel") SELECT unnest($1::uuid[]), 'sms'`, [raced]);
+          await testDatabase.db.pool.query(`INSERT INTO "conversations" ("patientId", "channel") SELECT unnest($1::uuid[]), 'sms'`, [raced]);
         }
         statements.push(text);
-        return db.pool.query(text, values);
+        return testDatabase.db.pool.query(text, values);
       }) as BatchSql["query"],
     };
 
@@ -52,16 +41,16 @@ describe("bulk-messaging batch when another writer creates a conversation meanwh
 
     expect(outcome).toMatchObject({ sent: 6, failed: 0, skipped: 0, unavailable: 0 });
     expect(statements.some((text) => text.includes(`INSERT INTO "conversations"`))).toBe(true);
-    const conversations = await db.prisma.conversation.findMany({ where: { patientId: { in: ids } } });
+    const conversations = await testDatabase.db.prisma.conversation.findMany({ where: { patientId: { in: ids } } });
     expect(conversations).toHaveLength(6);
-    const messages = await db.prisma.messagingMessage.findMany({ where: { campaignId: "race" } });
+    const messages = await testDatabase.db.prisma.messagingMessage.findMany({ where: { campaignId: "race" } });
     expect(messages).toHaveLength(6);
     const conversationOf = new Map(conversations.map((c) => [c.patientId, c.id]));
     for (const message of messages) {
       expect(message.conversationId).toBe(conversationOf.get(message.patientId));
       expect(message.status).toBe("sent");
     }
-    const racedConversations = await db.prisma.conversation.findMany({ where: { patientId: { in: raced } } });
+    const racedConversations = await testDatabase.db.prisma.conversation.findMany({ where: { patientId: { in: raced } } });
     expect(racedConversations.every((c) => c.lastMessageDirection === "outbound" && c.lastMessageAt !== null)).toBe(true);
   });
 });

@@ -1,9 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Db } from "../src/lib/db.js";
+import { describe, expect, it } from "vitest";
 import { RetryExhaustedError } from "../src/lib/errors.js";
 import { backoffDelayMs, errorCodes, isWriteConflict, withConflictRetry } from "../src/lib/retry.js";
 import { transactionRetryBackoff, transactionRetryDelayMs } from "../src/lib/settlement-sweep.js";
-import { createTestDatabase, type TestDatabase, testDb } from "./support/test-env.js";
+import { useTestDb } from "./support/test-env.js";
 
 /** A pseudo-random source with a fixed seed, so a failure can be replayed. */
 function seeded(seed: number): () => number {
@@ -53,24 +52,13 @@ describe("transaction-retry backoff schedules", () => {
 });
 
 describe("the conflict-retry helper against real PostgreSQL errors", () => {
-  let database: TestDatabase;
-  let db: Db;
-
-  beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
-  });
-
-  afterAll(async () => {
-    await db?.close();
-    await database?.drop();
-  });
+  const testDatabase = useTestDb();
 
   it("gives up after maxAttempts with RetryExhaustedError carrying the last serialization failure as its cause", async () => {
     let runs = 0;
     const conflicts: number[] = [];
     const attempt = withConflictRetry(
-      db.prisma,
+      testDatabase.db.prisma,
       async (tx) => {
         runs++;
         await tx.$executeRawUnsafe(`DO $$ BEGIN RAISE EXCEPTION 'could not serialize access (simulated)' USING ERRCODE = '40001'; END $$`);
@@ -92,7 +80,7 @@ describe("the conflict-retry helper against real PostgreSQL errors", () => {
 
   it("does not retry an error that is not a write conflict, and passes it through unchanged", async () => {
     let runs = 0;
-    const err = await withConflictRetry(db.prisma, async (tx) => {
+    const err = await withConflictRetry(testDatabase.db.prisma, async (tx) => {
       runs++;
       await tx.$executeRawUnsafe(`SELECT 1 / 0`);
     }).then(

@@ -2,7 +2,7 @@ import { randomBytes, randomUUID } from "node:crypto";
 import { Writable } from "node:stream";
 import { Redis } from "ioredis";
 import pg from "pg";
-import { inject } from "vitest";
+import { afterAll, beforeAll, inject } from "vitest";
 import { type Config, loadConfig } from "../../src/lib/config.js";
 import { createDb, type Db } from "../../src/lib/db.js";
 import { createLogger, type Logger } from "../../src/lib/logger.js";
@@ -85,6 +85,30 @@ export function memoryLogger(level = "debug"): { logger: Logger; lines: () => Re
 
 export function testDb(url: string, logger: Logger = memoryLogger("warn").logger): Db {
   return createDb({ url, poolSize: 5, logger });
+}
+
+/**
+ * For a test file that needs only its own database and a Db on it: registers
+ * hooks that create both before the file's tests and close and drop them
+ * after. Call it in the describe block; read `db` inside tests.
+ */
+export function useTestDb(): { readonly db: Db } {
+  let database: TestDatabase | undefined;
+  let db: Db | undefined;
+  beforeAll(async () => {
+    database = await createTestDatabase();
+    db = testDb(database.url);
+  });
+  afterAll(async () => {
+    await db?.close();
+    await database?.drop();
+  });
+  return {
+    get db(): Db {
+      if (!db) throw new Error("useTestDb: the database exists only inside the file's tests");
+      return db;
+    },
+  };
 }
 
 export function testRedis(): Redis {

@@ -194,7 +194,7 @@ type PatientNames = { firstName: string; lastName: string };
  * `{{firstName}}` and `{{lastName}}` for one patient. A name that contains a
  * placeholder is not expanded again: names are joined to the template's
  * literal parts, never searched. (A regular-expression replace per patient
- * cost 1.8 µs each, more than the rest of the body's path.)
+ * cost about 1.8 µs each in a profile of a 100k campaign.)
  */
 export function compileBody(template: string): (names: PatientNames) => string {
   // With a capturing group, split returns literal text at even indices and placeholder names at odd ones.
