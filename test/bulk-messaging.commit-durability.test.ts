@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { type BatchSql, runCampaignBatch } from "../src/lib/messaging/campaign-batch.js";
+import { type BatchSql, flushAsyncCommits, runCampaignBatch } from "../src/lib/messaging/campaign-batch.js";
 import { NoopProvider } from "../src/lib/messaging/noop-provider.js";
 import { RateLimiter } from "../src/lib/messaging/rate-limiter.js";
 import { useTestDb } from "./support/test-env.js";
@@ -62,5 +62,23 @@ describe("bulk-messaging batch commit durability", () => {
     // The setting was local to each statement's transaction: the pool's sessions are back to the default.
     const { rows } = await testDatabase.db.pool.query<{ synchronous_commit: string }>("SHOW synchronous_commit");
     expect(rows[0]?.synchronous_commit).toBe("on");
+  });
+
+  it("flushes the WAL of earlier asynchronous commits when the job ends", async () => {
+    const { db } = testDatabase;
+    const writer = await db.pool.connect();
+    try {
+      // A commit that does not wait for the flush, as statements 2 and 4 do, big enough that its WAL is not yet flushed.
+      await writer.query("BEGIN");
+      await writer.query(`SELECT set_config('synchronous_commit', 'off', true)`);
+      await writer.query(`INSERT INTO "patients" ("firstName", "lastName", "phone") SELECT 'F', 'L' || g, '+1888' || g FROM generate_series(1, 20000) g`);
+      await writer.query("COMMIT");
+      const { rows } = await writer.query<{ inserted: string }>(`SELECT pg_current_wal_insert_lsn()::text AS "inserted"`);
+      await flushAsyncCommits(db.pool);
+      const { rows: flushed } = await writer.query<{ covered: boolean }>(`SELECT pg_current_wal_flush_lsn() >= $1::pg_lsn AS "covered"`, [rows[0]?.inserted]);
+      expect(flushed[0]?.covered).toBe(true);
+    } finally {
+      writer.release();
+    }
   });
 });

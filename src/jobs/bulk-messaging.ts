@@ -1,11 +1,12 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { ChunkLanes } from "../lib/chunk-lanes.js";
-import { type BatchOutcome, runCampaignBatch } from "../lib/messaging/campaign-batch.js";
+import { type BatchOutcome, flushAsyncCommits, runCampaignBatch } from "../lib/messaging/campaign-batch.js";
 import { createProvider } from "../lib/messaging/create-provider.js";
 import { ProviderUnavailableError } from "../lib/messaging/messaging-errors.js";
 import type { MessagingProvider } from "../lib/messaging/provider.js";
 import { RateLimiter } from "../lib/messaging/rate-limiter.js";
+import { isUuid } from "../lib/uuid.js";
 import { defineJob } from "../queues/job-definition.js";
 
 /**
@@ -28,8 +29,6 @@ import { defineJob } from "../queues/job-definition.js";
  * queue up behind the pool on a small machine.
  */
 const batchConcurrency = 2;
-
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 export const bulkMessagingPayload = z
   .object({
@@ -83,10 +82,6 @@ export function setBulkMessagingProvider(provider: MessagingProvider | undefined
 // on it (released by pg_advisory_unlock or when the connection ends, e.g. a crash).
 const tryLockSql = `SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS "locked"`;
 const unlockSql = `SELECT pg_advisory_unlock(hashtextextended($1, 0))`;
-// Commits a transaction with an id, synchronously: that flushes the WAL of the
-// batches' asynchronous commits (see campaign-batch.ts) before the job reports
-// its counts, so a finished job's outcomes survive a PostgreSQL crash.
-const flushAsyncCommitsSql = `SELECT txid_current()`;
 
 export const bulkMessagingJob = defineJob({
   queue: "bulk-messaging",
@@ -115,7 +110,7 @@ export const bulkMessagingJob = defineJob({
         const patientIds: string[] = [];
         for (const raw of slice) {
           const id = raw.toLowerCase();
-          if (uuidPattern.test(id) && !seen.has(id)) {
+          if (isUuid(id) && !seen.has(id)) {
             seen.add(id);
             patientIds.push(id);
           } else result.skipped++;
@@ -136,7 +131,8 @@ export const bulkMessagingJob = defineJob({
         await lanes.start(() => runBatch(payload.patientIds.slice(start, start + batchSize)));
       }
       await lanes.drain();
-      await lockClient.query(flushAsyncCommitsSql);
+      // Before the counts are reported, so a finished job's outcomes survive a PostgreSQL crash.
+      await flushAsyncCommits(lockClient);
       if (unavailable) throw new ProviderUnavailableError(unavailable.unavailable, unavailable.lastUnavailableError ?? "unknown error");
     } catch (err) {
       lockError = err as Error;

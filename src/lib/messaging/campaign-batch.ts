@@ -62,7 +62,7 @@ SELECT p."id"::text AS "patientId", p."firstName", p."lastName",
 // Statements 2 and 4 commit without waiting for the WAL flush (a select-list
 // item, so it costs no round trip). Their rows are durable all the same: the
 // next batch's statement 3 commits synchronously, which flushes all WAL before
-// it, and the job ends with flushAsyncCommits. Should PostgreSQL crash in
+// it, and the job ends with flushAsyncCommits (below). Should PostgreSQL crash in
 // between, a lost conversation is created again by the rerun, and a lost
 // outcome leaves its message `sending`, which the rerun sends again under the
 // same idempotency key, which the provider does not deliver twice. Statement 3
@@ -315,4 +315,17 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
     );
   }
   return outcome;
+}
+
+// Commits a transaction that has an id and wrote WAL, synchronously: only such
+// a commit waits for the WAL flush (one that wrote nothing, as after `SELECT
+// txid_current()`, commits without flushing), and the flush covers every
+// earlier asynchronous commit. A transactional logical-decoding message is the
+// smallest such write that needs no table and no privilege; logical decoding
+// consumers see it under the prefix "dbjobs".
+const flushAsyncCommitsSql = `SELECT pg_logical_emit_message(true, 'dbjobs', 'flush asynchronous commits') IS NOT NULL AS "flushed"`;
+
+/** Makes the batches' asynchronous commits durable; run it before a job reports its counts. */
+export async function flushAsyncCommits(sql: BatchSql): Promise<void> {
+  await sql.query(flushAsyncCommitsSql);
 }
