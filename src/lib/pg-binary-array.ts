@@ -16,6 +16,8 @@
  * int32 byte length (-1 for NULL) and the element's bytes, all big-endian.
  */
 
+import { isUuid } from "./uuid.js";
+
 const uuidOid = 2950;
 const textOid = 25;
 const timestamptzOid = 1184;
@@ -29,34 +31,49 @@ function writeHeader(buffer: Buffer, elementOid: number, length: number, hasNull
   buffer.writeInt32BE(1, 16);
 }
 
+/**
+ * An array whose elements all take `width` bytes: `write` puts one element's
+ * bytes at `offset`; nulls take none.
+ */
+function fixedWidthArray<T>(
+  elementOid: number,
+  values: readonly (T | null)[],
+  width: number,
+  write: (buffer: Buffer, offset: number, value: T) => void,
+): Buffer {
+  const buffer = Buffer.allocUnsafe(headerBytes + values.length * (4 + width));
+  writeHeader(buffer, elementOid, values.length, values.includes(null));
+  let offset = headerBytes;
+  for (const value of values) {
+    if (value === null) {
+      buffer.writeInt32BE(-1, offset);
+      offset += 4;
+      continue;
+    }
+    buffer.writeInt32BE(width, offset);
+    write(buffer, offset + 4, value);
+    offset += 4 + width;
+  }
+  return buffer.subarray(0, offset);
+}
+
 const hexValue = new Int8Array(128).fill(-1);
 for (let digit = 0; digit < 10; digit++) hexValue[48 + digit] = digit;
 for (let letter = 0; letter < 6; letter++) {
   hexValue[65 + letter] = 10 + letter;
   hexValue[97 + letter] = 10 + letter;
 }
-const uuidPattern = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
 
 /** A `uuid[]` parameter; null elements become NULL. Throws on a string that is not a uuid. */
 export function uuidArray(ids: readonly (string | null)[]): Buffer {
-  const buffer = Buffer.allocUnsafe(headerBytes + ids.length * 20);
-  writeHeader(buffer, uuidOid, ids.length, ids.includes(null));
-  let offset = headerBytes;
-  for (const id of ids) {
-    if (id === null) {
-      buffer.writeInt32BE(-1, offset);
-      offset += 4;
-      continue;
-    }
-    if (id.length !== 36 || !uuidPattern.test(id)) throw new TypeError(`uuidArray: ${JSON.stringify(id)} is not a uuid`);
-    buffer.writeInt32BE(16, offset);
-    offset += 4;
+  return fixedWidthArray(uuidOid, ids, 16, (buffer, offset, id) => {
+    if (!isUuid(id)) throw new TypeError(`uuidArray: ${JSON.stringify(id)} is not a uuid`);
+    let byte = offset;
     for (let char = 0; char < 36; char += 2) {
       if (char === 8 || char === 13 || char === 18 || char === 23) char++;
-      buffer[offset++] = ((hexValue[id.charCodeAt(char)] as number) << 4) | (hexValue[id.charCodeAt(char + 1)] as number);
+      buffer[byte++] = ((hexValue[id.charCodeAt(char)] as number) << 4) | (hexValue[id.charCodeAt(char + 1)] as number);
     }
-  }
-  return buffer.subarray(0, offset);
+  });
 }
 
 /** A `text[]` parameter, UTF-8 encoded; null elements become NULL. */
@@ -81,20 +98,9 @@ const postgresEpochMs = 946_684_800_000;
 
 /** A `timestamptz[]` parameter from epoch milliseconds; null elements become NULL. */
 export function timestamptzArray(epochMs: readonly (number | null)[]): Buffer {
-  const buffer = Buffer.allocUnsafe(headerBytes + epochMs.length * 12);
-  writeHeader(buffer, timestamptzOid, epochMs.length, epochMs.includes(null));
-  let offset = headerBytes;
-  for (const ms of epochMs) {
-    if (ms === null) {
-      buffer.writeInt32BE(-1, offset);
-      offset += 4;
-      continue;
-    }
+  return fixedWidthArray(timestamptzOid, epochMs, 8, (buffer, offset, ms) => {
     if (!Number.isInteger(ms)) throw new TypeError(`timestamptzArray: ${ms} is not a whole number of milliseconds`);
-    buffer.writeInt32BE(8, offset);
     // Microseconds since 2000-01-01, as PostgreSQL stores timestamps.
-    buffer.writeBigInt64BE(BigInt(ms - postgresEpochMs) * 1000n, offset + 4);
-    offset += 12;
-  }
-  return buffer.subarray(0, offset);
+    buffer.writeBigInt64BE(BigInt(ms - postgresEpochMs) * 1000n, offset);
+  });
 }
