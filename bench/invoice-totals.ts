@@ -9,7 +9,7 @@ import { createLogger } from "../src/lib/logger.js";
 import { Producer } from "../src/queues/producer.js";
 import { startWorker } from "../src/queues/start-worker.js";
 import type { BenchRow, BenchSection } from "./bench-section.js";
-import { benchPrefix, benchRedisUrl, freshBenchDatabase, timeMs } from "./support.js";
+import { applicationPrisma, benchPrefix, benchRedisUrl, freshBenchDatabase, timeMs } from "./support.js";
 
 /**
  * invoice-totals on 10k invoices × 20 line items (5% voided), run as a real
@@ -86,6 +86,8 @@ export const invoiceTotalsBench: BenchSection = {
     await admin.connect();
     const logger = createLogger({ level: "warn" }, pino.destination(2));
     const db = createDb({ url, poolSize: 4, logger, slowQueryMs: 600_000 });
+    // Seed 004's loop runs on the application's own kind of client.
+    const appPrisma = applicationPrisma(url);
     const prefix = benchPrefix();
     const config = loadConfig({ DATABASE_URL: url, REDIS_URL: benchRedisUrl, QUEUE_PREFIX: prefix, LOG_LEVEL: "warn" });
     const producer = new Producer({ redisUrl: benchRedisUrl, prefix });
@@ -126,7 +128,7 @@ export const invoiceTotalsBench: BenchSection = {
       ]);
       const fetchAllLoop = async (invoices: { id: string }[]) => {
         for (const { id } of invoices) {
-          await db.prisma.$transaction(async (tx) => {
+          await appPrisma.$transaction(async (tx) => {
             const invoice = await tx.invoice.findUniqueOrThrow({ where: { id } });
             const lines = await tx.invoiceLineItem.findMany({ where: { invoiceId: id } });
             let subtotal = new Prisma.Decimal(0);
@@ -178,6 +180,7 @@ export const invoiceTotalsBench: BenchSection = {
       eventsConnection.disconnect();
       await producer.queue("invoice-totals").obliterate({ force: true });
       await producer.close();
+      await appPrisma.$disconnect();
       await db.close();
       await admin.end();
     }

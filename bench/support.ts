@@ -1,5 +1,7 @@
 import { randomUUID } from "node:crypto";
+import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
+import { PrismaClient } from "../src/lib/db.js";
 import { migrate } from "../src/lib/migrate.js";
 
 /** Bench services: BENCH_DATABASE_URL's server (default local) and BENCH_REDIS_URL (default local). */
@@ -35,4 +37,15 @@ export async function timeMs(work: () => Promise<unknown>): Promise<number> {
   const start = performance.now();
   await work();
   return performance.now() - start;
+}
+
+/**
+ * A Prisma client as an application builds one (the driver adapter, no query
+ * logging), for the seed loops the jobs are compared against. The project's own
+ * client (createDb) listens to every query for its slow-query log, which cost
+ * seed 004's messaging loop 3–7% in a side-by-side test: too much of a handicap
+ * to give the baseline. Close it with `$disconnect()`.
+ */
+export function applicationPrisma(url: string): PrismaClient {
+  return new PrismaClient({ adapter: new PrismaPg({ connectionString: url, max: 4 }) });
 }
