@@ -16,8 +16,6 @@
  * int32 byte length (-1 for NULL) and the element's bytes, all big-endian.
  */
 
-import { isUuid } from "./uuid.js";
-
 const uuidOid = 2950;
 const textOid = 25;
 const timestamptzOid = 1184;
@@ -64,15 +62,33 @@ for (let letter = 0; letter < 6; letter++) {
   hexValue[97 + letter] = 10 + letter;
 }
 
-/** A `uuid[]` parameter; null elements become NULL. Throws on a string that is not a uuid. */
+/** The value of hex digit `code` (a UTF-16 code unit), or -1 if it is not one. */
+function hexDigit(code: number): number {
+  return code < 128 ? (hexValue[code] as number) : -1;
+}
+
+/**
+ * A `uuid[]` parameter; null elements become NULL. Throws on a string that is
+ * not a uuid in its canonical 36-character form (either case). The check is
+ * made while decoding, on the characters the loop reads anyway: a separate
+ * regular-expression test of every id cost bulk-messaging about 1 µs per message.
+ */
 export function uuidArray(ids: readonly (string | null)[]): Buffer {
   return fixedWidthArray(uuidOid, ids, 16, (buffer, offset, id) => {
-    if (!isUuid(id)) throw new TypeError(`uuidArray: ${JSON.stringify(id)} is not a uuid`);
+    let invalid = id.length !== 36;
     let byte = offset;
-    for (let char = 0; char < 36; char += 2) {
-      if (char === 8 || char === 13 || char === 18 || char === 23) char++;
-      buffer[byte++] = ((hexValue[id.charCodeAt(char)] as number) << 4) | (hexValue[id.charCodeAt(char + 1)] as number);
+    for (let char = 0; char < 36 && !invalid; char += 2) {
+      if (char === 8 || char === 13 || char === 18 || char === 23) {
+        if (id.charCodeAt(char) !== 45 /* - */) invalid = true;
+        char++;
+      }
+      const high = hexDigit(id.charCodeAt(char));
+      const low = hexDigit(id.charCodeAt(char + 1));
+      // Either one is -1 (every bit set) if it is not a hex digit.
+      if ((high | low) < 0) invalid = true;
+      buffer[byte++] = (high << 4) | low;
     }
+    if (invalid) throw new TypeError(`uuidArray: ${JSON.stringify(id)} is not a uuid`);
   });
 }
 
