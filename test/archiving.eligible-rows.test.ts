@@ -4,7 +4,7 @@ import { type ArchivingDryRunResult, type ArchivingResult, archiveCutoff, archiv
 import type { Db } from "../src/lib/db.js";
 import { addUtcMonths, createMonthPartition, monthKey, utcMonthStart } from "../src/lib/partitions.js";
 import { directJobContext } from "./support/direct-job-context.js";
-import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { testConfig, useTestDb } from "./support/test-env.js";
 
 /** Calls the handler as the worker would, on a real database. */
 function directContext(db: Db, url: string) {
@@ -17,7 +17,7 @@ SELECT count(*)::int AS rows, count(DISTINCT id)::int AS ids, sum(hashtextextend
   FROM (SELECT * FROM transactions UNION ALL SELECT * FROM transactions_archive) r`;
 
 describe("archiving moves exactly the eligible rows", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let client: pg.Client;
   const now = new Date();
@@ -41,9 +41,8 @@ describe("archiving moves exactly the eligible rows", () => {
   };
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
-    client = new pg.Client({ connectionString: database.url });
+    db = testDatabase.db;
+    client = new pg.Client({ connectionString: testDatabase.url });
     await client.connect();
     for (const month of [fastMonth, mixedMonth, addUtcMonths(utcMonthStart(cutoff), -1), utcMonthStart(cutoff), utcMonthStart(now)]) {
       await createMonthPartition(client, "transactions", month);
@@ -64,13 +63,11 @@ describe("archiving moves exactly the eligible rows", () => {
   });
   afterAll(async () => {
     await client.end();
-    await db.close();
-    await database.drop();
   });
 
   it("reports counts per month in a dry run and changes nothing", async () => {
     const before = (await client.query(checksumSql)).rows[0];
-    const { context } = directContext(db, database.url);
+    const { context } = directContext(db, testDatabase.url);
     const result = (await archivingJob.handle({ dryRun: true }, context)) as ArchivingDryRunResult;
     expect(result.dryRun).toBe(true);
     expect(result.wouldMove).toBe(expectedIds.size);
@@ -85,7 +82,7 @@ describe("archiving moves exactly the eligible rows", () => {
 
   it("moves every eligible row and nothing else, takes the fast path for the whole old month, and verifies", async () => {
     const before = (await client.query(checksumSql)).rows[0];
-    const { context, progress, lines } = directContext(db, database.url);
+    const { context, progress, lines } = directContext(db, testDatabase.url);
     const result = (await archivingJob.handle({ batchSize: 100 }, context)) as ArchivingResult;
 
     expect(result).toMatchObject({ moved: expectedIds.size, partitionsMoved: 1, verified: true, path: "fast+batches" });
@@ -115,13 +112,13 @@ describe("archiving moves exactly the eligible rows", () => {
   });
 
   it("finds nothing to do when run again", async () => {
-    const { context } = directContext(db, database.url);
+    const { context } = directContext(db, testDatabase.url);
     const result = (await archivingJob.handle({}, context)) as ArchivingResult;
     expect(result).toMatchObject({ moved: 0, partitionsMoved: 0, batches: 0, verified: true, path: "none" });
   });
 
   it("takes FAILED rows when asked, stops at maxRows, and leaves rows with a retry due", async () => {
-    const { context } = directContext(db, database.url);
+    const { context } = directContext(db, testDatabase.url);
     const capped = (await archivingJob.handle({ statuses: ["FAILED"], maxRows: 30, batchSize: 100 }, context)) as ArchivingResult;
     expect(capped.moved).toBe(30);
     const rest = (await archivingJob.handle({ statuses: ["FAILED", "COMPLETED"] }, context)) as ArchivingResult;
@@ -151,7 +148,7 @@ describe("archiving moves exactly the eligible rows", () => {
       [month],
     );
     const before = (await client.query(checksumSql)).rows[0];
-    const { context } = directContext(db, database.url);
+    const { context } = directContext(db, testDatabase.url);
     const result = (await archivingJob.handle({}, context)) as ArchivingResult;
     expect(result).toMatchObject({ moved: 300, partitionsMoved: 1, batches: 0, path: "fast", verified: true });
     expect(result.fastPath).toEqual([expect.objectContaining({ taken: true, rows: 300, mergedFromArchive: 10 })]);

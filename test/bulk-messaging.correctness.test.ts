@@ -6,7 +6,7 @@ import type { Db } from "../src/lib/db.js";
 import { HttpProvider } from "../src/lib/messaging/http-provider.js";
 import { directJobContext } from "./support/direct-job-context.js";
 import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
-import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { testConfig, useTestDb } from "./support/test-env.js";
 
 async function insertPatients(db: Db, count: number, tag: string): Promise<{ id: string; firstName: string; lastName: string; phone: string }[]> {
   return db.prisma.$queryRawUnsafe(
@@ -27,15 +27,14 @@ function runJob(db: Db, config: Config, payload: unknown, progress: object[] = [
 }
 
 describe("bulk-messaging sends a campaign", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let config: Config;
   let sms: FakeSmsServer;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
-    config = testConfig(database.url);
+    db = testDatabase.db;
+    config = testConfig(testDatabase.url);
     sms = await startFakeSmsServer();
     setBulkMessagingProvider(
       new HttpProvider({ baseUrl: sms.url, accountSid: sms.accountSid, authToken: sms.authToken, from: "+15550000000", baseDelayMs: 5 }),
@@ -44,8 +43,6 @@ describe("bulk-messaging sends a campaign", () => {
   afterAll(async () => {
     setBulkMessagingProvider(undefined);
     await sms.close();
-    await db.close();
-    await database.drop();
   });
 
   it("creates one personalised message per patient, creates missing conversations, and skips unknown ids", async () => {

@@ -6,7 +6,7 @@ import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
 import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
-import { createTestDatabase, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
+import { testConfig, testRedis, useTestDb } from "./support/test-env.js";
 
 /**
  * A worker process killed with SIGKILL in the middle of a campaign: BullMQ's
@@ -16,7 +16,7 @@ import { createTestDatabase, type TestDatabase, testConfig, testDb, testRedis } 
  * delivered exactly one SMS per patient.
  */
 describe("bulk-messaging survives a worker killed mid-campaign", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let config: Config;
   let sms: FakeSmsServer;
@@ -24,17 +24,14 @@ describe("bulk-messaging survives a worker killed mid-campaign", () => {
   const recipients = 300;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
-    config = testConfig(database.url);
+    db = testDatabase.db;
+    config = testConfig(testDatabase.url);
     sms = await startFakeSmsServer();
   });
   afterAll(async () => {
     for (const worker of workers) if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill("SIGKILL");
     await Promise.all(workers.map((worker) => worker.exited));
     await sms.close();
-    await db.close();
-    await database.drop();
   });
 
   const startWorkerProcess = () => {

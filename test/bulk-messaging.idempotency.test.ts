@@ -7,10 +7,10 @@ import { HttpProvider } from "../src/lib/messaging/http-provider.js";
 import { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
+import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";
 
 describe("bulk-messaging enqueued twice sends once", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let config: Config;
   let sms: FakeSmsServer;
@@ -19,9 +19,8 @@ describe("bulk-messaging enqueued twice sends once", () => {
   let events: QueueEvents;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
-    config = testConfig(database.url);
+    db = testDatabase.db;
+    config = testConfig(testDatabase.url);
     sms = await startFakeSmsServer();
     setBulkMessagingProvider(new HttpProvider({ baseUrl: sms.url, accountSid: sms.accountSid, authToken: sms.authToken, from: "dbjobs", baseDelayMs: 10 }));
     worker = await startWorker("bulk-messaging", { config, logger: memoryLogger("warn").logger, db });
@@ -35,8 +34,6 @@ describe("bulk-messaging enqueued twice sends once", () => {
     await worker.close();
     setBulkMessagingProvider(undefined);
     await sms.close();
-    await db.close();
-    await database.drop();
   });
 
   async function patients(count: number, tag: string): Promise<{ id: string; phone: string }[]> {

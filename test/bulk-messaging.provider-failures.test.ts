@@ -7,7 +7,7 @@ import { HttpProvider, type HttpProviderOptions } from "../src/lib/messaging/htt
 import { ProviderUnavailableError } from "../src/lib/messaging/messaging-errors.js";
 import { directJobContext } from "./support/direct-job-context.js";
 import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
-import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { testConfig, useTestDb } from "./support/test-env.js";
 
 function message(to = "+15551230000") {
   return { idempotencyKey: randomUUID(), channel: "sms" as const, to, body: "Your appointment is tomorrow" };
@@ -114,7 +114,7 @@ describe("the http provider against a Twilio-style API", () => {
 });
 
 describe("bulk-messaging when the provider fails", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let config: Config;
   let sms: FakeSmsServer;
@@ -133,9 +133,8 @@ describe("bulk-messaging when the provider fails", () => {
   }
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
-    config = testConfig(database.url);
+    db = testDatabase.db;
+    config = testConfig(testDatabase.url);
     sms = await startFakeSmsServer();
     setBulkMessagingProvider(
       new HttpProvider({
@@ -152,8 +151,6 @@ describe("bulk-messaging when the provider fails", () => {
   afterAll(async () => {
     setBulkMessagingProvider(undefined);
     await sms.close();
-    await db.close();
-    await database.drop();
   });
 
   it("retries 429/500 per message and records a permanent 4xx as that one message's failure", async () => {

@@ -6,7 +6,7 @@ import { countingDb } from "../src/lib/counting-pool.js";
 import type { Db } from "../src/lib/db.js";
 import { NoopProvider } from "../src/lib/messaging/noop-provider.js";
 import { directJobContext } from "./support/direct-job-context.js";
-import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { testConfig, useTestDb } from "./support/test-env.js";
 
 /**
  * Seed 004's loop ran six queries per recipient. The job must run a fixed
@@ -16,26 +16,23 @@ import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./sup
  * client of their own, once per job, and are not counted.
  */
 describe("bulk-messaging statements per batch", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let counted: ReturnType<typeof countingDb>;
   let config: Config;
   const prismaStatements: string[] = [];
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
+    db = testDatabase.db;
     counted = countingDb(db);
     (db.prisma as unknown as { $on(event: "query", listener: (event: { query: string }) => void): void }).$on("query", (event) => {
       prismaStatements.push(event.query);
     });
-    config = testConfig(database.url);
+    config = testConfig(testDatabase.url);
     setBulkMessagingProvider(new NoopProvider());
   });
   afterAll(async () => {
     setBulkMessagingProvider(undefined);
-    await db.close();
-    await database.drop();
   });
 
   /** 2,000 new patients, every other one already with an SMS conversation, plus 20 unknown ids. */

@@ -7,10 +7,10 @@ import { cacheKeys } from "../src/lib/cache-keys.js";
 import { deserializeCacheValue } from "../src/lib/cache-serializer.js";
 import type { Config } from "../src/lib/config.js";
 import { type Db, Prisma } from "../src/lib/db.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
+import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";
 
 describe("cache-prefetch", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let config: Config;
   let db: Db;
   let cache: TwoTierCache;
@@ -19,9 +19,8 @@ describe("cache-prefetch", () => {
   let deps: PrefetchDeps;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    config = testConfig(database.url);
-    db = testDb(database.url);
+    config = testConfig(testDatabase.url);
+    db = testDatabase.db;
     await db.prisma.escrowAccount.createMany({
       data: [
         ...Array.from({ length: 50 }, (_, index) => ({ accountNumber: `ACT-${index}`, currentBalance: `${index}.25`, availableBalance: `${index}.25` })),
@@ -43,11 +42,9 @@ describe("cache-prefetch", () => {
 
   afterAll(async () => {
     await cache?.close();
-    await db?.close();
     const keys = await redis.keys(`${config.QUEUE_PREFIX}:*`);
     if (keys.length > 0) await redis.del(...keys);
     redis.disconnect();
-    await database?.drop();
   });
 
   const stored = async <T>(key: string): Promise<T | null> => {

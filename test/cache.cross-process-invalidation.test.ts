@@ -8,7 +8,7 @@ import { cacheKeys } from "../src/lib/cache-keys.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { packageRoot } from "../src/lib/paths.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
+import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";
 
 /** Process B: a child process with its own cache, connections and pool (test/support/cache-reader-child.ts). */
 class ReaderProcess {
@@ -42,7 +42,7 @@ class ReaderProcess {
 }
 
 describe("invalidation across processes", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let config: Config;
   let db: Db;
   let cacheA: TwoTierCache;
@@ -51,26 +51,23 @@ describe("invalidation across processes", () => {
   let accountId: string;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
     // Long TTLs: only an invalidation can explain B seeing a new value.
     const ttl = { CACHE_TTL_BALANCE_MS: "600000" };
-    config = testConfig(database.url, ttl);
-    db = testDb(database.url);
+    config = testConfig(testDatabase.url, ttl);
+    db = testDatabase.db;
     const account = await db.prisma.escrowAccount.create({ data: { accountNumber: "ESC-1", currentBalance: "100.00" } });
     accountId = account.id;
     cacheA = await createCache({ redis: config.REDIS_URL, prefix: config.QUEUE_PREFIX, config, logger: memoryLogger("warn").logger });
-    processB = new ReaderProcess({ DATABASE_URL: database.url, REDIS_URL: config.REDIS_URL, QUEUE_PREFIX: config.QUEUE_PREFIX, LOG_LEVEL: "warn", ...ttl });
+    processB = new ReaderProcess({ DATABASE_URL: testDatabase.url, REDIS_URL: config.REDIS_URL, QUEUE_PREFIX: config.QUEUE_PREFIX, LOG_LEVEL: "warn", ...ttl });
     await processB.ready;
   });
 
   afterAll(async () => {
     await processB?.stop();
     await cacheA?.close();
-    await db?.close();
     const keys = await redis.keys(`${config.QUEUE_PREFIX}:*`);
     if (keys.length > 0) await redis.del(...keys);
     redis.disconnect();
-    await database?.drop();
   });
 
   const setBalance = (amount: string) =>

@@ -6,11 +6,11 @@ import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
+import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";
 
 /** A job that changes data leaves no stale cache entry in another process's cache (here: invoice-totals). */
 describe("invalidation by jobs", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let config: Config;
   let db: Db;
   let cache: TwoTierCache;
@@ -19,9 +19,8 @@ describe("invalidation by jobs", () => {
   const redis = testRedis();
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    config = testConfig(database.url);
-    db = testDb(database.url);
+    config = testConfig(testDatabase.url);
+    db = testDatabase.db;
     cache = await createCache({ redis: config.REDIS_URL, prefix: config.QUEUE_PREFIX, config, logger: memoryLogger("warn").logger });
     worker = await startWorker("invoice-totals", { config, logger: memoryLogger("warn").logger });
     producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
@@ -31,11 +30,9 @@ describe("invalidation by jobs", () => {
     await worker?.close();
     await producer?.close();
     await cache?.close();
-    await db?.close();
     const keys = await redis.keys(`${config.QUEUE_PREFIX}:*`);
     if (keys.length > 0) await redis.del(...keys);
     redis.disconnect();
-    await database?.drop();
   });
 
   it("drops a cached invoice from every tier when invoice-totals recomputes it", async () => {

@@ -10,7 +10,7 @@ import { loadEscrowBalance } from "../src/lib/cache-entities.js";
 import { cacheKeys } from "../src/lib/cache-keys.js";
 import { loadConfig } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testDb, testPrefix } from "./support/test-env.js";
+import { memoryLogger, testPrefix, useTestDb } from "./support/test-env.js";
 
 /** A Redis server of this test's own, on a free port, that the test stops and starts for real. Never the shared one. */
 class OwnRedis {
@@ -77,7 +77,7 @@ async function until(condition: () => boolean | Promise<boolean>, what: string, 
 }
 
 describe("cache while Redis is down", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let redisServer: OwnRedis;
   let cache: TwoTierCache;
@@ -89,8 +89,7 @@ describe("cache while Redis is down", () => {
   const accounts: string[] = [];
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
+    db = testDatabase.db;
     for (let index = 0; index < 3; index++) {
       const account = await db.prisma.escrowAccount.create({ data: { accountNumber: `ESC-OUT-${index}`, currentBalance: `${index + 1}00.00` } });
       accounts.push(account.id);
@@ -114,8 +113,6 @@ describe("cache while Redis is down", () => {
     await otherProcess?.close();
     await cache?.close();
     await redisServer?.cleanup();
-    await db?.close();
-    await database?.drop();
   });
 
   const read = (index: number) => {

@@ -18,12 +18,12 @@ import {
 } from "./support/invoice-data.js";
 import { openQueueClient, type QueueClient } from "./support/queue-client.js";
 import { cliEnv, runCli, spawnCli } from "./support/spawn-cli.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { memoryLogger, testConfig, useTestDb } from "./support/test-env.js";
 
 const seed = Number(process.env.TEST_SEED ?? Date.now() % 1_000_000);
 
 describe(`invoice-totals computes totals exactly (seed ${seed}; replay with TEST_SEED=${seed})`, () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let config: Config;
   let producer: Producer;
@@ -46,9 +46,8 @@ describe(`invoice-totals computes totals exactly (seed ${seed}; replay with TEST
   }
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    config = testConfig(database.url);
-    db = testDb(database.url);
+    config = testConfig(testDatabase.url);
+    db = testDatabase.db;
     invoices = [...roundingEdgeInvoices(), ...randomInvoices(800, seededRandom(seed))];
     await insertInvoices(db.pool, invoices);
     client = await openQueueClient("invoice-totals", config);
@@ -59,8 +58,6 @@ describe(`invoice-totals computes totals exactly (seed ${seed}; replay with TEST
   afterAll(async () => {
     await worker?.close();
     await client?.close();
-    await db?.close();
-    await database?.drop();
   });
 
   it("{all: true} sets every line and invoice to the cent, leaves voided invoices alone, and reports counts", async () => {

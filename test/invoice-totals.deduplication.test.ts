@@ -6,11 +6,11 @@ import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { type InvoiceSpec, insertInvoices, liveInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
 import { openQueueClient, type QueueClient } from "./support/queue-client.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { memoryLogger, testConfig, useTestDb } from "./support/test-env.js";
 import { someoneWaitsOn, waitFor } from "./support/wait-for.js";
 
 describe("invoice-totals jobs for one invoice enqueued close together collapse into one", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let config: Config;
   let producer: Producer;
@@ -23,9 +23,8 @@ describe("invoice-totals jobs for one invoice enqueued close together collapse i
   const counts = () => producer.queue("invoice-totals").getJobCounts("waiting", "delayed", "active", "completed", "failed", "prioritized");
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
-    config = testConfig(database.url);
+    db = testDatabase.db;
+    config = testConfig(testDatabase.url);
     [a, b] = liveInvoices(2, seededRandom(7)) as [InvoiceSpec, InvoiceSpec];
     await insertInvoices(db.pool, [a, b]);
     client = await openQueueClient("invoice-totals", config);
@@ -35,8 +34,6 @@ describe("invoice-totals jobs for one invoice enqueued close together collapse i
   afterAll(async () => {
     await worker?.close();
     await client?.close();
-    await db?.close();
-    await database?.drop();
   });
 
   it("several enqueues of the same invoice before its job starts make one job; other invoices and lists get their own", async () => {

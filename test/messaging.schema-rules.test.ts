@@ -1,6 +1,6 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { Db } from "../src/lib/db.js";
-import { createTestDatabase, type TestDatabase, testDb } from "./support/test-env.js";
+import { useTestDb } from "./support/test-env.js";
 
 /**
  * What the messaging tables promise after the write-path migration
@@ -9,7 +9,7 @@ import { createTestDatabase, type TestDatabase, testDb } from "./support/test-en
  * and a partial index for queued messages.
  */
 describe("messaging schema rules", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let alice: { patientId: string; conversationId: string };
   let bob: { patientId: string; conversationId: string };
@@ -28,14 +28,9 @@ describe("messaging schema rules", () => {
   }
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
+    db = testDatabase.db;
     alice = await patientWithConversation("Alice");
     bob = await patientWithConversation("Bob");
-  });
-  afterAll(async () => {
-    await db.close();
-    await database.drop();
   });
 
   it("refuses a message filed under another patient's conversation, naming the foreign key", async () => {

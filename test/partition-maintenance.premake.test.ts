@@ -6,7 +6,7 @@ import type { Db } from "../src/lib/db.js";
 import type { Logger } from "../src/lib/logger.js";
 import { addUtcMonths, monthPartitionName, utcMonthStart } from "../src/lib/partitions.js";
 import type { JobContext } from "../src/queues/job-definition.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { memoryLogger, testConfig, useTestDb } from "./support/test-env.js";
 
 /** Calls the handler as the worker would, on a real database; progress is kept for assertions. */
 function directContext(db: Db, log: Logger, url: string): JobContext & { progress: unknown[] } {
@@ -29,20 +29,17 @@ function directContext(db: Db, log: Logger, url: string): JobContext & { progres
 const monthName = (offset: number) => monthPartitionName("transactions", addUtcMonths(utcMonthStart(new Date()), offset));
 
 describe("partition-maintenance premakes monthly partitions", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let client: pg.Client;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
-    client = new pg.Client({ connectionString: database.url });
+    db = testDatabase.db;
+    client = new pg.Client({ connectionString: testDatabase.url });
     await client.connect();
   });
   afterAll(async () => {
     await client.end();
-    await db.close();
-    await database.drop();
   });
 
   const partitionNames = async () =>
@@ -54,14 +51,14 @@ describe("partition-maintenance premakes monthly partitions", () => {
 
   it("creates the current month and N months ahead, and a repeat creates nothing", async () => {
     const { logger } = memoryLogger();
-    const first = await partitionMaintenanceJob.handle({ monthsAhead: 2 }, directContext(db, logger, database.url));
+    const first = await partitionMaintenanceJob.handle({ monthsAhead: 2 }, directContext(db, logger, testDatabase.url));
     expect(first.created).toEqual([monthName(0), monthName(1), monthName(2)]);
     expect(first.movedFromDefault).toBe(0);
     expect(first.defaultRows).toBe(0);
     expect(first.warning).toBeUndefined();
     expect(await partitionNames()).toEqual(expect.arrayContaining([monthName(0), monthName(1), monthName(2), "transactions_default"]));
 
-    const second = await partitionMaintenanceJob.handle({ monthsAhead: 2 }, directContext(db, logger, database.url));
+    const second = await partitionMaintenanceJob.handle({ monthsAhead: 2 }, directContext(db, logger, testDatabase.url));
     expect(second.created).toEqual([]);
     expect((await partitionNames()).length).toBe(4);
   });
@@ -103,7 +100,7 @@ describe("partition-maintenance premakes monthly partitions", () => {
     expect(inDefault[0]?.n).toBe(257);
 
     const { logger, lines } = memoryLogger();
-    const context = directContext(db, logger, database.url);
+    const context = directContext(db, logger, testDatabase.url);
     const result = await partitionMaintenanceJob.handle({ table: "transactions", monthsAhead: 6 }, context);
 
     expect(result.created).toEqual([monthName(3), monthName(4), monthName(5), monthName(6)]);

@@ -43,7 +43,14 @@ describe("binary array parameters", () => {
     expect(() => uuidArray(["{00000000-0000-0000-0000-000000000000}"])).toThrow(/is not a uuid/);
     const valid = "0a1b2c3d-4e5f-6789-abcd-ef0123456789";
     // One bad character at each kind of place: a hex digit, a dash, past ASCII (U+0661, an Arabic-Indic digit; U+FF10, a full-width 0).
-    for (const bad of ["0a1b2c3g-4e5f-6789-abcd-ef0123456789", "0a1b2c3d04e5f-6789-abcd-ef0123456789", "0a1b2c3d-4e5f-6789-abcd-ef012345678\u0661", "\uff10a1b2c3d-4e5f-6789-abcd-ef0123456789", `${valid}0`, valid.slice(1)]) {
+    for (const bad of [
+      "0a1b2c3g-4e5f-6789-abcd-ef0123456789",
+      "0a1b2c3d04e5f-6789-abcd-ef0123456789",
+      "0a1b2c3d-4e5f-6789-abcd-ef012345678\u0661",
+      "\uff10a1b2c3d-4e5f-6789-abcd-ef0123456789",
+      `${valid}0`,
+      valid.slice(1),
+    ]) {
       expect(() => uuidArray([valid, bad]), bad).toThrow(/is not a uuid/);
     }
     expect(() => uuidArray([valid.toUpperCase()])).not.toThrow();

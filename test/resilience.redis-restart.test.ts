@@ -6,7 +6,7 @@ import { Producer } from "../src/queues/producer.js";
 import { type InvoiceSpec, insertInvoices, randomInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
 import { type PrivateRedis, startPrivateRedis } from "./support/private-redis.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
-import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { testConfig, useTestDb } from "./support/test-env.js";
 import { waitFor } from "./support/wait-for.js";
 
 /**
@@ -16,7 +16,7 @@ import { waitFor } from "./support/wait-for.js";
  * producer must fail fast while Redis is down instead of hanging its caller.
  */
 describe("resilience: Redis restarted under load", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let redis: PrivateRedis;
   let config: Config;
@@ -25,12 +25,11 @@ describe("resilience: Redis restarted under load", () => {
   const workers: CliRun[] = [];
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
+    db = testDatabase.db;
     invoices = randomInvoices(140, seededRandom(808), { maxLines: 12 });
     await insertInvoices(db.pool, invoices);
     redis = await startPrivateRedis();
-    config = testConfig(database.url, { REDIS_URL: redis.url });
+    config = testConfig(testDatabase.url, { REDIS_URL: redis.url });
     producer = new Producer({ redisUrl: redis.url, prefix: config.QUEUE_PREFIX });
   });
 
@@ -39,8 +38,6 @@ describe("resilience: Redis restarted under load", () => {
     await Promise.all(workers.map((worker) => worker.exited));
     await producer?.close();
     await redis?.stop();
-    await db?.close();
-    await database?.drop();
   });
 
   const completedCount = async () => (await producer.queue("invoice-totals").getJobCounts("completed")).completed ?? 0;

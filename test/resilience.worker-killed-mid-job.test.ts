@@ -5,7 +5,7 @@ import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
 import { type InvoiceSpec, insertInvoices, liveInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
-import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { testConfig, useTestDb } from "./support/test-env.js";
 import { someoneWaitsOn, waitFor } from "./support/wait-for.js";
 
 /**
@@ -16,15 +16,14 @@ import { someoneWaitsOn, waitFor } from "./support/wait-for.js";
  * covered by worker.graceful-shutdown.test.ts.
  */
 describe("resilience: a worker killed mid-job", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let invoices: InvoiceSpec[];
   const children: CliRun[] = [];
   const cleanups: (() => Promise<unknown>)[] = [];
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
+    db = testDatabase.db;
     invoices = liveInvoices(4, seededRandom(99));
     await insertInvoices(db.pool, invoices);
   });
@@ -33,8 +32,6 @@ describe("resilience: a worker killed mid-job", () => {
     for (const child of children) if (child.child.exitCode === null && child.child.signalCode === null) child.child.kill("SIGKILL");
     await Promise.all(children.map((child) => child.exited));
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-    await db?.close();
-    await database?.drop();
   });
 
   function startWorker(config: Config): CliRun {
@@ -45,7 +42,7 @@ describe("resilience: a worker killed mid-job", () => {
 
   /** A worker holding a job that is blocked on a row the test has locked. */
   async function jobHeldBy(invoice: InvoiceSpec) {
-    const config = testConfig(database.url);
+    const config = testConfig(testDatabase.url);
     const producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
     cleanups.push(async () => {
       await producer.queue("invoice-totals").obliterate({ force: true });
@@ -98,7 +95,7 @@ describe("resilience: a worker killed mid-job", () => {
   }, 300_000);
 
   it("SIGTERM with several jobs in flight: each finishes within the drain timeout and the process exits 0", async () => {
-    const config = testConfig(database.url, { SHUTDOWN_TIMEOUT_MS: "60000" });
+    const config = testConfig(testDatabase.url, { SHUTDOWN_TIMEOUT_MS: "60000" });
     const producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
     cleanups.push(async () => {
       await producer.queue("invoice-totals").obliterate({ force: true });

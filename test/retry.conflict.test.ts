@@ -1,8 +1,8 @@
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { Db, Prisma } from "../src/lib/db.js";
 import { RetryExhaustedError } from "../src/lib/errors.js";
 import { backoffDelayMs, errorCodes, isWriteConflict, retryOnConflict, withConflictRetry } from "../src/lib/retry.js";
-import { createTestDatabase, type TestDatabase, testDb } from "./support/test-env.js";
+import { useTestDb } from "./support/test-env.js";
 
 /**
  * Genuine write conflicts on real PostgreSQL: a Serializable transaction reads
@@ -11,22 +11,17 @@ import { createTestDatabase, type TestDatabase, testDb } from "./support/test-en
  * write skew, which PostgreSQL's SSI must refuse: the slower one gets 40001.
  */
 describe("withConflictRetry on real serialization failures", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let first: string;
   let second: string;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
+    db = testDatabase.db;
     const { rows } = await db.pool.query<{ id: string }>(
       `INSERT INTO "escrow_accounts" ("accountNumber", "currentBalance") VALUES ('RETRY-1', 100), ('RETRY-2', 100) RETURNING "id"::text`,
     );
     [first, second] = rows.map((row) => row.id) as [string, string];
-  });
-  afterAll(async () => {
-    await db?.close();
-    await database?.drop();
   });
 
   const balances = async () => {

@@ -5,18 +5,17 @@ import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
 import { createAccounts, createDueTransactions, insertTransaction } from "./support/escrow-data.js";
 import { type CliRun, cliEnv, runCli, spawnCli } from "./support/spawn-cli.js";
-import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { testConfig, useTestDb } from "./support/test-env.js";
 
 describe("dbjobs enqueue transaction-retry --wait, with a worker process", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let config: Config;
   let worker: CliRun | undefined;
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    config = testConfig(database.url);
-    db = testDb(database.url);
+    config = testConfig(testDatabase.url);
+    db = testDatabase.db;
   });
 
   afterAll(async () => {
@@ -27,8 +26,6 @@ describe("dbjobs enqueue transaction-retry --wait, with a worker process", () =>
     const producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
     await producer.queue("transaction-retry").obliterate({ force: true });
     await producer.close();
-    await db?.close();
-    await database?.drop();
   });
 
   it("prints the sweep's counts, and the operator's db report shows what FAILED for good", async () => {

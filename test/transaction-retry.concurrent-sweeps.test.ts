@@ -11,7 +11,7 @@ import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { checkLedger, createAccounts, createDueTransactions, statusCounts } from "./support/escrow-data.js";
 import { openQueueClient, type QueueClient } from "./support/queue-client.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
+import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";
 
 const opening = "1000000.00";
 const transactionCount = 2000;
@@ -22,7 +22,7 @@ const transactionCount = 2000;
  * connection pool: real contention on five account rows.
  */
 describe.each<SettlementMode>(["serializable", "row-lock"])("transaction-retry: 4 concurrent sweeps, %s settlement", (mode) => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let config: Config;
   let producer: Producer;
@@ -33,9 +33,8 @@ describe.each<SettlementMode>(["serializable", "row-lock"])("transaction-retry: 
   let accounts: string[];
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    config = testConfig(database.url, { DB_POOL_SIZE: "4" });
-    db = testDb(database.url);
+    config = testConfig(testDatabase.url, { DB_POOL_SIZE: "4" });
+    db = testDatabase.db;
     accounts = await createAccounts(db.pool, 5, opening);
     await createDueTransactions(db.pool, accounts, transactionCount);
     client = await openQueueClient("transaction-retry", config);
@@ -49,8 +48,6 @@ describe.each<SettlementMode>(["serializable", "row-lock"])("transaction-retry: 
     await Promise.all(workers.map((worker) => worker.close()));
     await client?.close();
     redis?.disconnect();
-    await db?.close();
-    await database?.drop();
   });
 
   it("settles every transaction exactly once, keeps every balance equal to its ledger, and reports the conflicts it retried", async () => {

@@ -8,7 +8,7 @@ import { type SettlementMode, settleTransaction } from "../src/lib/settlement.js
 import { sweepDueTransactions } from "../src/lib/settlement-sweep.js";
 import { validatePayload } from "../src/queues/validate-payload.js";
 import { checkLedger, createAccounts, insertTransaction, readAccount, readTransaction } from "./support/escrow-data.js";
-import { createTestDatabase, type TestDatabase, testDb, testPrefix, testRedis } from "./support/test-env.js";
+import { testPrefix, testRedis, useTestDb } from "./support/test-env.js";
 
 /**
  * What one settlement does in each case, checked in the rows an operator
@@ -16,22 +16,19 @@ import { createTestDatabase, type TestDatabase, testDb, testPrefix, testRedis } 
  * Each test leaves nothing due, so the next test's sweep sees only its own rows.
  */
 describe("transaction-retry settlement outcomes", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let redis: Redis;
   const metricsPrefix = testPrefix();
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
+    db = testDatabase.db;
     redis = testRedis();
   });
 
   afterAll(async () => {
     await redis?.del(`${metricsPrefix}:dbjobs:metrics`);
     redis?.disconnect();
-    await db?.close();
-    await database?.drop();
   });
 
   it("credits deposits net of their fee and debits withdrawals, distributions, fees and refunds with theirs, one ledger entry each", async () => {

@@ -9,14 +9,14 @@ import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { checkLedger, createAccounts, createDueTransactions, statusCounts } from "./support/escrow-data.js";
 import { openQueueClient, type QueueClient } from "./support/queue-client.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { memoryLogger, testConfig, useTestDb } from "./support/test-env.js";
 
 const opening = "1000000.00";
 const transactionCount = 1000;
 const leaseMs = 2000;
 
 describe("transaction-retry: a worker killed with SIGKILL mid-sweep, then a rerun", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let config: Config;
   let producer: Producer;
@@ -27,9 +27,8 @@ describe("transaction-retry: a worker killed with SIGKILL mid-sweep, then a reru
   let accounts: string[];
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    config = testConfig(database.url);
-    db = testDb(database.url);
+    config = testConfig(testDatabase.url);
+    db = testDatabase.db;
     accounts = await createAccounts(db.pool, 5, opening);
     await createDueTransactions(db.pool, accounts, transactionCount);
     client = await openQueueClient("transaction-retry", config);
@@ -40,8 +39,6 @@ describe("transaction-retry: a worker killed with SIGKILL mid-sweep, then a reru
     if (child && child.child.exitCode === null && child.child.signalCode === null) child.child.kill("SIGKILL");
     await worker?.close();
     await client?.close();
-    await db?.close();
-    await database?.drop();
   });
 
   it("leaves balances equal to the ledger at the kill and after the rerun, and settles every transaction exactly once", async () => {

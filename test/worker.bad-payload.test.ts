@@ -8,7 +8,7 @@ import { PayloadValidationError } from "../src/lib/errors.js";
 import { readMetrics } from "../src/lib/metrics.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { validatePayload } from "../src/queues/validate-payload.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
+import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";
 import { waitFor } from "./support/wait-for.js";
 
 /** The message the producer would have given for `payload`. */
@@ -22,7 +22,7 @@ function producerMessage(payload: unknown): string {
 }
 
 describe("a bad payload that reaches a worker anyway", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let config: Config;
   let connection: Redis;
@@ -33,9 +33,8 @@ describe("a bad payload that reaches a worker anyway", () => {
   const log = memoryLogger("info");
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
-    config = testConfig(database.url);
+    db = testDatabase.db;
+    config = testConfig(testDatabase.url);
     connection = testRedis();
     // A raw BullMQ queue: it bypasses the producer's validation, as another
     // language's client or an old producer version would.
@@ -53,8 +52,6 @@ describe("a bad payload that reaches a worker anyway", () => {
     await queue?.obliterate({ force: true });
     await queue?.close();
     connection?.disconnect();
-    await db?.close();
-    await database?.drop();
   });
 
   it.each([

@@ -6,7 +6,7 @@ import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
 import { type InvoiceSpec, insertInvoices, liveInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
-import { createTestDatabase, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
+import { testConfig, useTestDb } from "./support/test-env.js";
 import { someoneWaitsOn, waitFor } from "./support/wait-for.js";
 
 /**
@@ -16,27 +16,24 @@ import { someoneWaitsOn, waitFor } from "./support/wait-for.js";
  * a slow producer-app transaction would.
  */
 describe("dbjobs worker shuts down gracefully", () => {
-  let database: TestDatabase;
+  const testDatabase = useTestDb();
   let db: Db;
   let invoices: InvoiceSpec[];
   const cleanups: (() => Promise<unknown>)[] = [];
 
   beforeAll(async () => {
-    database = await createTestDatabase();
-    db = testDb(database.url);
+    db = testDatabase.db;
     invoices = liveInvoices(6, seededRandom(11));
     await insertInvoices(db.pool, invoices);
   });
 
   afterAll(async () => {
     for (const cleanup of cleanups.reverse()) await cleanup().catch(() => undefined);
-    await db?.close();
-    await database?.drop();
   });
 
   /** Starts a worker child, enqueues a job for `invoice` and returns once the job is blocked on the test's row lock. */
   async function jobInFlight(invoice: InvoiceSpec, env: Record<string, string> = {}) {
-    const config: Config = testConfig(database.url);
+    const config: Config = testConfig(testDatabase.url);
     const producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
     const blocker: pg.PoolClient = await db.pool.connect();
     let released = false;

@@ -90,9 +90,13 @@ export function testDb(url: string, logger: Logger = memoryLogger("warn").logger
 /**
  * For a test file that needs only its own database and a Db on it: registers
  * hooks that create both before the file's tests and close and drop them
- * after. Call it in the describe block; read `db` inside tests.
+ * after. Call it in the describe block, before the block's own hooks: vitest
+ * runs a block's beforeAll hooks in order and its afterAll hooks in reverse
+ * (its default `sequence.hooks: "stack"`), so those hooks can use `db` and
+ * `url`, and close what they opened before the database goes. Read `db`, and
+ * `url` for a config or connections of the file's own, in tests and hooks.
  */
-export function useTestDb(): { readonly db: Db } {
+export function useTestDb(): { readonly db: Db; readonly url: string } {
   let database: TestDatabase | undefined;
   let db: Db | undefined;
   beforeAll(async () => {
@@ -107,6 +111,10 @@ export function useTestDb(): { readonly db: Db } {
     get db(): Db {
       if (!db) throw new Error("useTestDb: the database exists only inside the file's tests");
       return db;
+    },
+    get url(): string {
+      if (!database) throw new Error("useTestDb: the database exists only inside the file's tests");
+      return database.url;
     },
   };
 }
