@@ -3,15 +3,11 @@ import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDashboard } from "../src/dashboard/server.js";
-import { queueNames, registry } from "../src/queues/registry.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testRedis } from "./support/test-env.js";
 
 const user = "producer-app";
 const password = "enqueue-secret-password";
 const authorization = `Basic ${Buffer.from(`${user}:${password}`).toString("base64")}`;
-
-/** A queue still listed as not implemented when this runs (others implement them meanwhile). */
-const pendingQueue = queueNames.find((name) => !registry[name].implemented);
 
 describe("POST /queues/<queue>/jobs", () => {
   let db: TestDatabase;
@@ -82,12 +78,6 @@ describe("POST /queues/<queue>/jobs", () => {
     const body = (await response.json()) as { error: string; code: string };
     expect(body.code).toBe("DBJOBS_UNKNOWN_QUEUE");
     expect(body.error).toMatch(/Known queues: .*invoice-totals/);
-  });
-
-  it.skipIf(!pendingQueue)("answers 404 to a queue that is not implemented yet, saying so", async () => {
-    const response = await post(`/queues/${pendingQueue}/jobs`, JSON.stringify({}));
-    expect(response.status).toBe(404);
-    expect(((await response.json()) as { code: string }).code).toBe("DBJOBS_NOT_IMPLEMENTED");
   });
 
   it("answers 413 to a body over the 1 MB limit, even a valid one, and enqueues nothing", async () => {

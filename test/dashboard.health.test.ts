@@ -2,7 +2,7 @@ import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HealthReport } from "../src/dashboard/health.js";
 import { startDashboard } from "../src/dashboard/server.js";
-import { implementedQueues } from "../src/queues/registry.js";
+import { queueNames } from "../src/queues/registry.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from "./support/test-env.js";
 
@@ -44,11 +44,7 @@ describe("/health", () => {
       // No worker anywhere: degraded, not down (documented in health.ts and the README).
       expect(before.body.status).toBe("degraded");
       expect(before.body.warnings).toContain("no worker connected to queue invoice-totals");
-      expect(before.body.queues.map((entry) => entry.queue).sort()).toEqual(
-        implementedQueues()
-          .map((entry) => entry.name)
-          .sort(),
-      );
+      expect(before.body.queues.map((entry) => entry.queue).sort()).toEqual([...queueNames].sort());
 
       worker = await startWorker("invoice-totals", { config, logger: memoryLogger("silent").logger });
       const after = await health(dashboard.url);

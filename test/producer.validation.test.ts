@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { PayloadValidationError, QueueNotImplementedError, UnknownQueueError } from "../src/lib/errors.js";
+import { PayloadValidationError, UnknownQueueError } from "../src/lib/errors.js";
 import { Producer } from "../src/queues/producer.js";
-import { queueNames, registry } from "../src/queues/registry.js";
+import { registry } from "../src/queues/registry.js";
 import { cliEnv, runCli } from "./support/spawn-cli.js";
 import { createTestDatabase, type TestDatabase, testConfig, testPrefix, testRedis, testRedisUrl } from "./support/test-env.js";
 
@@ -11,9 +11,6 @@ import { createTestDatabase, type TestDatabase, testConfig, testPrefix, testRedi
 async function keysUnder(redis: Redis, prefix: string): Promise<string[]> {
   return redis.keys(`${prefix}:*`);
 }
-
-/** The queues still listed as not implemented when this test runs (others may implement them meanwhile). */
-const pendingQueue = queueNames.find((name) => !registry[name].implemented);
 
 describe("the producer rejects bad payloads before Redis", () => {
   let redis: Redis;
@@ -121,18 +118,6 @@ describe("the producer rejects bad payloads before Redis", () => {
     }
     expect(await keysUnder(redis, prefix)).toEqual([]);
   });
-
-  it.skipIf(!pendingQueue)("refuses a queue whose job is not implemented yet", async () => {
-    setUp();
-    try {
-      const error = await producer.enqueueUnknown(pendingQueue as string, {}).catch((err: unknown) => err);
-      expect(error).toBeInstanceOf(QueueNotImplementedError);
-      expect((error as Error).message).toContain(`Queue "${pendingQueue}" is not implemented yet`);
-    } finally {
-      await producer.close();
-    }
-    expect(await keysUnder(redis, prefix)).toEqual([]);
-  });
 });
 
 describe("dbjobs enqueue rejects bad payloads", () => {
@@ -162,14 +147,6 @@ describe("dbjobs enqueue rejects bad payloads", () => {
     const result = await runCli(["enqueue", "invoice-totals", "--data", "{all:true}"], cliEnv(config));
     expect(result.code).not.toBe(0);
     expect(result.stderr).toMatch(/--data is not valid JSON/);
-    expect(await keysUnder(redis, config.QUEUE_PREFIX)).toEqual([]);
-  });
-
-  it.skipIf(!pendingQueue)("exits non-zero on a queue that is not implemented yet", async () => {
-    const config = testConfig(database.url);
-    const result = await runCli(["enqueue", pendingQueue as string, "--data", "{}"], cliEnv(config));
-    expect(result.code).not.toBe(0);
-    expect(result.stderr).toContain(`Queue "${pendingQueue}" is not implemented yet`);
     expect(await keysUnder(redis, config.QUEUE_PREFIX)).toEqual([]);
   });
 });

@@ -3,7 +3,7 @@ import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/lib/config.js";
-import { queueNames, registry } from "../src/queues/registry.js";
+import { queueNames } from "../src/queues/registry.js";
 import { readScheduleHealth } from "../src/queues/schedule-health.js";
 import { type RunningScheduler, startScheduler } from "../src/queues/scheduler.js";
 import { schedulerLockKey } from "../src/queues/scheduler-lock.js";
@@ -11,7 +11,7 @@ import { declaredSchedules, type ScheduleDefinition } from "../src/queues/schedu
 import { cliEnv, spawnCli } from "./support/spawn-cli.js";
 import { memoryLogger, testConfig, testRedis } from "./support/test-env.js";
 
-// The scheduler needs no database; only invoice-totals is sure to be implemented, so test schedules target it.
+// The scheduler needs no database; test schedules target invoice-totals.
 const databaseUrl = "postgresql://postgres@127.0.0.1:5432/unused";
 const everyThreeSeconds = "*/3 * * * * *";
 
@@ -122,20 +122,20 @@ describe("scheduler: one registration however many start", () => {
     expect(entry?.nextFireAt).toBeGreaterThan(Date.now() - 3000);
   });
 
-  it("removes job schedulers that are no longer declared and skips queues that are not implemented", async () => {
+  it("registers every declared schedule and removes job schedulers that are no longer declared", async () => {
     const config = testConfig(databaseUrl);
     dropPrefixLater(config);
     const queue = queueFor(config);
     await queue.upsertJobScheduler("retired-schedule", { pattern: "0 0 * * *", tz: "UTC" }, { name: "retired-schedule", data: { all: true } });
 
-    const { logger, lines } = memoryLogger("info");
+    const { logger } = memoryLogger("info");
     const schedules = [...declaredSchedules(config), testSchedule("test-hourly", "0 * * * *")];
     const scheduler = startScheduler({ config, logger, schedules, leaseMs: 2000 });
     cleanups.push(() => scheduler.close());
     await scheduler.ready;
     expect(scheduler.isLeader()).toBe(true);
 
-    const expected = schedules.filter((item) => registry[item.queue].implemented).map((item) => item.id);
+    const expected = schedules.map((item) => item.id);
     const registered: string[] = [];
     for (const name of new Set(schedules.map((item) => item.queue))) {
       const other = new Queue(name, { connection: redis, prefix: config.QUEUE_PREFIX });
@@ -144,12 +144,8 @@ describe("scheduler: one registration however many start", () => {
     }
     expect(registered.sort()).toEqual(expected.sort());
     expect(registered).not.toContain("retired-schedule");
-    const skipped = schedules.filter((item) => !registry[item.queue].implemented);
-    for (const item of skipped)
-      expect(lines().some((line) => line.msg === "schedule skipped: its queue is not implemented yet" && line.schedule === item.id)).toBe(true);
 
     const health = await readScheduleHealth({ redis, prefix: config.QUEUE_PREFIX, config });
-    for (const item of skipped) expect(health.find((entry) => entry.id === item.id)).toMatchObject({ declared: true, registered: false, nextFireAt: null });
     expect(health.find((entry) => entry.id === "retired-schedule")).toBeUndefined();
   });
 
@@ -200,8 +196,8 @@ describe("scheduler: one registration however many start", () => {
     const token = await redis.get(schedulerLockKey(config.QUEUE_PREFIX));
     expect(token).not.toBeNull();
 
-    // Every declared schedule of an implemented queue has exactly one job scheduler.
-    const expected = declaredSchedules(config).filter((item) => registry[item.queue].implemented);
+    // Every declared schedule has exactly one job scheduler.
+    const expected = declaredSchedules(config);
     await waitFor(async () => (await registeredIds(config)).length >= expected.length, 20_000, "the schedules to be registered");
     expect((await registeredIds(config)).sort()).toEqual(expected.map((item) => item.id).sort());
 

@@ -8,9 +8,8 @@ import { isQueueName, type QueueName, queueNames } from "../queues/registry.js";
 import type { CliContext } from "./context.js";
 
 /**
- * What the operator verbs share: a queue by name (any known queue, implemented
- * or not, so operators can inspect and clean leftovers), state names checked
- * against BullMQ's, and durations like `15m`.
+ * What the operator verbs share: a queue by name (any known queue), state
+ * names checked against BullMQ's, and durations like `15m`.
  */
 export const listableStates = ["waiting", "active", "delayed", "prioritized", "failed", "completed", "waiting-children"] as const;
 export type ListableState = (typeof listableStates)[number];

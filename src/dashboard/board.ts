@@ -5,7 +5,7 @@ import type { Queue } from "bullmq";
 import type { Router } from "express";
 
 /**
- * bull-board for every implemented queue, mounted at `basePath`. Operators
+ * bull-board for every queue, mounted at `basePath`. Operators
  * can retry, promote, clean and pause from it; it is only ever served behind
  * the dashboard's authentication (server.ts).
  */

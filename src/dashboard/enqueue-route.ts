@@ -1,6 +1,6 @@
 import express, { type NextFunction, type Request, type Response, Router } from "express";
 import { z } from "zod";
-import { PayloadValidationError, QueueNotImplementedError, UnknownQueueError } from "../lib/errors.js";
+import { PayloadValidationError, UnknownQueueError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import type { Producer } from "../queues/producer.js";
 
@@ -11,7 +11,7 @@ import type { Producer } from "../queues/producer.js";
  *
  *   201 {"id","queue"}                      enqueued
  *   400 {"error","fields":[{path,message}]} the body (or a query option) is invalid; nothing enqueued
- *   404 {"error","code"}                    unknown queue, or a queue not implemented yet
+ *   404 {"error","code"}                    unknown queue
  *   413                                     body larger than bodyLimit
  *   415                                     not application/json
  *   503                                     Redis is down (the producer fails fast)
@@ -74,7 +74,7 @@ export function enqueueRouter(options: EnqueueRouteOptions): Router {
         res.status(400).json({ error: err.message, code: err.code, fields: err.fields });
         return;
       }
-      if (err instanceof UnknownQueueError || err instanceof QueueNotImplementedError) {
+      if (err instanceof UnknownQueueError) {
         res.status(404).json({ error: err.message, code: err.code });
         return;
       }

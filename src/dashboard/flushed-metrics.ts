@@ -20,7 +20,7 @@ const help: Record<string, string> = {
   dbjobs_transactions_failed_for_good_total: "Transactions marked FAILED after their last settlement attempt.",
 };
 
-/** Counters every implemented queue has from the start, so `rate()` works before the first job. */
+/** Counters every queue has from the start, so `rate()` works before the first job. */
 const perQueueCounters = ["dbjobs_jobs_completed_total", "dbjobs_jobs_failed_total", "dbjobs_jobs_stalled_total"];
 const perQueueHistograms = ["dbjobs_job_duration_seconds"];
 const globalCounters = ["dbjobs_slow_queries_total"];

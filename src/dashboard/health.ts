@@ -25,7 +25,7 @@ export interface HealthReport {
   checkedAt: string;
   postgres: DependencyHealth;
   redis: DependencyHealth;
-  /** Connected workers per implemented queue; null when Redis could not be asked. */
+  /** Connected workers per queue; null when Redis could not be asked. */
   queues: { queue: string; workers: number | null }[];
   /** Why the status is `down`. */
   reasons: string[];

@@ -7,7 +7,7 @@ import type { Config } from "../lib/config.js";
 import type { Logger } from "../lib/logger.js";
 import { createRedis } from "../lib/redis.js";
 import { Producer } from "../queues/producer.js";
-import { implementedQueues } from "../queues/registry.js";
+import { queueNames } from "../queues/registry.js";
 import { readScheduleHealth } from "../queues/schedule-health.js";
 import { type DashboardAuth, rejectCrossSiteWrites, requireAuth, resolveDashboardAuth } from "./auth.js";
 import { createBoardRouter } from "./board.js";
@@ -122,7 +122,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   // instead of hanging the page, the scrape or the health check.
   const redis = createRedis(config.REDIS_URL, "producer", logger);
   const producer = new Producer({ connection: redis, prefix });
-  const queues = implementedQueues().map((entry) => producer.queue(entry.name));
+  const queues = queueNames.map((name) => producer.queue(name));
   // Without an offline queue, commands sent before the first connect fail; give Redis a moment so the first page works.
   if (!(await redisReady(redis, config.DB_CONNECT_TIMEOUT_MS)))
     logger.warn("Redis is not reachable yet; the board and /metrics will fail and /health reports it until it is");

@@ -36,12 +36,6 @@ export class UnknownQueueError extends DbjobsError {
   }
 }
 
-export class QueueNotImplementedError extends DbjobsError {
-  constructor(queue: string) {
-    super("DBJOBS_NOT_IMPLEMENTED", `Queue "${queue}" is not implemented yet; no worker can run it and nothing can be enqueued on it.`);
-  }
-}
-
 export class MigrationError extends DbjobsError {
   constructor(message: string, options?: { cause?: unknown }) {
     super("DBJOBS_MIGRATION", message, options);

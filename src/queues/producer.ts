@@ -1,7 +1,7 @@
 import { type Job, type JobsOptions, Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { createRedis } from "../lib/redis.js";
-import { getImplementedQueue, type ImplementedQueueName, type PayloadInput, type QueueName } from "./registry.js";
+import { getQueueEntry, type PayloadInput, type QueueName } from "./registry.js";
 import { validatePayload } from "./validate-payload.js";
 
 /**
@@ -46,13 +46,13 @@ export class Producer {
   }
 
   /** Validates `payload` against the queue's schema and adds the job. */
-  async enqueue<Q extends ImplementedQueueName>(queue: Q, payload: PayloadInput<Q>, options: JobsOptions = {}): Promise<Job> {
+  async enqueue<Q extends QueueName>(queue: Q, payload: PayloadInput<Q>, options: JobsOptions = {}): Promise<Job> {
     return this.enqueueUnknown(queue, payload, options);
   }
 
   /** Same as `enqueue` for payloads whose type is not known at compile time (CLI, HTTP). */
   async enqueueUnknown(queue: string, payload: unknown, options: JobsOptions = {}): Promise<Job> {
-    const entry = getImplementedQueue(queue);
+    const entry = getQueueEntry(queue);
     const data = validatePayload(entry.name, entry.job.payloadSchema, payload);
     return this.queue(entry.name).add(entry.name, payload, { ...deduplicationOptions(entry.job.deduplicate?.(data)), ...options });
   }
@@ -61,7 +61,7 @@ export class Producer {
   queue(name: QueueName): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
-      const entry = getImplementedQueue(name);
+      const entry = getQueueEntry(name);
       queue = new Queue(name, { connection: this.connection, prefix: this.prefix, defaultJobOptions: entry.jobOptions });
       this.queues.set(name, queue);
     }

@@ -7,13 +7,12 @@ import { dbMaintenanceJob } from "../jobs/db-maintenance.js";
 import { invoiceTotalsJob } from "../jobs/invoice-totals.js";
 import { partitionMaintenanceJob } from "../jobs/partition-maintenance.js";
 import { transactionRetryJob } from "../jobs/transaction-retry.js";
-import { QueueNotImplementedError, UnknownQueueError } from "../lib/errors.js";
+import { UnknownQueueError } from "../lib/errors.js";
 import type { JobDefinition, QueueSettings } from "./job-definition.js";
 
 /**
- * The one place that answers "what queues exist and what do they take".
- * A queue whose job is not built yet is listed as not implemented: the
- * producer, the CLI and the worker refuse it instead of pretending.
+ * The one place that answers "what queues exist and what do they take":
+ * each queue's job definition, worker settings and default job options.
  */
 export const queueNames = [
   "bulk-messaging",
@@ -35,63 +34,45 @@ export const defaultJobOptions: JobsOptions = {
   removeOnFail: { age: 30 * 24 * 3600, count: 5000 },
 };
 
-export interface ImplementedQueue {
+export interface QueueEntry {
   name: QueueName;
-  implemented: true;
   // biome-ignore lint/suspicious/noExplicitAny: each entry keeps its own payload and result types
   job: JobDefinition<z.ZodType, any>;
   settings: QueueSettings;
   jobOptions: JobsOptions;
 }
 
-export interface PendingQueue {
-  name: QueueName;
-  implemented: false;
-}
-
-function implemented<S extends z.ZodType, R>(job: JobDefinition<S, R>, settings: QueueSettings) {
+function queueEntry<S extends z.ZodType, R>(job: JobDefinition<S, R>, settings: QueueSettings) {
   return {
     name: job.queue as QueueName,
-    implemented: true as const,
     job,
     settings,
     jobOptions: { ...defaultJobOptions, ...settings.jobOptions },
   };
 }
 
-function notImplemented(name: QueueName): PendingQueue {
-  return { name, implemented: false };
-}
-
 export const registry = {
-  "bulk-messaging": implemented(bulkMessagingJob, { concurrency: 2, lockDurationMs: 30_000, jobOptions: { attempts: 8 } }),
-  "invoice-totals": implemented(invoiceTotalsJob, { concurrency: 2, jobOptions: { attempts: 5 } }),
-  "partition-maintenance": implemented(partitionMaintenanceJob, { concurrency: 1 }),
+  "bulk-messaging": queueEntry(bulkMessagingJob, { concurrency: 2, lockDurationMs: 30_000, jobOptions: { attempts: 8 } }),
+  "invoice-totals": queueEntry(invoiceTotalsJob, { concurrency: 2, jobOptions: { attempts: 5 } }),
+  "partition-maintenance": queueEntry(partitionMaintenanceJob, { concurrency: 1 }),
   // Long runs: the lock is renewed while the job runs; one run at a time per process (an advisory lock covers the rest).
-  archiving: implemented(archivingJob, { concurrency: 1, lockDurationMs: 60_000 }),
-  "db-maintenance": implemented(dbMaintenanceJob, { concurrency: 1, lockDurationMs: 60_000, jobOptions: { attempts: 2 } }),
-  "cache-prefetch": implemented(cachePrefetchJob, { concurrency: 1, jobOptions: { attempts: 2 } }),
+  archiving: queueEntry(archivingJob, { concurrency: 1, lockDurationMs: 60_000 }),
+  "db-maintenance": queueEntry(dbMaintenanceJob, { concurrency: 1, lockDurationMs: 60_000, jobOptions: { attempts: 2 } }),
+  "cache-prefetch": queueEntry(cachePrefetchJob, { concurrency: 1, jobOptions: { attempts: 2 } }),
   // Two sweeps may overlap (a slow sweep and the next minute's); their claims are disjoint.
-  "transaction-retry": implemented(transactionRetryJob, { concurrency: 2, lockDurationMs: 60_000 }),
-} satisfies Record<QueueName, ImplementedQueue | PendingQueue>;
+  "transaction-retry": queueEntry(transactionRetryJob, { concurrency: 2, lockDurationMs: 60_000 }),
+} satisfies Record<QueueName, QueueEntry>;
 
 type Registry = typeof registry;
-export type ImplementedQueueName = { [Q in QueueName]: Registry[Q] extends { implemented: true } ? Q : never }[QueueName];
-export type PayloadInput<Q extends ImplementedQueueName> = Registry[Q] extends { job: JobDefinition<infer S, unknown> } ? z.input<S> : never;
-export type JobResult<Q extends ImplementedQueueName> = Registry[Q] extends { job: JobDefinition<z.ZodType, infer R> } ? R : never;
+export type PayloadInput<Q extends QueueName> = Registry[Q] extends { job: JobDefinition<infer S, unknown> } ? z.input<S> : never;
+export type JobResult<Q extends QueueName> = Registry[Q] extends { job: JobDefinition<z.ZodType, infer R> } ? R : never;
 
 export function isQueueName(name: string): name is QueueName {
   return (queueNames as readonly string[]).includes(name);
 }
 
-/** The registry entry of a queue that can run, or an error that says why not. */
-export function getImplementedQueue(name: string): ImplementedQueue {
+/** The registry entry of a queue, or an UnknownQueueError listing the known queues. */
+export function getQueueEntry(name: string): QueueEntry {
   if (!isQueueName(name)) throw new UnknownQueueError(name, queueNames);
-  const entry: ImplementedQueue | PendingQueue = registry[name];
-  if (!entry.implemented) throw new QueueNotImplementedError(name);
-  return entry;
-}
-
-export function implementedQueues(): ImplementedQueue[] {
-  return queueNames.map((name) => registry[name] as ImplementedQueue | PendingQueue).filter((entry): entry is ImplementedQueue => entry.implemented);
+  return registry[name];
 }

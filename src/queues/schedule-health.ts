@@ -2,7 +2,7 @@ import { Queue } from "bullmq";
 import { CronExpressionParser } from "cron-parser";
 import type { Redis } from "ioredis";
 import type { Config } from "../lib/config.js";
-import { queueNames, registry } from "./registry.js";
+import { isQueueName, queueNames, registry } from "./registry.js";
 import { declaredSchedules } from "./schedules.js";
 
 /**
@@ -114,9 +114,8 @@ export function expectedFireTimes(cron: string, fromMs: number, toMs: number): n
 }
 
 function keepCountOf(queue: string): number | undefined {
-  const entry = registry[queue as keyof typeof registry];
-  if (!entry?.implemented) return undefined;
-  const removeOnComplete = entry.jobOptions.removeOnComplete;
+  if (!isQueueName(queue)) return undefined;
+  const removeOnComplete = registry[queue].jobOptions.removeOnComplete;
   if (typeof removeOnComplete === "number") return removeOnComplete;
   if (typeof removeOnComplete === "object") return removeOnComplete.count;
   return undefined;

@@ -85,11 +85,6 @@ export async function registerSchedules(options: {
   try {
     for (const schedule of schedules) {
       const entry = registry[schedule.queue];
-      if (!entry?.implemented) {
-        outcome.skipped.push({ id: schedule.id, reason: `queue "${schedule.queue}" is not implemented yet` });
-        logger.info({ schedule: schedule.id, queue: schedule.queue }, "schedule skipped: its queue is not implemented yet");
-        continue;
-      }
       keep.add(schedule.id);
       try {
         validatePayload(entry.name, entry.job.payloadSchema, schedule.payload);
@@ -129,7 +124,7 @@ export async function registerSchedules(options: {
         const declaredHere = schedules.some((schedule) => schedule.id === scheduler.key && schedule.queue === name);
         if (declaredHere && keep.has(scheduler.key)) continue;
         // A declared schedule that failed to register keeps its previous scheduler.
-        if (declaredHere && outcome.skipped.some((skip) => skip.id === scheduler.key && !skip.reason.includes("not implemented"))) continue;
+        if (declaredHere && outcome.skipped.some((skip) => skip.id === scheduler.key)) continue;
         await queue.removeJobScheduler(scheduler.key);
         await redis.hdel(registeredSchedulesKey(prefix), scheduler.key);
         outcome.removed.push(scheduler.key);

@@ -8,7 +8,7 @@ import type { Logger } from "../lib/logger.js";
 import { flushMetrics } from "../lib/metrics.js";
 import { createRedis, warnUnlessNoEviction } from "../lib/redis.js";
 import type { JobContext, JobDefinition, QueueSettings } from "./job-definition.js";
-import { getImplementedQueue } from "./registry.js";
+import { getQueueEntry } from "./registry.js";
 import { validatePayload } from "./validate-payload.js";
 import { WorkerCounters } from "./worker-counters.js";
 
@@ -29,7 +29,7 @@ export interface StartWorkerOptions {
   /**
    * Internal, for embedding and benchmarks: run this job definition on queue
    * `queueName` instead of looking the queue up in the registry. The Procfile
-   * and CLI never set it, so "not implemented yet" queues stay refused there.
+   * and CLI never set it, so they only run the registry's queues.
    */
   job?: { definition: JobDefinition; settings: QueueSettings };
 }
@@ -45,7 +45,7 @@ export interface RunningWorker {
 export async function startWorker(queueName: string, options: StartWorkerOptions): Promise<RunningWorker> {
   const entry: { name: string; job: JobDefinition; settings: QueueSettings } = options.job
     ? { name: queueName, job: options.job.definition, settings: options.job.settings }
-    : getImplementedQueue(queueName);
+    : getQueueEntry(queueName);
   const { config } = options;
   const prefix = options.prefix ?? config.QUEUE_PREFIX;
   const logger = options.logger.child({ queue: entry.name });

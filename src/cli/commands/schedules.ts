@@ -30,7 +30,7 @@ export function registerSchedulesCommand(program: Command): void {
         );
         const notRunning = health.filter((item) => item.declared && !item.registered);
         if (notRunning.length)
-          console.log(`${notRunning.length} declared schedule(s) not registered: is \`dbjobs scheduler\` running, and are their queues implemented?`);
+          console.log(`${notRunning.length} declared schedule(s) not registered: is \`dbjobs scheduler\` running, and are their cron overrides valid?`);
       });
     });
 }

@@ -1,12 +1,11 @@
 import type { Command } from "commander";
 import { type CacheStatsSnapshot, readCacheStats } from "../../lib/cache-stats.js";
-import { queueNames, registry } from "../../queues/registry.js";
+import { queueNames } from "../../queues/registry.js";
 import { createCliContext, printJson } from "../context.js";
 import { formatAge, withQueues } from "../operator-queues.js";
 
 export interface QueueStatus {
   queue: string;
-  implemented: boolean;
   waiting: number;
   active: number;
   delayed: number;
@@ -46,7 +45,6 @@ export function registerStatusCommand(program: Command): void {
           ]);
           statuses.push({
             queue: name,
-            implemented: registry[name].implemented,
             waiting: counts.waiting ?? 0,
             active: counts.active ?? 0,
             delayed: counts.delayed ?? 0,
@@ -72,7 +70,7 @@ export function registerStatusCommand(program: Command): void {
         }
         console.table(
           statuses.map((status) => ({
-            queue: status.implemented ? status.queue : `${status.queue} (not implemented)`,
+            queue: status.queue,
             waiting: status.waiting,
             active: status.active,
             delayed: status.delayed + status.prioritized,
