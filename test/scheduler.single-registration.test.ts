@@ -160,6 +160,21 @@ describe("scheduler: one registration however many start", () => {
     expect(lines().some((line) => line.msg === "schedule not registered" && line.schedule === "test-bad")).toBe(true);
   });
 
+  it("a schedule whose new cron override is bad keeps the scheduler it had", async () => {
+    const config = testConfig(databaseUrl);
+    dropPrefixLater(config);
+    const first = startScheduler({ config, logger: memoryLogger("warn").logger, schedules: [testSchedule("test-kept", "0 * * * *")], leaseMs: 2000 });
+    await first.ready;
+    await first.close();
+    const { logger, lines } = memoryLogger("info");
+    const second = startScheduler({ config, logger, schedules: [testSchedule("test-kept", "not a cron")], leaseMs: 2000 });
+    cleanups.push(() => second.close());
+    await second.ready;
+    expect(lines().some((line) => line.msg === "schedule not registered" && line.schedule === "test-kept")).toBe(true);
+    const kept = await queueFor(config).getJobSchedulers();
+    expect(kept.map((scheduler) => [scheduler.key, scheduler.pattern])).toEqual([["test-kept", "0 * * * *"]]);
+  });
+
   it("counts missed fires when no worker takes the schedule's jobs", async () => {
     const config = testConfig(databaseUrl);
     dropPrefixLater(config);

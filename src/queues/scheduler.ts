@@ -122,9 +122,8 @@ export async function registerSchedules(options: {
       }
       for (const scheduler of existing) {
         const declaredHere = schedules.some((schedule) => schedule.id === scheduler.key && schedule.queue === name);
+        // Every declared schedule is kept, so one that failed to register keeps its previous scheduler.
         if (declaredHere && keep.has(scheduler.key)) continue;
-        // A declared schedule that failed to register keeps its previous scheduler.
-        if (declaredHere && outcome.skipped.some((skip) => skip.id === scheduler.key)) continue;
         await queue.removeJobScheduler(scheduler.key);
         await redis.hdel(registeredSchedulesKey(prefix), scheduler.key);
         outcome.removed.push(scheduler.key);
@@ -132,7 +131,7 @@ export async function registerSchedules(options: {
       }
     }
     for (const id of registrations.keys()) {
-      if (!keep.has(id) && !outcome.removed.includes(id) && !outcome.skipped.some((skip) => skip.id === id)) {
+      if (!keep.has(id) && !outcome.removed.includes(id)) {
         await redis.hdel(registeredSchedulesKey(prefix), id);
       }
     }
