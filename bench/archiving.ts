@@ -5,7 +5,8 @@ import { loadConfig } from "../src/lib/config.js";
 import { createDb, quoteIdent } from "../src/lib/db.js";
 import { createLogger } from "../src/lib/logger.js";
 import { addUtcMonths, boundCheckName, monthPartitionName, monthRange, utcMonthStart } from "../src/lib/partitions.js";
-import type { JobContext } from "../src/queues/job-definition.js";
+import type { JobContext } from "../src/queues/job-context.js";
+import { workerServices } from "../src/queues/worker-services.js";
 import type { BenchRow, BenchSection } from "./bench-section.js";
 import { benchPostgresAdminUrl, freshBenchDatabase } from "./support.js";
 
@@ -101,6 +102,7 @@ async function runJob(url: string, payload: Record<string, unknown>): Promise<{ 
     redis: undefined as never,
     config: loadConfig({ DATABASE_URL: url }),
     prefix: "bench",
+    services: workerServices(loadConfig({ DATABASE_URL: url })),
     invalidateCache: async () => undefined,
     reportProgress: async () => undefined,
   };

@@ -4,8 +4,7 @@ import { pino } from "pino";
 import { z } from "zod";
 import { loadConfig } from "../src/lib/config.js";
 import { createLogger } from "../src/lib/logger.js";
-import { defineJob } from "../src/queues/job-definition.js";
-import { defaultJobOptions } from "../src/queues/registry.js";
+import { defaultJobOptions, defineContract } from "../src/queues/contract.js";
 import { startWorker } from "../src/queues/start-worker.js";
 import type { BenchRow, BenchSection } from "./bench-section.js";
 import { benchPostgresAdminUrl, benchPrefix, benchRedisUrl, median } from "./support.js";
@@ -26,13 +25,14 @@ const ROUNDS = Number(process.env.BENCH_NOOP_ROUNDS ?? 7);
 const CONCURRENCY = 8;
 const QUEUE = "bench-noop";
 
-const noopJob = defineJob({
-  queue: QUEUE,
-  payloadSchema: z.object({ n: z.number().int() }).strict(),
-  handle: async () => undefined,
+const noopContract = defineContract<undefined>()({
+  name: QUEUE,
+  payload: z.object({ n: z.number().int() }).strict(),
+  worker: { concurrency: CONCURRENCY },
 });
+const noopHandler = async () => undefined;
 
-// The registry's retention options, so both sides do the same Redis work per job.
+// The contracts' retention options, so both sides do the same Redis work per job.
 const jobOptions = { removeOnComplete: defaultJobOptions.removeOnComplete, removeOnFail: defaultJobOptions.removeOnFail };
 
 async function fill(connection: Redis, prefix: string): Promise<void> {
@@ -96,7 +96,7 @@ async function projectRound(connection: Redis, level: "info" | "warn"): Promise<
   // As `dbjobs worker` logs: pino.destination (asynchronous SonicBoom), here to /dev/null.
   const logger = createLogger({ level }, pino.destination({ dest: "/dev/null", sync: false }));
   // startWorker starts its worker at once; the clock starts when it returns.
-  const running = await startWorker(QUEUE, { config, logger, concurrency: CONCURRENCY, job: { definition: noopJob, settings: { concurrency: CONCURRENCY } } });
+  const running = await startWorker(QUEUE, { config, logger, concurrency: CONCURRENCY, job: { contract: noopContract, handler: noopHandler } });
   const round = await measured(running.worker);
   await running.close();
   await obliterate(connection, prefix);

@@ -1,18 +1,51 @@
 /**
- * dbjobs for producer applications: enqueue validated jobs from TypeScript.
+ * dbjobs for producer applications: the queues' contracts and the typed
+ * producer. Importing this entry loads neither Prisma nor pg nor any job
+ * handler; worker-side code lives under `dbjobs/worker`, the two-tier cache
+ * under `dbjobs/cache`.
  *
  *   import { Producer } from "dbjobs";
  *   const producer = new Producer({ redisUrl: process.env.REDIS_URL });
  *   await producer.enqueue("invoice-totals", { invoiceIds: [id] });
  */
 
-export { type CacheKind, type CacheOptions, createCache, readCacheStats, TwoTierCache } from "./lib/cache.js";
-export { invalidateCacheKeys } from "./lib/cache-invalidation.js";
-export { cacheKeys } from "./lib/cache-keys.js";
+export { type ArchivingPayload, archivingContract, archivingPayload, finalStatuses } from "./jobs/archiving/contract.js";
+export { type BulkMessagingPayload, type BulkMessagingResult, bulkMessagingContract, bulkMessagingPayload } from "./jobs/bulk-messaging/contract.js";
+export {
+  type CachePrefetchPayload,
+  type CachePrefetchResult,
+  cachePrefetchContract,
+  cachePrefetchPayload,
+  type PrefetchKind,
+  prefetchKinds,
+} from "./jobs/cache-prefetch/contract.js";
+export { type DbMaintenancePayload, type DbMaintenanceResult, dbMaintenanceContract, dbMaintenancePayload } from "./jobs/db-maintenance/contract.js";
+export { type InvoiceTotalsPayload, type InvoiceTotalsResult, invoiceTotalsContract, invoiceTotalsPayload } from "./jobs/invoice-totals/contract.js";
+export {
+  type PartitionMaintenancePayload,
+  type PartitionMaintenanceResult,
+  partitionMaintenanceContract,
+  partitionMaintenancePayload,
+} from "./jobs/partition-maintenance/contract.js";
+export {
+  type TransactionRetryPayload,
+  type TransactionRetryResult,
+  transactionRetryContract,
+  transactionRetryPayload,
+} from "./jobs/transaction-retry/contract.js";
 export { type Config, loadConfig } from "./lib/config.js";
-export { DbjobsError, PayloadValidationError, UnknownQueueError } from "./lib/errors.js";
-export { migrate } from "./lib/migrate.js";
-export { backoffDelayMs, isWriteConflict, retryOnConflict, withConflictRetry } from "./lib/retry.js";
+export { ConfigError, DbjobsError, PayloadValidationError, UnknownQueueError } from "./lib/errors.js";
+export { defaultJobOptions, type QueueContract, type WorkerSettings } from "./queues/contract.js";
+export {
+  type Contract,
+  type ContractOf,
+  contracts,
+  getContract,
+  isQueueName,
+  type JobResult,
+  type Payload,
+  type PayloadInput,
+  type QueueName,
+  queueNames,
+} from "./queues/contracts.js";
 export { Producer, type ProducerOptions } from "./queues/producer.js";
-export { type PayloadInput, type QueueName, queueNames, registry } from "./queues/registry.js";
-export { startWorker } from "./queues/start-worker.js";

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
-import { type BatchSql, flushAsyncCommits, runCampaignBatch } from "../src/lib/messaging/campaign-batch.js";
-import { NoopProvider } from "../src/lib/messaging/noop-provider.js";
-import { RateLimiter } from "../src/lib/messaging/rate-limiter.js";
+import { type BatchSql, flushAsyncCommits, runCampaignBatch } from "../src/jobs/bulk-messaging/campaign-batch.js";
+import { NoopProvider } from "../src/jobs/bulk-messaging/noop-provider.js";
+import { RateLimiter } from "../src/jobs/bulk-messaging/rate-limiter.js";
 import { useTestDb } from "./support/test-env.js";
 
 /**

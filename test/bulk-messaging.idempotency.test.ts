@@ -1,9 +1,9 @@
 import { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HttpProvider } from "../src/jobs/bulk-messaging/http-provider.js";
 import { type BulkMessagingResult, setBulkMessagingProvider } from "../src/jobs/bulk-messaging.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
-import { HttpProvider } from "../src/lib/messaging/http-provider.js";
 import { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";

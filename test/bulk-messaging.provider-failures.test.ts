@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
+import { HttpProvider, type HttpProviderOptions } from "../src/jobs/bulk-messaging/http-provider.js";
+import { ProviderUnavailableError } from "../src/jobs/bulk-messaging/messaging-errors.js";
 import { bulkMessagingJob, setBulkMessagingProvider } from "../src/jobs/bulk-messaging.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
-import { HttpProvider, type HttpProviderOptions } from "../src/lib/messaging/http-provider.js";
-import { ProviderUnavailableError } from "../src/lib/messaging/messaging-errors.js";
 import { directJobContext } from "./support/direct-job-context.js";
 import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
 import { testConfig, useTestDb } from "./support/test-env.js";

@@ -1,10 +1,10 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { NoopProvider } from "../src/jobs/bulk-messaging/noop-provider.js";
 import { bulkMessagingJob, setBulkMessagingProvider } from "../src/jobs/bulk-messaging.js";
 import type { Config } from "../src/lib/config.js";
 import { countingDb } from "../src/lib/counting-pool.js";
 import type { Db } from "../src/lib/db.js";
-import { NoopProvider } from "../src/lib/messaging/noop-provider.js";
 import { directJobContext } from "./support/direct-job-context.js";
 import { testConfig, useTestDb } from "./support/test-env.js";
 

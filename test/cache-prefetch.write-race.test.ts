@@ -1,10 +1,10 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { createCache, type TwoTierCache } from "../src/cache/cache.js";
+import { invalidateCacheKeys } from "../src/cache/cache-invalidation.js";
+import { cacheKeys } from "../src/cache/cache-keys.js";
+import { deserializeCacheValue } from "../src/cache/cache-serializer.js";
+import { type CachedUser, type EscrowBalance, type GlobalCounts, loadEscrowBalance, loadUser } from "../src/jobs/cache-prefetch/cache-entities.js";
 import { type PrefetchDeps, prefetch } from "../src/jobs/cache-prefetch.js";
-import { createCache, type TwoTierCache } from "../src/lib/cache.js";
-import { type CachedUser, type EscrowBalance, type GlobalCounts, loadEscrowBalance, loadUser } from "../src/lib/cache-entities.js";
-import { invalidateCacheKeys } from "../src/lib/cache-invalidation.js";
-import { cacheKeys } from "../src/lib/cache-keys.js";
-import { deserializeCacheValue } from "../src/lib/cache-serializer.js";
 import type { Config } from "../src/lib/config.js";
 import { type Db, Prisma } from "../src/lib/db.js";
 import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";

@@ -1,10 +1,10 @@
 import { type ChildProcessWithoutNullStreams, spawn } from "node:child_process";
 import { createInterface, type Interface } from "node:readline";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCache, type TwoTierCache } from "../src/lib/cache.js";
-import { loadEscrowBalance } from "../src/lib/cache-entities.js";
-import { invalidateCacheKeys } from "../src/lib/cache-invalidation.js";
-import { cacheKeys } from "../src/lib/cache-keys.js";
+import { createCache, type TwoTierCache } from "../src/cache/cache.js";
+import { invalidateCacheKeys } from "../src/cache/cache-invalidation.js";
+import { cacheKeys } from "../src/cache/cache-keys.js";
+import { loadEscrowBalance } from "../src/jobs/cache-prefetch/cache-entities.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { packageRoot } from "../src/lib/paths.js";

@@ -1,7 +1,7 @@
 import { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { createCache, type TwoTierCache } from "../src/lib/cache.js";
-import { cacheKeys } from "../src/lib/cache-keys.js";
+import { createCache, type TwoTierCache } from "../src/cache/cache.js";
+import { cacheKeys } from "../src/cache/cache-keys.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";

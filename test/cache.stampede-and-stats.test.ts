@@ -1,5 +1,5 @@
 import { afterAll, describe, expect, it } from "vitest";
-import { createCache, readCacheStats, type TwoTierCache } from "../src/lib/cache.js";
+import { createCache, readCacheStats, type TwoTierCache } from "../src/cache/cache.js";
 import { loadConfig } from "../src/lib/config.js";
 import { memoryLogger, testPrefix, testRedis, testRedisUrl } from "./support/test-env.js";
 

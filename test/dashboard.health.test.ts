@@ -2,7 +2,7 @@ import { createServer } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HealthReport } from "../src/dashboard/health.js";
 import { startDashboard } from "../src/dashboard/server.js";
-import { queueNames } from "../src/queues/registry.js";
+import { queueNames } from "../src/queues/contracts.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from "./support/test-env.js";
 

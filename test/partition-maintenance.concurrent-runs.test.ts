@@ -6,9 +6,10 @@ import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { PayloadValidationError } from "../src/lib/errors.js";
 import { addUtcMonths, createMonthPartition, monthPartitionName, utcMonthStart } from "../src/lib/partitions.js";
-import type { JobContext } from "../src/queues/job-definition.js";
+import type { JobContext } from "../src/queues/job-context.js";
 import { Producer } from "../src/queues/producer.js";
 import { startWorker } from "../src/queues/start-worker.js";
+import { workerServices } from "../src/queues/worker-services.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
 
 function directContext(db: Db, config: Config): JobContext {
@@ -19,6 +20,7 @@ function directContext(db: Db, config: Config): JobContext {
     redis: undefined as never,
     config,
     prefix: "direct",
+    services: workerServices(config),
     invalidateCache: async () => undefined,
     reportProgress: async () => undefined,
   };

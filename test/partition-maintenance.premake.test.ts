@@ -5,7 +5,8 @@ import { partitionMaintenanceJob } from "../src/jobs/partition-maintenance.js";
 import type { Db } from "../src/lib/db.js";
 import type { Logger } from "../src/lib/logger.js";
 import { addUtcMonths, monthPartitionName, utcMonthStart } from "../src/lib/partitions.js";
-import type { JobContext } from "../src/queues/job-definition.js";
+import type { JobContext } from "../src/queues/job-context.js";
+import { workerServices } from "../src/queues/worker-services.js";
 import { memoryLogger, testConfig, useTestDb } from "./support/test-env.js";
 
 /** Calls the handler as the worker would, on a real database; progress is kept for assertions. */
@@ -18,6 +19,7 @@ function directContext(db: Db, log: Logger, url: string): JobContext & { progres
     redis: undefined as never,
     config: testConfig(url),
     prefix: "direct",
+    services: workerServices(testConfig(url)),
     invalidateCache: async () => undefined,
     reportProgress: async (value) => {
       progress.push(value);

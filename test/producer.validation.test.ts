@@ -2,8 +2,8 @@ import { randomUUID } from "node:crypto";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { PayloadValidationError, UnknownQueueError } from "../src/lib/errors.js";
+import { getContract } from "../src/queues/contracts.js";
 import { Producer } from "../src/queues/producer.js";
-import { registry } from "../src/queues/registry.js";
 import { cliEnv, runCli } from "./support/spawn-cli.js";
 import { createTestDatabase, type TestDatabase, testConfig, testPrefix, testRedis, testRedisUrl } from "./support/test-env.js";
 
@@ -99,8 +99,8 @@ describe("the producer rejects bad payloads before Redis", () => {
       expect(job.data).toEqual({ all: true });
       const counts = await producer.queue("invoice-totals").getJobCounts("waiting", "delayed", "prioritized");
       expect((counts.waiting ?? 0) + (counts.delayed ?? 0) + (counts.prioritized ?? 0)).toBe(1);
-      // The registry's job options reach Redis with the job.
-      expect(job.opts.attempts).toBe(registry["invoice-totals"].jobOptions.attempts);
+      // The contract's job options reach Redis with the job.
+      expect(job.opts.attempts).toBe(getContract("invoice-totals").jobOptions.attempts);
     } finally {
       await producer.queue("invoice-totals").obliterate({ force: true });
       await producer.close();

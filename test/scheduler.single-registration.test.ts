@@ -3,7 +3,7 @@ import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/lib/config.js";
-import { queueNames } from "../src/queues/registry.js";
+import { queueNames } from "../src/queues/contracts.js";
 import { readScheduleHealth } from "../src/queues/schedule-health.js";
 import { type RunningScheduler, startScheduler } from "../src/queues/scheduler.js";
 import { schedulerLockKey } from "../src/queues/scheduler-lock.js";

@@ -1,9 +1,9 @@
 import type { QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cacheKeyPrefix } from "../src/cache/cache-invalidation.js";
+import { cacheKeys } from "../src/cache/cache-keys.js";
 import type { TransactionRetryResult } from "../src/jobs/transaction-retry.js";
-import { cacheKeyPrefix } from "../src/lib/cache-invalidation.js";
-import { cacheKeys } from "../src/lib/cache-keys.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import type { SettlementMode } from "../src/lib/settlement.js";

@@ -4,7 +4,7 @@ import { UnknownQueueError } from "../lib/errors.js";
 import { redactUrl } from "../lib/logger.js";
 import { BadArgumentError, BadJobStateError, RedisUnreachableError, UnknownJobError } from "../lib/operator-errors.js";
 import { createRedis } from "../lib/redis.js";
-import { isQueueName, type QueueName, queueNames } from "../queues/registry.js";
+import { isQueueName, type QueueName, queueNames } from "../queues/contracts.js";
 import type { CliContext } from "./context.js";
 
 /**

@@ -1,7 +1,7 @@
 import { UnrecoverableError } from "bullmq";
 import type pg from "pg";
 import { z } from "zod";
-import { advisoryLockNames, withTryAdvisoryLock } from "../lib/advisory-lock.js";
+import { lockNames, withTryAdvisoryLock } from "../lib/advisory-locks.js";
 import { ensureArchiveMonth, type FastPathOutcome, moveBatch, moveWholePartition } from "../lib/archive-moves.js";
 import {
   ArchiveVerificationError,
@@ -134,7 +134,7 @@ export const archivingJob = defineJob({
         return { dryRun: true, cutoff: cutoff.toISOString(), wouldMove, months: plan };
       }
 
-      const outcome = await withTryAdvisoryLock(client, advisoryLockNames.archiving("transactions"), () =>
+      const outcome = await withTryAdvisoryLock(client, lockNames.archiving("transactions"), () =>
         archive(client, { plan, before, scope, cutoff, statuses, batchSize, maxBatchMs, maxRows, log, reportProgress }),
       );
       if (!outcome.acquired) {

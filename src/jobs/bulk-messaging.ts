@@ -1,13 +1,13 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { z } from "zod";
 import { ChunkLanes } from "../lib/chunk-lanes.js";
-import { type BatchOutcome, flushAsyncCommits, runCampaignBatch } from "../lib/messaging/campaign-batch.js";
-import { createProvider } from "../lib/messaging/create-provider.js";
-import { ProviderUnavailableError } from "../lib/messaging/messaging-errors.js";
-import type { MessagingProvider } from "../lib/messaging/provider.js";
-import { RateLimiter } from "../lib/messaging/rate-limiter.js";
 import { isUuid } from "../lib/uuid.js";
 import { defineJob } from "../queues/job-definition.js";
+import { type BatchOutcome, flushAsyncCommits, runCampaignBatch } from "./bulk-messaging/campaign-batch.js";
+import { createProvider } from "./bulk-messaging/create-provider.js";
+import { ProviderUnavailableError } from "./bulk-messaging/messaging-errors.js";
+import type { MessagingProvider } from "./bulk-messaging/provider.js";
+import { RateLimiter } from "./bulk-messaging/rate-limiter.js";
 
 /**
  * bulk-messaging: sends one campaign to up to 100,000 patients (seed 004,

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { cacheKeys } from "../lib/cache-keys.js";
+import { cacheKeys } from "../cache/cache-keys.js";
 import { ChunkLanes } from "../lib/chunk-lanes.js";
 import { withConflictRetry } from "../lib/retry.js";
 import { defineJob } from "../queues/job-definition.js";
@@ -120,11 +120,6 @@ const smallestUuid = "00000000-0000-0000-0000-000000000000";
 export const invoiceTotalsJob = defineJob({
   queue: "invoice-totals",
   payloadSchema: invoiceTotalsPayload,
-
-  // Jobs for one invoice enqueued within half a second collapse into one, which
-  // runs at the end of that window and so sees every change made in it; one
-  // enqueued while it runs triggers exactly one more run (see producer.ts).
-  deduplicate: (payload) => (payload.invoiceIds?.length === 1 ? { id: `invoice:${payload.invoiceIds[0]}`, ttlMs: 500 } : undefined),
 
   async handle(payload, { db, log, reportProgress, invalidateCache }): Promise<InvoiceTotalsResult> {
     const chunkSize = payload.chunkSize ?? 1000;

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { advisoryLockNames, withTryAdvisoryLock } from "../lib/advisory-lock.js";
+import { lockNames, withTryAdvisoryLock } from "../lib/advisory-locks.js";
 import { quoteIdent } from "../lib/db.js";
 import { addUtcMonths, createMonthPartition, type DefaultMonthRows, defaultPartitionRows, utcMonthStart } from "../lib/partitions.js";
 import { defineJob } from "../queues/job-definition.js";
@@ -55,7 +55,7 @@ export const partitionMaintenanceJob = defineJob({
     const client = await db.pool.connect();
     let broken: Error | undefined;
     try {
-      const outcome = await withTryAdvisoryLock(client, advisoryLockNames.partitionMaintenance(table), async () => {
+      const outcome = await withTryAdvisoryLock(client, lockNames.partitionMaintenance(table), async () => {
         const created: string[] = [];
         let movedFromDefault = 0;
         const first = utcMonthStart(new Date());

@@ -1,5 +1,5 @@
 import { z } from "zod";
-import { cacheKeys } from "../lib/cache-keys.js";
+import { cacheKeys } from "../cache/cache-keys.js";
 import { defaultSettlementMode, settlementModes } from "../lib/settlement.js";
 import { type SweepResult, sweepDueTransactions } from "../lib/settlement-sweep.js";
 import { defineJob } from "../queues/job-definition.js";

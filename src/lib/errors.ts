@@ -1,14 +1,31 @@
 /**
  * Error classes with a stable `code` and `name`. Messages say how to fix the problem.
+ * `retryable: false` marks a failure that retrying cannot fix (a bad payload, a
+ * failed verification): the worker runtime fails such a job at once, keeping
+ * this error's code and cause (see src/queues/job-failure.ts).
  */
+export interface DbjobsErrorOptions {
+  cause?: unknown;
+  /** @defaultValue true */
+  retryable?: boolean;
+}
+
 export class DbjobsError extends Error {
   readonly code: string;
+  readonly retryable: boolean;
 
-  constructor(code: string, message: string, options?: { cause?: unknown }) {
-    super(message, options);
+  constructor(code: string, message: string, options: DbjobsErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.code = code;
     this.name = new.target.name;
+    this.retryable = options.retryable ?? true;
   }
+}
+
+/** Anything thrown, as an Error: a non-Error value becomes its string form, kept as the cause. */
+export function coerceError(thrown: unknown): Error {
+  if (thrown instanceof Error) return thrown;
+  return new Error(typeof thrown === "string" ? thrown : (JSON.stringify(thrown) ?? String(thrown)), { cause: thrown });
 }
 
 export class ConfigError extends DbjobsError {
@@ -24,7 +41,7 @@ export class PayloadValidationError extends DbjobsError {
 
   constructor(queue: string, fields: { path: string; message: string }[]) {
     const list = fields.map((field) => `${field.path || "(payload)"}: ${field.message}`).join("; ");
-    super("DBJOBS_INVALID_PAYLOAD", `Invalid payload for queue "${queue}": ${list}. Fix these fields and enqueue again.`);
+    super("DBJOBS_INVALID_PAYLOAD", `Invalid payload for queue "${queue}": ${list}. Fix these fields and enqueue again.`, { retryable: false });
     this.queue = queue;
     this.fields = fields;
   }
@@ -32,7 +49,7 @@ export class PayloadValidationError extends DbjobsError {
 
 export class UnknownQueueError extends DbjobsError {
   constructor(queue: string, known: readonly string[]) {
-    super("DBJOBS_UNKNOWN_QUEUE", `Unknown queue "${queue}". Known queues: ${known.join(", ")}.`);
+    super("DBJOBS_UNKNOWN_QUEUE", `Unknown queue "${queue}". Known queues: ${known.join(", ")}.`, { retryable: false });
   }
 }
 
@@ -53,5 +70,16 @@ export class RetryExhaustedError extends DbjobsError {
       { cause },
     );
     this.attempts = attempts;
+  }
+}
+
+/** The PostgreSQL connection a job held for its whole run failed (a killed backend, a failover). Retrying on a fresh connection is safe. */
+export class SessionLostError extends DbjobsError {
+  constructor(cause: unknown) {
+    super(
+      "DBJOBS_SESSION_LOST",
+      `The PostgreSQL connection this work held was lost (${coerceError(cause).message}); the work is retried on a fresh connection.`,
+      { cause },
+    );
   }
 }

@@ -2,6 +2,7 @@ import { createHash, randomUUID } from "node:crypto";
 import { readdir, readFile } from "node:fs/promises";
 import { join } from "node:path";
 import pg from "pg";
+import { advisoryLock, advisoryUnlock, lockNames } from "./advisory-locks.js";
 import { MigrationError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { packageRoot } from "./paths.js";
@@ -39,9 +40,6 @@ CREATE TABLE IF NOT EXISTS "_prisma_migrations" (
     "started_at"            TIMESTAMPTZ NOT NULL DEFAULT now(),
     "applied_steps_count"   INTEGER NOT NULL DEFAULT 0
 )`;
-
-// Any constant works as long as every dbjobs migrate uses the same one.
-const MIGRATION_LOCK_KEY = 72_707_369;
 
 export function migrationChecksum(sql: string): string {
   return createHash("sha256").update(sql).digest("hex");
@@ -96,7 +94,7 @@ export async function migrate(options: { url: string; logger?: Logger; migration
   const client = new pg.Client({ connectionString: options.url });
   await client.connect();
   try {
-    await client.query("SELECT pg_advisory_lock($1)", [MIGRATION_LOCK_KEY]);
+    await advisoryLock(client, lockNames.migrate());
     await client.query(createMigrationsTable);
     const { rows } = await client.query<{ migration_name: string; checksum: string; finished_at: Date | null; rolled_back_at: Date | null }>(
       `SELECT migration_name, checksum, finished_at, rolled_back_at FROM "_prisma_migrations" WHERE rolled_back_at IS NULL`,
@@ -127,7 +125,7 @@ export async function migrate(options: { url: string; logger?: Logger; migration
     }
     return { createdDatabase, applied, alreadyApplied };
   } finally {
-    await client.query("SELECT pg_advisory_unlock($1)", [MIGRATION_LOCK_KEY]).catch(() => undefined);
+    await advisoryUnlock(client, lockNames.migrate());
     await client.end();
   }
 }

@@ -54,6 +54,51 @@ export function isWriteConflict(err: unknown): boolean {
   return errorCodes(err).some((code) => RETRYABLE_SQLSTATES.has(code) || RETRYABLE_PRISMA_CODES.has(code));
 }
 
+/** SQLSTATE 55P03: lock_timeout expired (or NOWAIT found the lock taken). */
+export function isLockNotAvailable(err: unknown): boolean {
+  return errorCodes(err).includes("55P03");
+}
+
+/** A broken connection: SQLSTATE class 08, an administrator's or crash shutdown (57P01-57P03), or no SQLSTATE at all (a socket error). */
+export function isConnectionFailure(err: unknown): boolean {
+  const codes = errorCodes(err);
+  if (codes.length === 0) return true;
+  return codes.some((code) => code.startsWith("08") || code === "57P01" || code === "57P02" || code === "57P03");
+}
+
+export interface RetryOptions extends BackoffOptions {
+  /** Total attempts, the first included. @defaultValue 5 */
+  maxAttempts?: number;
+  /** Which errors are worth another attempt; any other goes straight to the caller. */
+  isRetryable(err: unknown): boolean;
+  /** Called before each wait; e.g. to count, log, or clean up what the failed attempt left. A throw here is ignored. */
+  onRetry?(attempt: number, err: unknown): void | Promise<void>;
+  /** What to throw after the last attempt failed. @defaultValue the last error itself */
+  exhausted?(attempts: number, err: unknown): unknown;
+}
+
+/**
+ * The project's one retry loop: reruns `operation` while it fails with a
+ * retryable error, with exponential backoff and equal jitter between attempts.
+ */
+export async function retry<T>(operation: (attempt: number) => Promise<T>, options: RetryOptions): Promise<T> {
+  const maxAttempts = options.maxAttempts ?? 5;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await operation(attempt);
+    } catch (err) {
+      if (!options.isRetryable(err)) throw err;
+      if (attempt >= maxAttempts) throw options.exhausted ? options.exhausted(attempt, err) : err;
+      try {
+        await options.onRetry?.(attempt, err);
+      } catch {
+        // a counting or cleaning callback must never change the outcome
+      }
+      await sleep(backoffDelayMs(attempt, options));
+    }
+  }
+}
+
 export interface ConflictRetryOptions extends BackoffOptions {
   /** Total attempts, the first included. @defaultValue 5 */
   maxAttempts?: number;
@@ -66,22 +111,13 @@ export interface ConflictRetryOptions extends BackoffOptions {
 }
 
 /** Retries `operation` (no transaction of its own) on write conflicts. */
-export async function retryOnConflict<T>(operation: (attempt: number) => Promise<T>, options: ConflictRetryOptions = {}): Promise<T> {
-  const maxAttempts = options.maxAttempts ?? 5;
-  for (let attempt = 1; ; attempt++) {
-    try {
-      return await operation(attempt);
-    } catch (err) {
-      if (!isWriteConflict(err)) throw err;
-      if (attempt >= maxAttempts) throw new RetryExhaustedError(attempt, err);
-      try {
-        options.onConflict?.(attempt, err);
-      } catch {
-        // a counting callback must never change the outcome
-      }
-      await sleep(backoffDelayMs(attempt, options));
-    }
-  }
+export function retryOnConflict<T>(operation: (attempt: number) => Promise<T>, options: ConflictRetryOptions = {}): Promise<T> {
+  return retry(operation, {
+    ...options,
+    isRetryable: isWriteConflict,
+    onRetry: options.onConflict,
+    exhausted: (attempts, err) => new RetryExhaustedError(attempts, err),
+  });
 }
 
 /** Runs `work` in one transaction at `isolationLevel`, rerunning the whole transaction on write conflicts. */

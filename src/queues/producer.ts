@@ -1,7 +1,7 @@
 import { type Job, type JobsOptions, Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { createRedis } from "../lib/redis.js";
-import { getQueueEntry, type PayloadInput, type QueueName } from "./registry.js";
+import { getContract, type PayloadInput, type QueueName } from "./contracts.js";
 import { validatePayload } from "./validate-payload.js";
 
 /**
@@ -52,17 +52,16 @@ export class Producer {
 
   /** Same as `enqueue` for payloads whose type is not known at compile time (CLI, HTTP). */
   async enqueueUnknown(queue: string, payload: unknown, options: JobsOptions = {}): Promise<Job> {
-    const entry = getQueueEntry(queue);
-    const data = validatePayload(entry.name, entry.job.payloadSchema, payload);
-    return this.queue(entry.name).add(entry.name, payload, { ...deduplicationOptions(entry.job.deduplicate?.(data)), ...options });
+    const contract = getContract(queue);
+    const data = validatePayload(contract.name, contract.payload, payload);
+    return this.queue(contract.name).add(contract.name, payload, { ...deduplicationOptions(contract.deduplicate?.(data as never)), ...options });
   }
 
   /** The BullMQ Queue for `name`, created once and reused. */
   queue(name: QueueName): Queue {
     let queue = this.queues.get(name);
     if (!queue) {
-      const entry = getQueueEntry(name);
-      queue = new Queue(name, { connection: this.connection, prefix: this.prefix, defaultJobOptions: entry.jobOptions });
+      queue = new Queue(name, { connection: this.connection, prefix: this.prefix, defaultJobOptions: getContract(name).jobOptions });
       this.queues.set(name, queue);
     }
     return queue;

@@ -2,7 +2,7 @@ import { Queue } from "bullmq";
 import { CronExpressionParser } from "cron-parser";
 import type { Redis } from "ioredis";
 import type { Config } from "../lib/config.js";
-import { isQueueName, queueNames, registry } from "./registry.js";
+import { getContract, isQueueName, queueNames } from "./contracts.js";
 import { declaredSchedules } from "./schedules.js";
 
 /**
@@ -115,7 +115,7 @@ export function expectedFireTimes(cron: string, fromMs: number, toMs: number): n
 
 function keepCountOf(queue: string): number | undefined {
   if (!isQueueName(queue)) return undefined;
-  const removeOnComplete = registry[queue].jobOptions.removeOnComplete;
+  const removeOnComplete = getContract(queue).jobOptions.removeOnComplete;
   if (typeof removeOnComplete === "number") return removeOnComplete;
   if (typeof removeOnComplete === "object") return removeOnComplete.count;
   return undefined;

@@ -4,7 +4,7 @@ import type { Redis } from "ioredis";
 import type { Config } from "../lib/config.js";
 import type { Logger } from "../lib/logger.js";
 import { createRedis } from "../lib/redis.js";
-import { queueNames, registry } from "./registry.js";
+import { getContract, queueNames } from "./contracts.js";
 import { readRegistrations, registeredSchedulesKey, type ScheduleRegistration } from "./schedule-health.js";
 import { LeaseLock, schedulerLockKey } from "./scheduler-lock.js";
 import { declaredSchedules, type ScheduleDefinition } from "./schedules.js";
@@ -84,16 +84,16 @@ export async function registerSchedules(options: {
   };
   try {
     for (const schedule of schedules) {
-      const entry = registry[schedule.queue];
+      const contract = getContract(schedule.queue);
       keep.add(schedule.id);
       try {
-        validatePayload(entry.name, entry.job.payloadSchema, schedule.payload);
+        validatePayload(contract.name, contract.payload, schedule.payload);
         const queue = queueOf(schedule.queue);
         const existing = await queue.getJobScheduler(schedule.id);
         if (!options.force && sameSchedule(existing, schedule)) {
           outcome.unchanged.push(schedule.id);
         } else {
-          const { jobId: _jobId, delay: _delay, deduplication: _dedup, ...templateOpts } = entry.jobOptions;
+          const { jobId: _jobId, delay: _delay, deduplication: _dedup, ...templateOpts } = contract.jobOptions;
           await queue.upsertJobScheduler(schedule.id, { pattern: schedule.cron, tz: "UTC" }, { name: schedule.id, data: schedule.payload, opts: templateOpts });
           outcome.registered.push(schedule.id);
           logger.info({ schedule: schedule.id, queue: schedule.queue, cron: schedule.cron }, "schedule registered");

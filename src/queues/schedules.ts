@@ -1,5 +1,5 @@
 import type { Config } from "../lib/config.js";
-import type { QueueName } from "./registry.js";
+import type { QueueName } from "./contracts.js";
 
 /**
  * The default cron schedules (SPEC §4), all in UTC. Each can be overridden by

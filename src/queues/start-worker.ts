@@ -1,16 +1,19 @@
-import { type Job, UnrecoverableError, Worker } from "bullmq";
+import { type Job, Worker } from "bullmq";
 import type { Redis } from "ioredis";
-import { invalidateCacheKeys } from "../lib/cache-invalidation.js";
+import { invalidateCacheKeys } from "../cache/cache-invalidation.js";
 import type { Config } from "../lib/config.js";
 import { createDb, type Db } from "../lib/db.js";
-import { PayloadValidationError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import { flushMetrics } from "../lib/metrics.js";
 import { createRedis, warnUnlessNoEviction } from "../lib/redis.js";
-import type { JobContext, JobDefinition, QueueSettings } from "./job-definition.js";
-import { getQueueEntry } from "./registry.js";
+import type { QueueContract } from "./contract.js";
+import { getContract } from "./contracts.js";
+import { handlers } from "./handlers.js";
+import type { JobContext, JobHandler, WorkerServices } from "./job-context.js";
+import { toJobFailure } from "./job-failure.js";
 import { validatePayload } from "./validate-payload.js";
 import { WorkerCounters } from "./worker-counters.js";
+import { workerServices } from "./worker-services.js";
 
 /** Jobs at least this long get their own "job completed" line at info. */
 const SLOW_JOB_LOG_SECONDS = 1;
@@ -26,12 +29,14 @@ export interface StartWorkerOptions {
   concurrency?: number;
   /** How often counters are flushed to Redis for the dashboard. @defaultValue 5000 */
   metricsFlushMs?: number;
+  /** Outside dependencies for the handlers (a test's fake provider, a moved clock); the rest come from the config. */
+  services?: Partial<WorkerServices>;
   /**
-   * Internal, for embedding and benchmarks: run this job definition on queue
-   * `queueName` instead of looking the queue up in the registry. The Procfile
-   * and CLI never set it, so they only run the registry's queues.
+   * Internal, for embedding and benchmarks: run this contract and handler on
+   * queue `queueName` instead of a declared queue. The Procfile and CLI never
+   * set it, so they only run the declared queues.
    */
-  job?: { definition: JobDefinition; settings: QueueSettings };
+  job?: { contract: QueueContract; handler: JobHandler<QueueContract> };
 }
 
 export interface RunningWorker {
@@ -43,9 +48,9 @@ export interface RunningWorker {
 
 /** One queue per process: the function behind every `worker-<queue>` Procfile line. */
 export async function startWorker(queueName: string, options: StartWorkerOptions): Promise<RunningWorker> {
-  const entry: { name: string; job: JobDefinition; settings: QueueSettings } = options.job
-    ? { name: queueName, job: options.job.definition, settings: options.job.settings }
-    : getQueueEntry(queueName);
+  const contract: QueueContract = options.job?.contract ?? getContract(queueName);
+  const handle = (options.job?.handler ?? handlers[getContract(queueName).name]) as JobHandler<QueueContract>;
+  const entry = { name: queueName };
   const { config } = options;
   const prefix = options.prefix ?? config.QUEUE_PREFIX;
   const logger = options.logger.child({ queue: entry.name });
@@ -60,17 +65,17 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       applicationName: `dbjobs:${entry.name}`,
     });
   const connection: Redis = createRedis(config.REDIS_URL, "worker", logger);
+  const services = workerServices(config, options.services);
   await warnUnlessNoEviction(connection, logger);
 
   const debugEnabled = logger.isLevelEnabled("debug");
   const processor = async (job: Job) => {
     let payload: unknown;
     try {
-      payload = validatePayload(entry.name, entry.job.payloadSchema, job.data);
+      // A bad payload fails at once (PayloadValidationError is not retryable), with the producer's message.
+      payload = validatePayload(entry.name, contract.payload, job.data);
     } catch (err) {
-      // Retrying cannot fix a bad payload: fail now, with the producer's message.
-      if (err instanceof PayloadValidationError) throw new UnrecoverableError(err.message);
-      throw err;
+      throw toJobFailure(err);
     }
     // The child logger is built on first use: most short jobs never log.
     let jobLog: Logger | undefined;
@@ -84,6 +89,7 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       redis: connection,
       config,
       prefix,
+      services,
       invalidateCache: (keys) => invalidateCacheKeys(connection, prefix, keys),
       reportProgress: async (progress) => {
         try {
@@ -94,14 +100,18 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       },
     };
     if (debugEnabled) context.log.debug({ attempt: job.attemptsMade + 1 }, "job started");
-    return entry.job.handle(payload, context);
+    try {
+      return await handle(payload, context);
+    } catch (err) {
+      throw toJobFailure(err);
+    }
   };
 
   const worker = new Worker(entry.name, processor, {
     connection,
     prefix,
-    concurrency: options.concurrency ?? config.WORKER_CONCURRENCY ?? entry.settings.concurrency,
-    lockDuration: entry.settings.lockDurationMs ?? 30_000,
+    concurrency: options.concurrency ?? config.WORKER_CONCURRENCY ?? contract.worker.concurrency,
+    lockDuration: contract.worker.lockDurationMs ?? 30_000,
     autorun: true,
   });
 

@@ -1,7 +1,7 @@
 import { createInterface } from "node:readline";
-import { createCache } from "../../src/lib/cache.js";
-import { loadEscrowBalance } from "../../src/lib/cache-entities.js";
-import { cacheKeys } from "../../src/lib/cache-keys.js";
+import { createCache } from "../../src/cache/cache.js";
+import { cacheKeys } from "../../src/cache/cache-keys.js";
+import { loadEscrowBalance } from "../../src/jobs/cache-prefetch/cache-entities.js";
 import { loadConfig } from "../../src/lib/config.js";
 import { createDb } from "../../src/lib/db.js";
 import { createLogger } from "../../src/lib/logger.js";

@@ -1,7 +1,7 @@
 import { QueueEvents } from "bullmq";
 import type { Config } from "../../src/lib/config.js";
+import type { QueueName } from "../../src/queues/contracts.js";
 import { Producer } from "../../src/queues/producer.js";
-import type { QueueName } from "../../src/queues/registry.js";
 import { testRedis } from "./test-env.js";
 
 /** What a producer app holds to enqueue jobs on one queue and wait for their results. */

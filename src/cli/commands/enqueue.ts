@@ -3,7 +3,7 @@ import { QueueEvents } from "bullmq";
 import type { Command } from "commander";
 import { DbjobsError } from "../../lib/errors.js";
 import { createRedis } from "../../lib/redis.js";
-import { getQueueEntry } from "../../queues/registry.js";
+import { getContract } from "../../queues/contracts.js";
 import { createCliContext, printJson } from "../context.js";
 
 async function readPayload(data: string | undefined): Promise<unknown> {
@@ -28,7 +28,7 @@ export function registerEnqueueCommand(program: Command): void {
     .action(async (queue: string, options: { data?: string; wait?: boolean; timeout: number; json?: boolean }) => {
       const context = createCliContext({ quiet: true });
       try {
-        getQueueEntry(queue);
+        getContract(queue);
         const payload = await readPayload(options.data);
         // Subscribe before adding so a fast job cannot finish unseen.
         const eventsConnection = options.wait ? createRedis(context.config.REDIS_URL, "worker") : undefined;

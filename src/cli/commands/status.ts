@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { type CacheStatsSnapshot, readCacheStats } from "../../lib/cache-stats.js";
-import { queueNames } from "../../queues/registry.js";
+import { type CacheStatsSnapshot, readCacheStats } from "../../cache/cache-stats.js";
+import { queueNames } from "../../queues/contracts.js";
 import { createCliContext, printJson } from "../context.js";
 import { formatAge, withQueues } from "../operator-queues.js";
 

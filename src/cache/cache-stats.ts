@@ -1,5 +1,5 @@
 import type { Redis } from "ioredis";
-import { incrementCounter, readMetrics } from "./metrics.js";
+import { incrementCounter, readMetrics } from "../lib/metrics.js";
 
 /**
  * Hit, miss and load counts per tier and kind of data. Each cache keeps its

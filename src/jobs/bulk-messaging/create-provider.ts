@@ -1,5 +1,5 @@
-import type { Config } from "../config.js";
-import type { Logger } from "../logger.js";
+import type { Config } from "../../lib/config.js";
+import type { Logger } from "../../lib/logger.js";
 import { HttpProvider } from "./http-provider.js";
 import { LogProvider } from "./log-provider.js";
 import { MessagingConfigError } from "./messaging-errors.js";

@@ -1,6 +1,6 @@
 import type pg from "pg";
-import { textArray, timestamptzArray, uuidArray } from "../pg-binary-array.js";
-import { retryOnConflict } from "../retry.js";
+import { textArray, timestamptzArray, uuidArray } from "../../lib/pg-binary-array.js";
+import { retryOnConflict } from "../../lib/retry.js";
 import { mapWithConcurrency } from "./map-with-concurrency.js";
 import type { MessageChannel, MessagingProvider, SendOutcome } from "./provider.js";
 import type { RateLimiter } from "./rate-limiter.js";

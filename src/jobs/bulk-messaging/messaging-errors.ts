@@ -1,4 +1,4 @@
-import { DbjobsError } from "../errors.js";
+import { DbjobsError } from "../../lib/errors.js";
 
 export class MessagingConfigError extends DbjobsError {
   constructor(message: string) {

@@ -1,5 +1,5 @@
-import { cacheKeys } from "./cache-keys.js";
-import type { Db, Prisma } from "./db.js";
+import { cacheKeys } from "../../cache/cache-keys.js";
+import type { Db, Prisma } from "../../lib/db.js";
 
 /**
  * The entities worth caching (seeds 000 and 001) and how they are read, in

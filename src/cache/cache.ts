@@ -1,13 +1,13 @@
 import { Redis, type RedisOptions } from "ioredis";
 import { LRUCache } from "lru-cache";
+import type { Config } from "../lib/config.js";
+import type { Logger } from "../lib/logger.js";
+import { redactUrl } from "../lib/logger.js";
+import { flushMetrics } from "../lib/metrics.js";
 import { invalidateCacheKeys, invalidationChannel } from "./cache-invalidation.js";
 import { readWithSequence, storeIfNotInvalidated } from "./cache-redis-tier.js";
 import { deserializeCacheValue } from "./cache-serializer.js";
 import { CacheCounters, type CacheKind, type CacheStatsSnapshot } from "./cache-stats.js";
-import type { Config } from "./config.js";
-import type { Logger } from "./logger.js";
-import { redactUrl } from "./logger.js";
-import { flushMetrics } from "./metrics.js";
 
 export { type CacheKind, type CacheKindStats, type CacheStatsSnapshot, cacheKinds, readCacheStats } from "./cache-stats.js";
 

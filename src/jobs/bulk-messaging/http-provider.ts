@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { backoffDelayMs } from "../retry.js";
+import { backoffDelayMs } from "../../lib/retry.js";
 import type { MessagingProvider, OutboundMessage, SendOutcome } from "./provider.js";
 
 /**

@@ -1,4 +1,4 @@
-import { Prisma } from "./db.js";
+import { Prisma } from "../lib/db.js";
 
 /**
  * The cache's wire format: JSON in which Prisma's Decimal, Date and BigInt

@@ -1,0 +1,51 @@
+import { z } from "zod";
+import { defineContract } from "../../queues/contract.js";
+
+export interface BulkMessagingResult {
+  /** Patient ids handled so far (all of them when the job completes). */
+  processed: number;
+  total: number;
+  /** Messages of this campaign in state sent, including those sent by an earlier attempt. */
+  sent: number;
+  /** Messages the provider refused for good (or patients without an address). */
+  failed: number;
+  /** Ids that are not uuids or name no patient. */
+  skipped: number;
+}
+
+export const bulkMessagingPayload = z
+  .object({
+    campaignId: z.string().min(1).max(100),
+    channel: z.enum(["sms", "email"]),
+    /** `{{firstName}}` and `{{lastName}}` are filled in per patient. */
+    body: z.string().min(1).max(1600),
+    patientIds: z
+      .array(z.string().min(1).max(100))
+      .min(1)
+      .max(100_000)
+      .superRefine((ids, ctx) => {
+        const seen = new Set<string>();
+        const repeated = new Set<string>();
+        for (const id of ids) (seen.has(id) ? repeated : seen).add(id);
+        if (repeated.size > 0) {
+          const sample = [...repeated].slice(0, 3).join(", ");
+          ctx.addIssue({ code: "custom", message: `must be unique; repeated: ${sample}${repeated.size > 3 ? ` and ${repeated.size - 3} more` : ""}` });
+        }
+      }),
+    /** Patients per batch (a fixed number of statements each). @defaultValue 1000 */
+    batchSize: z.number().int().min(1).max(5000).default(1000),
+    /** Provider calls per second across the job. @defaultValue unlimited */
+    sendRatePerSecond: z.number().positive().max(100_000).optional(),
+    /** Provider calls in flight at once. @defaultValue 16 */
+    sendConcurrency: z.number().int().min(1).max(256).default(16),
+  })
+  .strict();
+
+export type BulkMessagingPayload = z.output<typeof bulkMessagingPayload>;
+
+export const bulkMessagingContract = defineContract<BulkMessagingResult>()({
+  name: "bulk-messaging",
+  payload: bulkMessagingPayload,
+  worker: { concurrency: 2, lockDurationMs: 30_000 },
+  jobOptions: { attempts: 8 },
+});

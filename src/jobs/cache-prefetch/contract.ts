@@ -1,0 +1,34 @@
+import { z } from "zod";
+import { defineContract } from "../../queues/contract.js";
+
+export const prefetchKinds = ["escrowBalances", "activeUsers", "globalCounts"] as const;
+export type PrefetchKind = (typeof prefetchKinds)[number];
+
+export interface CachePrefetchResult {
+  /** Entries stored per kind. */
+  warmed: Record<PrefetchKind, number>;
+  /** Entries left out because a write invalidated them while the prefetch ran. */
+  skipped: Record<PrefetchKind, number>;
+  durationMs: number;
+}
+
+export const cachePrefetchPayload = z
+  .object({
+    /** What to warm. @defaultValue all kinds */
+    kinds: z
+      .array(z.enum(prefetchKinds, { error: `must be one of ${prefetchKinds.join(", ")}` }))
+      .min(1, { error: "give at least one kind, or leave kinds out for all" })
+      .default([...prefetchKinds]),
+    /** Entries per kind at most. @defaultValue 10000 */
+    limit: z.number({ error: "must be a whole number from 1 to 100000" }).int().min(1).max(100_000).default(10_000),
+  })
+  .strict();
+
+export type CachePrefetchPayload = z.output<typeof cachePrefetchPayload>;
+
+export const cachePrefetchContract = defineContract<CachePrefetchResult>()({
+  name: "cache-prefetch",
+  payload: cachePrefetchPayload,
+  worker: { concurrency: 1 },
+  jobOptions: { attempts: 2 },
+});

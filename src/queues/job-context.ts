@@ -1,0 +1,39 @@
+import type { Job } from "bullmq";
+import type { Redis } from "ioredis";
+import type { Config } from "../lib/config.js";
+import type { Db } from "../lib/db.js";
+import type { Logger } from "../lib/logger.js";
+import type { PayloadOf, QueueContract, ResultOf } from "./contract.js";
+
+/**
+ * What a handler gets besides its payload. Outside dependencies (the
+ * messaging provider, the clock) arrive here, set when the worker starts, so
+ * a test hands a job a fake provider without touching module state.
+ */
+export interface JobContext {
+  job: Job;
+  /** Child logger carrying `{ queue, jobId }`. */
+  log: Logger;
+  db: Db;
+  /** The worker's Redis connection (blocking-safe: `maxRetriesPerRequest: null`). */
+  redis: Redis;
+  config: Config;
+  /** BullMQ key prefix of this process. */
+  prefix: string;
+  /** Outside services, created from the config unless the worker was started with its own. */
+  services: WorkerServices;
+  /** Removes keys from Redis and from every process's in-memory cache tier. */
+  invalidateCache(keys: string[]): Promise<void>;
+  /** Reports progress to BullMQ; never throws (a lost progress update must not fail the job). */
+  reportProgress(progress: number | object): Promise<void>;
+}
+
+/** Outside dependencies of the handlers; each is built lazily on first use. */
+export interface WorkerServices {
+  /** The current time; tests move it. */
+  now(): Date;
+  /** The SMS/email provider bulk-messaging sends through. */
+  messaging(log: Logger): import("../jobs/bulk-messaging/provider.js").MessagingProvider;
+}
+
+export type JobHandler<C extends QueueContract> = (payload: PayloadOf<C>, context: JobContext) => Promise<ResultOf<C>>;
