@@ -1,6 +1,8 @@
 import { afterAll, describe, expect, it } from "vitest";
 import { createCache, readCacheStats, type TwoTierCache } from "../src/cache/cache.js";
 import { loadConfig } from "../src/lib/config.js";
+import { redisMetricsStore } from "../src/lib/metrics.js";
+import { readSeries } from "./support/metric-series.js";
 import { memoryLogger, testPrefix, testRedis, testRedisUrl } from "./support/test-env.js";
 
 describe("cache stampede protection and statistics", () => {
@@ -68,10 +70,10 @@ describe("cache stampede protection and statistics", () => {
     // Closing flushes the counters to the metrics hash that /metrics and `dbjobs status` read.
     await first.close();
     await second.close();
-    const summed = await readCacheStats(redis, prefix);
+    const summed = await readCacheStats(redisMetricsStore(redis, prefix));
     expect(summed.kinds.aggregate).toMatchObject({ l1Hits: 2, l2Hits: 1, misses: 1, loads: 1, hitRate: 0.75 });
     expect(summed.kinds.reference.loads).toBeGreaterThanOrEqual(1);
-    const raw = await redis.hgetall(`${prefix}:dbjobs:metrics`);
-    expect(Number(raw['dbjobs_cache_hits_total{kind="aggregate",tier="l2"}'])).toBe(1);
+    const raw = await readSeries(redis, prefix);
+    expect(Number(raw.get('dbjobs_cache_hits_total{kind="aggregate",tier="l2"}'))).toBe(1);
   });
 });

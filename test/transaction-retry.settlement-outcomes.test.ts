@@ -3,11 +3,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { transactionRetryPayload } from "../src/jobs/transaction-retry.js";
 import type { Db } from "../src/lib/db.js";
 import { PayloadValidationError } from "../src/lib/errors.js";
-import { flushMetrics, readMetrics } from "../src/lib/metrics.js";
+import { flushMetrics, redisMetricsStore } from "../src/lib/metrics.js";
 import { type SettlementMode, settleTransaction } from "../src/lib/settlement.js";
 import { sweepDueTransactions } from "../src/lib/settlement-sweep.js";
 import { validatePayload } from "../src/queues/validate-payload.js";
 import { checkLedger, createAccounts, insertTransaction, readAccount, readTransaction } from "./support/escrow-data.js";
+import { readSeries } from "./support/metric-series.js";
 import { testPrefix, testRedis, useTestDb } from "./support/test-env.js";
 
 /**
@@ -190,8 +191,8 @@ describe("transaction-retry settlement outcomes", () => {
     }
     expect(await readAccount(db.pool, account!)).toMatchObject({ currentBalance: "100.00", version: 0 });
 
-    await flushMetrics(redis, metricsPrefix);
-    const metrics = await readMetrics(redis, metricsPrefix);
+    await flushMetrics(redisMetricsStore(redis, metricsPrefix));
+    const metrics = await readSeries(redis, metricsPrefix);
     expect(metrics.get('dbjobs_transactions_failed_for_good_total{reason="attempts_exhausted"}')).toBe(1);
     expect(metrics.get('dbjobs_transactions_failed_for_good_total{reason="insufficient_funds"}')).toBe(1);
   });

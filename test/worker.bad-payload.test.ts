@@ -5,9 +5,9 @@ import { invoiceTotalsPayload } from "../src/jobs/invoice-totals.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { PayloadValidationError } from "../src/lib/errors.js";
-import { readMetrics } from "../src/lib/metrics.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { validatePayload } from "../src/queues/validate-payload.js";
+import { readSeries } from "./support/metric-series.js";
 import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -80,7 +80,7 @@ describe("a bad payload that reaches a worker anyway", () => {
   it("counts the failures and the completion for the dashboard's metrics", async () => {
     const q = 'queue="invoice-totals"';
     const metrics = await waitFor("the worker's metrics flush", async () => {
-      const current = await readMetrics(connection, config.QUEUE_PREFIX);
+      const current = await readSeries(connection, config.QUEUE_PREFIX);
       return current.get(`dbjobs_jobs_completed_total{${q}}`) === 1 ? current : undefined;
     });
     expect(metrics.get(`dbjobs_jobs_failed_total{${q}}`)).toBe(3);

@@ -1,10 +1,9 @@
-import type { Redis } from "ioredis";
-import { incrementCounter, readMetrics } from "../lib/metrics.js";
+import { type MetricsStore, metricDeclarations, metrics } from "../lib/metrics.js";
 
 /**
  * Hit, miss and load counts per tier and kind of data. Each cache keeps its
  * own figures (`cache.stats()`) and also counts them into the process's
- * metrics, which are flushed to Redis so the dashboard's /metrics and
+ * metrics, which are flushed to the metrics store so the dashboard's /metrics and
  * `dbjobs status --json` see the sum over every process (`readCacheStats`).
  *
  * - an L1 hit: answered from the process's memory;
@@ -30,12 +29,6 @@ export interface CacheStatsSnapshot {
   kinds: Record<CacheKind, CacheKindStats>;
   total: CacheKindStats;
 }
-
-export const cacheMetricNames = {
-  hits: "dbjobs_cache_hits_total",
-  misses: "dbjobs_cache_misses_total",
-  loads: "dbjobs_cache_loads_total",
-} as const;
 
 type Counts = Omit<CacheKindStats, "hitRate">;
 
@@ -64,17 +57,17 @@ export class CacheCounters {
   hit(tier: "l1" | "l2", kind: CacheKind): void {
     if (tier === "l1") this.byKind[kind].l1Hits++;
     else this.byKind[kind].l2Hits++;
-    incrementCounter(cacheMetricNames.hits, { tier, kind });
+    metrics.cacheHits.inc({ tier, kind });
   }
 
   miss(kind: CacheKind): void {
     this.byKind[kind].misses++;
-    incrementCounter(cacheMetricNames.misses, { kind });
+    metrics.cacheMisses.inc({ kind });
   }
 
   load(kind: CacheKind): void {
     this.byKind[kind].loads++;
-    incrementCounter(cacheMetricNames.loads, { kind });
+    metrics.cacheLoads.inc({ kind });
   }
 
   snapshot(): CacheStatsSnapshot {
@@ -82,31 +75,21 @@ export class CacheCounters {
   }
 }
 
-const seriesPattern = /^(dbjobs_cache_(?:hits|misses|loads)_total)\{(.*)\}$/;
-
-function parseLabels(body: string): Record<string, string> {
-  const labels: Record<string, string> = {};
-  for (const match of body.matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) labels[match[1] as string] = match[2] as string;
-  return labels;
-}
-
 /**
- * The cache figures of every process, summed, from the metrics hash in Redis
- * (as flushed by each cache and worker). For `dbjobs status --json`.
+ * The cache figures of every process, summed, from the metrics store (as
+ * flushed by each cache and worker). For `dbjobs status --json`.
  */
-export async function readCacheStats(redis: Redis, prefix: string): Promise<CacheStatsSnapshot> {
+export async function readCacheStats(store: MetricsStore): Promise<CacheStatsSnapshot> {
   const byKind = Object.fromEntries(cacheKinds.map((kind) => [kind, emptyCounts()])) as Record<CacheKind, Counts>;
-  for (const [series, value] of await readMetrics(redis, prefix)) {
-    const match = seriesPattern.exec(series);
-    if (!match) continue;
-    const labels = parseLabels(match[2] as string);
+  const { cacheHits, cacheMisses, cacheLoads } = metricDeclarations;
+  for (const { metric, labels, value } of (await store.read()).samples) {
     const counts = byKind[labels.kind as CacheKind];
     if (!counts) continue;
-    if (match[1] === cacheMetricNames.hits) {
+    if (metric === cacheHits.name) {
       if (labels.tier === "l1") counts.l1Hits += value;
       else if (labels.tier === "l2") counts.l2Hits += value;
-    } else if (match[1] === cacheMetricNames.misses) counts.misses += value;
-    else counts.loads += value;
+    } else if (metric === cacheMisses.name) counts.misses += value;
+    else if (metric === cacheLoads.name) counts.loads += value;
   }
   return snapshot(byKind);
 }

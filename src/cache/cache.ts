@@ -3,7 +3,7 @@ import { LRUCache } from "lru-cache";
 import type { Config } from "../lib/config.js";
 import type { Logger } from "../lib/logger.js";
 import { redactUrl } from "../lib/logger.js";
-import { flushMetrics } from "../lib/metrics.js";
+import { flushMetrics, redisMetricsStore } from "../lib/metrics.js";
 import { invalidateCacheKeys, invalidationChannel } from "./cache-invalidation.js";
 import { readWithSequence, storeIfNotInvalidated } from "./cache-redis-tier.js";
 import { deserializeCacheValue } from "./cache-serializer.js";
@@ -281,7 +281,7 @@ export class TwoTierCache {
   private async flushMetrics(): Promise<void> {
     if (this.redis.status !== "ready") return;
     try {
-      await flushMetrics(this.redis, this.options.prefix);
+      await flushMetrics(redisMetricsStore(this.redis, this.options.prefix));
     } catch (err) {
       this.options.logger.debug({ err }, "cache metrics flush failed; will retry");
     }

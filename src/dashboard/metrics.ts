@@ -1,12 +1,11 @@
 import type { Queue } from "bullmq";
-import type { Redis } from "ioredis";
 import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
-import { readMetrics } from "../lib/metrics.js";
-import { renderFlushedMetrics, withZeroSeries } from "./flushed-metrics.js";
+import type { MetricsStore } from "../lib/metrics.js";
+import { flushedMetricsRegistry } from "./flushed-metrics.js";
 
 /**
  * `/metrics` (SPEC §5): queue depths read from Redis at scrape time, the
- * counters and histograms every worker flushed to Redis, schedule misses, and
+ * counters and histograms every process flushed to the metrics store, schedule misses, and
  * this process's own runtime metrics. Gauges live in a registry built afresh
  * for each scrape, so two concurrent scrapes never see each other's values.
  */
@@ -19,9 +18,8 @@ export interface ScheduleMisses {
 
 export interface MetricsSources {
   queues: readonly Queue[];
-  /** Connection used to read the flushed series. */
-  redis: Redis;
-  prefix: string;
+  /** Where every process flushes its counters. */
+  store: MetricsStore;
   /** Schedule health (src/queues/schedule-health.ts); omitted, no schedule gauges are exported. */
   readScheduleHealth?: () => Promise<ScheduleMisses[]>;
 }
@@ -50,7 +48,7 @@ export function createMetricsRenderer(sources: MetricsSources): () => Promise<st
     const now = Date.now();
     const [snapshots, flushed, schedules] = await Promise.all([
       Promise.all(sources.queues.map(readQueueSnapshot)),
-      readMetrics(sources.redis, sources.prefix),
+      sources.store.read(),
       sources.readScheduleHealth?.() ?? Promise.resolve(undefined),
     ]);
 
@@ -95,16 +93,10 @@ export function createMetricsRenderer(sources: MetricsSources): () => Promise<st
       }
     }
 
-    const own = Registry.merge([processRegistry, scrape]);
-    const reserved = new Set(own.getMetricsAsArray().map((metric) => metric.name));
-    const { text } = renderFlushedMetrics(
-      withZeroSeries(
-        flushed,
-        sources.queues.map((queue) => queue.name),
-      ),
-      reserved,
+    const declared = flushedMetricsRegistry(
+      flushed.samples,
+      sources.queues.map((queue) => queue.name),
     );
-    const head = await own.metrics();
-    return head.endsWith("\n") ? head + text : `${head}\n${text}`;
+    return Registry.merge([processRegistry, scrape, declared]).metrics();
   };
 }

@@ -5,6 +5,7 @@ import type { Redis } from "ioredis";
 import pg from "pg";
 import type { Config } from "../lib/config.js";
 import type { Logger } from "../lib/logger.js";
+import { redisMetricsStore } from "../lib/metrics.js";
 import { createRedis } from "../lib/redis.js";
 import { queueNames } from "../queues/contracts.js";
 import { Producer } from "../queues/producer.js";
@@ -61,7 +62,11 @@ export interface RunningDashboard {
 export function createDashboardApp(deps: DashboardDependencies): Express {
   const app = express();
   app.disable("x-powered-by");
-  const renderMetrics = createMetricsRenderer({ queues: deps.queues, redis: deps.redis, prefix: deps.prefix, readScheduleHealth: deps.readScheduleHealth });
+  const renderMetrics = createMetricsRenderer({
+    queues: deps.queues,
+    store: redisMetricsStore(deps.redis, deps.prefix),
+    readScheduleHealth: deps.readScheduleHealth,
+  });
 
   app.get("/health", async (_req, res) => {
     const report = await checkHealth({ pool: deps.pool, redis: deps.redis, queues: deps.queues, logger: deps.logger });

@@ -2,7 +2,7 @@ import { PrismaPg } from "@prisma/adapter-pg";
 import pg from "pg";
 import { PrismaClient } from "../generated/prisma/client.js";
 import type { Logger } from "./logger.js";
-import { recordSlowQuery } from "./metrics.js";
+import { metrics } from "./metrics.js";
 
 export { Prisma, PrismaClient } from "../generated/prisma/client.js";
 
@@ -45,7 +45,7 @@ export function createDb(options: DbOptions): Db {
   });
   const reportIfSlow = (durationMs: number, query: string) => {
     if (durationMs < slowQueryMs) return;
-    recordSlowQuery();
+    metrics.slowQueries.inc({});
     options.logger.warn({ durationMs, query: query.slice(0, 2000) }, "slow query");
   };
   prisma.$on("query", (event) => reportIfSlow(event.duration, event.query));

@@ -1,7 +1,7 @@
 import type { PrismaClient } from "./db.js";
 import { RetryExhaustedError } from "./errors.js";
 import type { Logger } from "./logger.js";
-import { incrementCounter } from "./metrics.js";
+import { metrics } from "./metrics.js";
 import { type BackoffOptions, backoffDelayMs, isWriteConflict } from "./retry.js";
 import { type FailureReason, type SettlementMode, settleTransaction } from "./settlement.js";
 
@@ -93,8 +93,6 @@ UPDATE "transactions"
  WHERE "id" = $1::uuid AND "createdAt" = $2 AND "status" IN ('PENDING', 'RETRYING')
 RETURNING "status"::text AS "status", "retryCount"`;
 
-export const failedForGoodMetric = "dbjobs_transactions_failed_for_good_total";
-
 function describeError(err: unknown): string {
   let message = err instanceof Error ? err.message : String(err);
   if (err instanceof RetryExhaustedError) message += ` Last conflict: ${err.cause instanceof Error ? err.cause.message : String(err.cause)}`;
@@ -111,7 +109,7 @@ export async function sweepDueTransactions(prisma: PrismaClient, options: SweepO
 
   const failedForGood = (reason: FailureReason) => {
     result.failedForGood++;
-    incrementCounter(failedForGoodMetric, { reason });
+    metrics.transactionsFailedForGood.inc({ reason });
   };
 
   let claimed = 0;

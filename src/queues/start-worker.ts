@@ -4,7 +4,7 @@ import { invalidateCacheKeys } from "../cache/cache-invalidation.js";
 import type { Config } from "../lib/config.js";
 import { createDb, type Db } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
-import { flushMetrics } from "../lib/metrics.js";
+import { flushMetrics, redisMetricsStore } from "../lib/metrics.js";
 import { createRedis, warnUnlessNoEviction } from "../lib/redis.js";
 import type { QueueContract } from "./contract.js";
 import { getContract } from "./contracts.js";
@@ -116,6 +116,7 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
   });
 
   const counters = new WorkerCounters(entry.name);
+  const metricsStore = redisMetricsStore(connection, prefix);
   // The per-job "job completed" line carries only jobId and durationMs, so it
   // skips the redaction paths (half its cost, which matters for short jobs);
   // URL credentials are still scrubbed by the logger's stream.
@@ -123,7 +124,7 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
   const flush = () => {
     const counted = counters.moveToPending();
     if (counted.completed + counted.failed + counted.stalled > 0) logger.info(counted, "jobs since the last report");
-    return flushMetrics(connection, prefix);
+    return flushMetrics(metricsStore);
   };
 
   // ── Listeners below must never throw: an exception here would stop the worker. ──

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
 import { type CacheStatsSnapshot, readCacheStats } from "../../cache/cache-stats.js";
+import { redisMetricsStore } from "../../lib/metrics.js";
 import { queueNames } from "../../queues/contracts.js";
 import { createCliContext, printJson } from "../context.js";
 import { formatAge, withQueues } from "../operator-queues.js";
@@ -60,7 +61,7 @@ export function registerStatusCommand(program: Command): void {
         }
         let cache: CacheStatsSnapshot | null = null;
         try {
-          cache = await readCacheStats(queues.redis, queues.prefix);
+          cache = await readCacheStats(redisMetricsStore(queues.redis, queues.prefix));
         } catch {
           // Cache figures are a bonus; the queue table is what status is for.
         }
