@@ -2,7 +2,7 @@ import { type Job, Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { UnknownQueueError } from "../lib/errors.js";
 import { redactUrl } from "../lib/logger.js";
-import { BadArgumentError, BadJobStateError, RedisUnreachableError, UnknownJobError } from "../lib/operator-errors.js";
+import { BadArgumentError, BadJobStateError, RedisUnreachableError, UnknownJobError } from "./operator-errors.js";
 import { createRedis } from "../lib/redis.js";
 import { isQueueName, type QueueName, queueNames } from "../queues/contracts.js";
 import type { CliContext } from "./context.js";

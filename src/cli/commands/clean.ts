@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { BadArgumentError } from "../../lib/operator-errors.js";
+import { BadArgumentError } from ".././operator-errors.js";
 import { createCliContext, printJson } from "../context.js";
 import { cleanableStates, parseDurationMs, parseState, withQueues } from "../operator-queues.js";
 

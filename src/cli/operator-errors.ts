@@ -1,4 +1,4 @@
-import { DbjobsError } from "./errors.js";
+import { DbjobsError } from "../lib/errors.js";
 
 /** Errors of the operator CLI; each message says what to run instead. */
 export class UnknownJobError extends DbjobsError {
