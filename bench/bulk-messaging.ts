@@ -6,16 +6,18 @@ import { pipeline } from "node:stream/promises";
 import { fileURLToPath } from "node:url";
 import { QueueEvents } from "bullmq";
 import { from as copyFrom } from "pg-copy-streams";
+import { bulkMessagingPayload } from "../src/jobs/bulk-messaging/contract.js";
+import { handleBulkMessaging } from "../src/jobs/bulk-messaging/handler.js";
 import { NoopProvider } from "../src/jobs/bulk-messaging/noop-provider.js";
-import { bulkMessagingJob, setBulkMessagingProvider } from "../src/jobs/bulk-messaging.js";
 import { loadConfig } from "../src/lib/config.js";
-import { countingDb } from "../src/lib/counting-pool.js";
 import { createDb, type Db, type PrismaClient } from "../src/lib/db.js";
 import { createLogger } from "../src/lib/logger.js";
 import { packageRoot } from "../src/lib/paths.js";
 import { createRedis } from "../src/lib/redis.js";
 import type { JobContext } from "../src/queues/job-context.js";
 import { Producer } from "../src/queues/producer.js";
+import { workerServices } from "../src/queues/worker-services.js";
+import { countingDb } from "../test/support/counting-pool.js";
 import type { BenchRow, BenchSection } from "./bench-section.js";
 import { cpuBetween, hostCpu, processCpuMs } from "./host-cpu.js";
 import { applicationPrisma, benchPrefix, benchRedisUrl, freshBenchDatabase, median, timeMs } from "./support.js";
@@ -95,16 +97,19 @@ async function statementsPerBatch(url: string, patientIds: string[], batchSize: 
   prismaStatements = 0;
   const counted = countingDb(db);
   const config = loadConfig({ DATABASE_URL: url, MESSAGING_PROVIDER: "noop" });
+  // Not test/support's directJobContext: that module needs vitest, which the built bench does not run under.
   const context = {
     job: { id: "bench" },
     log: silentLogger(),
     db: counted.db,
     config,
     prefix: "bench",
+    services: workerServices(config, { messaging: () => new NoopProvider() }),
     invalidateCache: async () => undefined,
     reportProgress: async () => undefined,
   } as unknown as JobContext;
-  await bulkMessagingJob.handle({ campaignId: `statements-${batchSize}`, channel: "email", body, patientIds, batchSize }, context);
+  const payload = bulkMessagingPayload.parse({ campaignId: `statements-${batchSize}`, channel: "email", body, patientIds, batchSize });
+  await handleBulkMessaging(payload, context);
   await new Promise((resolve) => setImmediate(resolve));
   await db.close();
   return (counted.statements.length + prismaStatements) / Math.ceil(patientIds.length / batchSize);
@@ -204,7 +209,6 @@ async function statementRows(): Promise<BenchRow[]> {
   const url = await freshBenchDatabase("bulk_messaging_statements");
   const db = createDb({ url, poolSize: 4, logger: silentLogger() });
   const rows: BenchRow[] = [];
-  setBulkMessagingProvider(new NoopProvider());
   try {
     await db.prisma.$executeRawUnsafe(
       insertPatientsSql,
@@ -218,7 +222,6 @@ async function statementRows(): Promise<BenchRow[]> {
       rows.push({ name: `statements per batch at batchSize ${set.batchSize}`, value: perBatch, unit: "statements", goal: "<= 6", met: perBatch <= 6 });
     }
   } finally {
-    setBulkMessagingProvider(undefined);
     await db.close();
   }
   return rows;

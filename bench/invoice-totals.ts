@@ -2,7 +2,7 @@ import { QueueEvents } from "bullmq";
 import { Redis } from "ioredis";
 import pg from "pg";
 import { pino } from "pino";
-import type { InvoiceTotalsResult } from "../src/jobs/invoice-totals.js";
+import type { InvoiceTotalsResult } from "../src/jobs/invoice-totals/contract.js";
 import { loadConfig } from "../src/lib/config.js";
 import { createDb, Prisma } from "../src/lib/db.js";
 import { createLogger } from "../src/lib/logger.js";

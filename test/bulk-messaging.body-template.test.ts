@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compileBody } from "../src/jobs/bulk-messaging/campaign-batch.js";
+import { compileBody } from "../src/jobs/bulk-messaging/body-template.js";
 
 describe("bulk-messaging body template", () => {
   it("fills every {{firstName}} and {{lastName}}, with or without spaces inside the braces", () => {

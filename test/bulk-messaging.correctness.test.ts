@@ -1,10 +1,11 @@
 import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HttpProvider } from "../src/jobs/bulk-messaging/http-provider.js";
-import { bulkMessagingJob, setBulkMessagingProvider } from "../src/jobs/bulk-messaging.js";
+import type { MessagingProvider } from "../src/jobs/bulk-messaging/provider.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
-import { directJobContext } from "./support/direct-job-context.js";
+import type { PayloadInput } from "../src/queues/contracts.js";
+import { directJobContext, runHandler } from "./support/direct-job-context.js";
 import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
 import { testConfig, useTestDb } from "./support/test-env.js";
 
@@ -18,12 +19,12 @@ async function insertPatients(db: Db, count: number, tag: string): Promise<{ id:
   );
 }
 
-function runJob(db: Db, config: Config, payload: unknown, progress: object[] = []) {
-  const direct = directJobContext(db, config);
+function runJob(db: Db, config: Config, provider: MessagingProvider, payload: unknown, progress: object[] = []) {
+  const direct = directJobContext(db, config, { services: { messaging: () => provider } });
   direct.context.reportProgress = async (value) => {
     progress.push(value as object);
   };
-  return bulkMessagingJob.handle(bulkMessagingJob.payloadSchema.parse(payload), direct.context);
+  return runHandler("bulk-messaging", payload as PayloadInput<"bulk-messaging">, direct.context);
 }
 
 describe("bulk-messaging sends a campaign", () => {
@@ -31,17 +32,15 @@ describe("bulk-messaging sends a campaign", () => {
   let db: Db;
   let config: Config;
   let sms: FakeSmsServer;
+  let provider: HttpProvider;
 
   beforeAll(async () => {
     db = testDatabase.db;
     config = testConfig(testDatabase.url);
     sms = await startFakeSmsServer();
-    setBulkMessagingProvider(
-      new HttpProvider({ baseUrl: sms.url, accountSid: sms.accountSid, authToken: sms.authToken, from: "+15550000000", baseDelayMs: 5 }),
-    );
+    provider = new HttpProvider({ baseUrl: sms.url, accountSid: sms.accountSid, authToken: sms.authToken, from: "+15550000000", baseDelayMs: 5 });
   });
   afterAll(async () => {
-    setBulkMessagingProvider(undefined);
     await sms.close();
   });
 
@@ -58,6 +57,7 @@ describe("bulk-messaging sends a campaign", () => {
     const result = await runJob(
       db,
       config,
+      provider,
       {
         campaignId: "spring-promo",
         channel: "sms",
@@ -107,7 +107,7 @@ describe("bulk-messaging sends a campaign", () => {
     const [patient] = await insertPatients(db, 1, "02");
     await db.prisma.patient.update({ where: { id: patient?.id }, data: { phone: null } });
     const before = sms.requests.length;
-    const result = await runJob(db, config, { campaignId: "no-phone", channel: "sms", body: "Hello", patientIds: [patient?.id] });
+    const result = await runJob(db, config, provider, { campaignId: "no-phone", channel: "sms", body: "Hello", patientIds: [patient?.id] });
     expect(result).toMatchObject({ sent: 0, failed: 1, skipped: 0 });
     const message = await db.prisma.messagingMessage.findFirstOrThrow({ where: { campaignId: "no-phone" } });
     expect(message.status).toBe("failed");
@@ -117,7 +117,12 @@ describe("bulk-messaging sends a campaign", () => {
 
   it("sends by email to the patient's address and keeps the email conversation separate", async () => {
     const patients = await insertPatients(db, 3, "03");
-    const result = await runJob(db, config, { campaignId: "newsletter", channel: "email", body: "Dear {{firstName}}", patientIds: patients.map((p) => p.id) });
+    const result = await runJob(db, config, provider, {
+      campaignId: "newsletter",
+      channel: "email",
+      body: "Dear {{firstName}}",
+      patientIds: patients.map((p) => p.id),
+    });
     expect(result).toMatchObject({ sent: 3, failed: 0, skipped: 0 });
     const recipients = sms.deliveries.slice(-3).map((d) => d.to);
     expect(recipients.every((to) => to.endsWith("03@example.test"))).toBe(true);

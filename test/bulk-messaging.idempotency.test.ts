@@ -1,7 +1,7 @@
 import { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { BulkMessagingResult } from "../src/jobs/bulk-messaging/contract.js";
 import { HttpProvider } from "../src/jobs/bulk-messaging/http-provider.js";
-import { type BulkMessagingResult, setBulkMessagingProvider } from "../src/jobs/bulk-messaging.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
@@ -22,8 +22,8 @@ describe("bulk-messaging enqueued twice sends once", () => {
     db = testDatabase.db;
     config = testConfig(testDatabase.url);
     sms = await startFakeSmsServer();
-    setBulkMessagingProvider(new HttpProvider({ baseUrl: sms.url, accountSid: sms.accountSid, authToken: sms.authToken, from: "dbjobs", baseDelayMs: 10 }));
-    worker = await startWorker("bulk-messaging", { config, logger: memoryLogger("warn").logger, db });
+    const provider = new HttpProvider({ baseUrl: sms.url, accountSid: sms.accountSid, authToken: sms.authToken, from: "dbjobs", baseDelayMs: 10 });
+    worker = await startWorker("bulk-messaging", { config, logger: memoryLogger("warn").logger, db, services: { messaging: () => provider } });
     producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
     events = new QueueEvents("bulk-messaging", { connection: testRedis(), prefix: config.QUEUE_PREFIX });
     await events.waitUntilReady();
@@ -32,7 +32,6 @@ describe("bulk-messaging enqueued twice sends once", () => {
     await events.close();
     await producer.close();
     await worker.close();
-    setBulkMessagingProvider(undefined);
     await sms.close();
   });
 

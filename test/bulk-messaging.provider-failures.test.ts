@@ -2,10 +2,10 @@ import { randomUUID } from "node:crypto";
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { HttpProvider, type HttpProviderOptions } from "../src/jobs/bulk-messaging/http-provider.js";
 import { ProviderUnavailableError } from "../src/jobs/bulk-messaging/messaging-errors.js";
-import { bulkMessagingJob, setBulkMessagingProvider } from "../src/jobs/bulk-messaging.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
-import { directJobContext } from "./support/direct-job-context.js";
+import type { PayloadInput } from "../src/queues/contracts.js";
+import { directJobContext, runHandler } from "./support/direct-job-context.js";
 import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
 import { testConfig, useTestDb } from "./support/test-env.js";
 
@@ -118,6 +118,7 @@ describe("bulk-messaging when the provider fails", () => {
   let db: Db;
   let config: Config;
   let sms: FakeSmsServer;
+  let provider: HttpProvider;
 
   async function insertPatients(count: number, tag: string): Promise<{ id: string; phone: string }[]> {
     return db.prisma.$queryRawUnsafe(
@@ -129,27 +130,25 @@ describe("bulk-messaging when the provider fails", () => {
   }
 
   function runJob(payload: unknown) {
-    return bulkMessagingJob.handle(bulkMessagingJob.payloadSchema.parse(payload), directJobContext(db, config).context);
+    const { context } = directJobContext(db, config, { services: { messaging: () => provider } });
+    return runHandler("bulk-messaging", payload as PayloadInput<"bulk-messaging">, context);
   }
 
   beforeAll(async () => {
     db = testDatabase.db;
     config = testConfig(testDatabase.url);
     sms = await startFakeSmsServer();
-    setBulkMessagingProvider(
-      new HttpProvider({
-        baseUrl: sms.url,
-        accountSid: sms.accountSid,
-        authToken: sms.authToken,
-        from: "dbjobs",
-        baseDelayMs: 10,
-        maxDelayMs: 50,
-        maxAttempts: 4,
-      }),
-    );
+    provider = new HttpProvider({
+      baseUrl: sms.url,
+      accountSid: sms.accountSid,
+      authToken: sms.authToken,
+      from: "dbjobs",
+      baseDelayMs: 10,
+      maxDelayMs: 50,
+      maxAttempts: 4,
+    });
   });
   afterAll(async () => {
-    setBulkMessagingProvider(undefined);
     await sms.close();
   });
 

@@ -1,11 +1,10 @@
 import { randomUUID } from "node:crypto";
-import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import { NoopProvider } from "../src/jobs/bulk-messaging/noop-provider.js";
-import { bulkMessagingJob, setBulkMessagingProvider } from "../src/jobs/bulk-messaging.js";
 import type { Config } from "../src/lib/config.js";
-import { countingDb } from "../src/lib/counting-pool.js";
 import type { Db } from "../src/lib/db.js";
-import { directJobContext } from "./support/direct-job-context.js";
+import { countingDb } from "./support/counting-pool.js";
+import { directJobContext, runHandler } from "./support/direct-job-context.js";
 import { testConfig, useTestDb } from "./support/test-env.js";
 
 /**
@@ -29,10 +28,6 @@ describe("bulk-messaging statements per batch", () => {
       prismaStatements.push(event.query);
     });
     config = testConfig(testDatabase.url);
-    setBulkMessagingProvider(new NoopProvider());
-  });
-  afterAll(async () => {
-    setBulkMessagingProvider(undefined);
   });
 
   /** 2,000 new patients, every other one already with an SMS conversation, plus 20 unknown ids. */
@@ -50,8 +45,9 @@ describe("bulk-messaging statements per batch", () => {
     await new Promise((resolve) => setImmediate(resolve));
     counted.statements.length = 0;
     prismaStatements.length = 0;
-    const { context } = directJobContext(counted.db, config);
-    const result = await bulkMessagingJob.handle(
+    const { context } = directJobContext(counted.db, config, { services: { messaging: () => new NoopProvider() } });
+    const result = await runHandler(
+      "bulk-messaging",
       { campaignId: `count-${batchSize}`, channel: "sms", body: "Hi {{firstName}}", patientIds, batchSize },
       context,
     );

@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { InvoiceTotalsResult } from "../src/jobs/invoice-totals.js";
+import type { InvoiceTotalsResult } from "../src/jobs/invoice-totals/contract.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import type { Producer } from "../src/queues/producer.js";

@@ -1,7 +1,7 @@
 import { Queue, QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { invoiceTotalsPayload } from "../src/jobs/invoice-totals.js";
+import { invoiceTotalsPayload } from "../src/jobs/invoice-totals/contract.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { PayloadValidationError } from "../src/lib/errors.js";

@@ -1,8 +1,8 @@
 import { archivingJob } from "../jobs/archiving.js";
-import { bulkMessagingJob } from "../jobs/bulk-messaging.js";
+import { handleBulkMessaging } from "../jobs/bulk-messaging/handler.js";
 import { cachePrefetchJob } from "../jobs/cache-prefetch.js";
 import { dbMaintenanceJob } from "../jobs/db-maintenance.js";
-import { invoiceTotalsJob } from "../jobs/invoice-totals.js";
+import { handleInvoiceTotals } from "../jobs/invoice-totals/handler.js";
 import { partitionMaintenanceJob } from "../jobs/partition-maintenance.js";
 import { transactionRetryJob } from "../jobs/transaction-retry.js";
 import type { ContractOf, QueueName } from "./contracts.js";
@@ -14,8 +14,8 @@ import type { JobHandler } from "./job-context.js";
  * queue has a handler taking its contract's payload and returning its result.
  */
 export const handlers = {
-  "bulk-messaging": bulkMessagingJob.handle,
-  "invoice-totals": invoiceTotalsJob.handle,
+  "bulk-messaging": handleBulkMessaging,
+  "invoice-totals": handleInvoiceTotals,
   "partition-maintenance": partitionMaintenanceJob.handle,
   archiving: archivingJob.handle,
   "db-maintenance": dbMaintenanceJob.handle,

@@ -1,5 +1,5 @@
 import type pg from "pg";
-import type { Db } from "./db.js";
+import type { Db } from "../../src/lib/db.js";
 
 /**
  * A view of `db` whose pool records the text of every statement sent through
