@@ -22,7 +22,7 @@ export function createCliContext(options: { quiet?: boolean } = {}): CliContext 
     config,
     logger,
     producer() {
-      producer ??= new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+      producer ??= new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX, connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS, logger });
       return producer;
     },
     db() {

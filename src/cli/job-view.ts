@@ -38,3 +38,28 @@ export function firstLine(text: string | null, width = 80): string {
   const line = text.split("\n", 1)[0] ?? "";
   return line.length > width ? `${line.slice(0, width - 1)}…` : line;
 }
+
+/**
+ * A payload or result cut down for a terminal: arrays keep their first
+ * `maxItems` entries and say how many more there are, long strings are cut.
+ * A 100,000-recipient campaign then prints in a dozen lines; `--full` and
+ * `--json` print everything.
+ */
+export function truncateForDisplay(value: unknown, limits = { maxItems: 10, maxString: 200 }): { value: unknown; truncated: boolean } {
+  let truncated = false;
+  const walk = (item: unknown): unknown => {
+    if (typeof item === "string" && item.length > limits.maxString) {
+      truncated = true;
+      return `${item.slice(0, limits.maxString)}… (${item.length - limits.maxString} more characters)`;
+    }
+    if (Array.isArray(item)) {
+      const kept = item.slice(0, limits.maxItems).map(walk);
+      if (item.length <= limits.maxItems) return kept;
+      truncated = true;
+      return [...kept, `… ${item.length - limits.maxItems} more`];
+    }
+    if (item && typeof item === "object") return Object.fromEntries(Object.entries(item).map(([key, entry]) => [key, walk(entry)]));
+    return item;
+  };
+  return { value: walk(value), truncated };
+}

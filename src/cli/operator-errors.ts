@@ -21,9 +21,3 @@ export class BadArgumentError extends DbjobsError {
     super("DBJOBS_BAD_ARGUMENT", message);
   }
 }
-
-export class RedisUnreachableError extends DbjobsError {
-  constructor(redactedUrl: string, cause: Error) {
-    super("DBJOBS_REDIS_UNREACHABLE", `Cannot reach Redis at ${redactedUrl} (${cause.message}). Start Redis or set REDIS_URL.`, { cause });
-  }
-}

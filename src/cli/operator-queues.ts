@@ -1,11 +1,10 @@
 import { type Job, Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { UnknownQueueError } from "../lib/errors.js";
-import { redactUrl } from "../lib/logger.js";
-import { BadArgumentError, BadJobStateError, RedisUnreachableError, UnknownJobError } from "./operator-errors.js";
-import { createRedis } from "../lib/redis.js";
+import { createRedis, waitForRedis } from "../lib/redis.js";
 import { isQueueName, type QueueName, queueNames } from "../queues/contracts.js";
 import type { CliContext } from "./context.js";
+import { BadArgumentError, BadJobStateError, UnknownJobError } from "./operator-errors.js";
 
 /**
  * What the operator verbs share: a queue by name (any known queue), state
@@ -54,18 +53,7 @@ export class OperatorQueues {
     if (this.connection) return;
     const connection = createRedis(this.context.config.REDIS_URL, "producer");
     this.connection = connection;
-    await new Promise<void>((resolve, reject) => {
-      const onError = (err: Error) => {
-        connection.off("ready", onReady);
-        reject(new RedisUnreachableError(redactUrl(this.context.config.REDIS_URL), err));
-      };
-      const onReady = () => {
-        connection.off("error", onError);
-        resolve();
-      };
-      connection.once("ready", onReady);
-      connection.once("error", onError);
-    });
+    await waitForRedis(connection, this.context.config.REDIS_URL, this.context.config.QUEUE_CONNECT_TIMEOUT_MS);
   }
 
   get redis(): Redis {

@@ -126,7 +126,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   // Producer-role connection: a request made while Redis is down fails at once
   // instead of hanging the page, the scrape or the health check.
   const redis = createRedis(config.REDIS_URL, "producer", logger);
-  const producer = new Producer({ connection: redis, prefix });
+  const producer = new Producer({ connection: redis, redisUrl: config.REDIS_URL, prefix, connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS, logger });
   const queues = queueNames.map((name) => producer.queue(name));
   // Without an offline queue, commands sent before the first connect fail; give Redis a moment so the first page works.
   if (!(await redisReady(redis, config.DB_CONNECT_TIMEOUT_MS)))

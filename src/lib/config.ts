@@ -14,6 +14,8 @@ export const configSchema = z.object({
   DATABASE_URL: z.url().default("postgresql://postgres@127.0.0.1:5432/dbjobs"),
   /** @defaultValue redis://127.0.0.1:6379 */
   REDIS_URL: z.url().default("redis://127.0.0.1:6379"),
+  /** How long a producer, the CLI or the HTTP route waits for the queue store before failing. @defaultValue 3000 */
+  QUEUE_CONNECT_TIMEOUT_MS: intFromEnv(100, 120_000).default(3000),
   /** Prefix of every BullMQ key in Redis. @defaultValue dbjobs */
   QUEUE_PREFIX: z.string().min(1).max(64).default("dbjobs"),
   /** @defaultValue info */

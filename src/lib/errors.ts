@@ -83,3 +83,14 @@ export class SessionLostError extends DbjobsError {
     );
   }
 }
+
+/** The queue store (Redis, or PostgreSQL on that backend) did not answer in time; nothing was enqueued or changed. */
+export class QueueBackendUnavailableError extends DbjobsError {
+  constructor(service: string, redactedUrl: string, setting: string, reason: string, options: { cause?: unknown } = {}) {
+    super(
+      "DBJOBS_QUEUE_UNAVAILABLE",
+      `Cannot reach ${service} at ${redactedUrl} (${reason}); nothing was changed. Start ${service} or set ${setting}.`,
+      options,
+    );
+  }
+}

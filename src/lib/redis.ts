@@ -1,4 +1,5 @@
 import { Redis, type RedisOptions } from "ioredis";
+import { QueueBackendUnavailableError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { redactUrl } from "./logger.js";
 
@@ -8,6 +9,7 @@ import { redactUrl } from "./logger.js";
  *   give up (`maxRetriesPerRequest: null`) and the client reconnects forever;
  * - `producer`: a request made while Redis is down fails at once
  *   (`enableOfflineQueue: false`) so the caller's HTTP request does not hang.
+ * Both reconnect in the background with capped exponential backoff.
  */
 export type RedisRole = "worker" | "producer";
 
@@ -18,19 +20,62 @@ export function redisOptions(role: RedisRole): RedisOptions {
     : { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 5000, retryStrategy: reconnect };
 }
 
+/** While Redis stays down, one line this often, not one per reconnect attempt. */
+const stillDownLogMs = 30_000;
+
+const lastErrors = new WeakMap<Redis, Error>();
+
+/** The code of the error that last broke this connection (ECONNREFUSED, ENOTFOUND, ...), while it is not ready. */
+export function redisErrorCode(redis: Redis): string | undefined {
+  if (redis.status === "ready") return undefined;
+  const err = lastErrors.get(redis) as (Error & { code?: unknown }) | undefined;
+  return typeof err?.code === "string" ? err.code : redis.status === "end" ? "closed" : "not_connected";
+}
+
 export function createRedis(url: string, role: RedisRole, logger?: Logger): Redis {
   const redis = new Redis(url, redisOptions(role));
-  let reported = false;
-  redis.on("error", (err) => {
-    // One line per outage, not one per reconnect attempt.
-    if (!reported) logger?.warn({ err: err.message, url: redactUrl(url), role }, "Redis connection error; reconnecting");
-    reported = true;
+  let downSince: number | undefined;
+  let lastLogged = 0;
+  redis.on("error", (err: Error & { code?: string }) => {
+    lastErrors.set(redis, err);
+    const now = Date.now();
+    downSince ??= now;
+    if (now - lastLogged < stillDownLogMs && lastLogged >= downSince) return;
+    lastLogged = now;
+    logger?.warn(
+      { code: err.code ?? err.name, url: redactUrl(url), role, downForMs: now - downSince },
+      now === downSince ? "Redis connection error; reconnecting" : "Redis still unreachable; reconnecting",
+    );
   });
   redis.on("ready", () => {
-    if (reported) logger?.info({ role }, "Redis connection restored");
-    reported = false;
+    if (downSince !== undefined) logger?.info({ role, downForMs: Date.now() - downSince }, "Redis connection restored");
+    downSince = undefined;
+    lastErrors.delete(redis);
   });
   return redis;
+}
+
+/**
+ * Resolves once `redis` is connected, or rejects after `timeoutMs` with a
+ * QueueBackendUnavailableError naming the service, the masked URL and the
+ * setting: what producers and operator verbs do instead of hanging.
+ */
+export function waitForRedis(redis: Redis, url: string, timeoutMs: number): Promise<void> {
+  if (redis.status === "ready") return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    const done = (err?: Error) => {
+      clearTimeout(timer);
+      redis.off("ready", onReady);
+      if (err) reject(err);
+      else resolve();
+    };
+    const onReady = () => done();
+    const timer = setTimeout(
+      () => done(new QueueBackendUnavailableError("Redis", redactUrl(url), "REDIS_URL", `${redisErrorCode(redis)} for ${timeoutMs} ms`)),
+      timeoutMs,
+    );
+    redis.on("ready", onReady);
+  });
 }
 
 /** BullMQ loses jobs if Redis may evict keys; warn when the policy is anything but noeviction. */

@@ -1,22 +1,29 @@
 import { type Job, type JobsOptions, Queue } from "bullmq";
 import type { Redis } from "ioredis";
-import { createRedis } from "../lib/redis.js";
+import type { Logger } from "../lib/logger.js";
+import { createRedis, waitForRedis } from "../lib/redis.js";
 import { getContract, type PayloadInput, type QueueName } from "./contracts.js";
 import { validatePayload } from "./validate-payload.js";
 
 /**
  * The typed producer for applications. A bad payload is rejected here, before
  * it reaches Redis, with a PayloadValidationError naming each bad field.
- * Its Redis connection fails fast while Redis is down instead of queueing
- * commands, so a producer's request never hangs on an outage.
+ * While Redis is down, `enqueue` fails within `connectTimeoutMs` with a
+ * QueueBackendUnavailableError (one line, credentials masked) and adds
+ * nothing, so a producer's request never hangs on an outage; the connection
+ * keeps reconnecting in the background.
  */
 export interface ProducerOptions {
   /** @defaultValue redis://127.0.0.1:6379 */
   redisUrl?: string;
-  /** Reuse a connection; it should be created with role "producer". */
+  /** Reuse a connection; it should be created with role "producer" (give its `redisUrl` too, for error messages). */
   connection?: Redis;
   /** BullMQ key prefix; must match the workers'. @defaultValue dbjobs */
   prefix?: string;
+  /** How long `enqueue` waits for Redis before failing. @defaultValue 3000 */
+  connectTimeoutMs?: number;
+  /** Connection errors are logged here, once per outage; without one they are dropped (never a stack dump). */
+  logger?: Logger;
 }
 
 /**
@@ -39,10 +46,20 @@ export class Producer {
   private readonly queues = new Map<QueueName, Queue>();
   readonly prefix: string;
 
-  constructor(options: ProducerOptions = {}) {
-    this.connection = options.connection ?? createRedis(options.redisUrl ?? "redis://127.0.0.1:6379", "producer");
+  private readonly redisUrl: string;
+  private readonly connectTimeoutMs: number;
+
+  constructor(private readonly options: ProducerOptions = {}) {
+    this.redisUrl = options.redisUrl ?? "redis://127.0.0.1:6379";
+    this.connection = options.connection ?? createRedis(this.redisUrl, "producer", options.logger);
     this.ownsConnection = !options.connection;
     this.prefix = options.prefix ?? "dbjobs";
+    this.connectTimeoutMs = options.connectTimeoutMs ?? 3000;
+  }
+
+  /** Resolves once the queue store answers; rejects with a QueueBackendUnavailableError after `connectTimeoutMs`. */
+  ready(): Promise<void> {
+    return waitForRedis(this.connection, this.redisUrl, this.connectTimeoutMs);
   }
 
   /** Validates `payload` against the queue's schema and adds the job. */
@@ -54,6 +71,8 @@ export class Producer {
   async enqueueUnknown(queue: string, payload: unknown, options: JobsOptions = {}): Promise<Job> {
     const contract = getContract(queue);
     const data = validatePayload(contract.name, contract.payload, payload);
+    // Only a connected client sends the add, so an add never lands after the caller was told it failed.
+    await this.ready();
     return this.queue(contract.name).add(contract.name, payload, { ...deduplicationOptions(contract.deduplicate?.(data as never)), ...options });
   }
 
@@ -62,6 +81,8 @@ export class Producer {
     let queue = this.queues.get(name);
     if (!queue) {
       queue = new Queue(name, { connection: this.connection, prefix: this.prefix, defaultJobOptions: getContract(name).jobOptions });
+      // Without a listener BullMQ prints every connection error as a stack dump; the connection logs outages itself.
+      queue.on("error", (err) => this.options.logger?.debug({ err, queue: name }, "queue connection error"));
       this.queues.set(name, queue);
     }
     return queue;

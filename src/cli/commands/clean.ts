@@ -1,6 +1,6 @@
 import type { Command } from "commander";
-import { BadArgumentError } from ".././operator-errors.js";
 import { createCliContext, printJson } from "../context.js";
+import { BadArgumentError } from ".././operator-errors.js";
 import { cleanableStates, parseDurationMs, parseState, withQueues } from "../operator-queues.js";
 
 /** Jobs removed per BullMQ call; the loop keeps going until a call removes fewer. */

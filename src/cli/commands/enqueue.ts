@@ -1,14 +1,25 @@
 import { readFile } from "node:fs/promises";
 import { QueueEvents } from "bullmq";
 import type { Command } from "commander";
-import { DbjobsError } from "../../lib/errors.js";
+import { DbjobsError, PayloadValidationError } from "../../lib/errors.js";
 import { createRedis } from "../../lib/redis.js";
 import { getContract } from "../../queues/contracts.js";
 import { createCliContext, printJson } from "../context.js";
 
 async function readPayload(data: string | undefined): Promise<unknown> {
   if (data === undefined) return {};
-  const text = data.startsWith("@") ? await readFile(data.slice(1), "utf8") : data;
+  let text = data;
+  if (data.startsWith("@")) {
+    const path = data.slice(1);
+    try {
+      text = await readFile(path, "utf8");
+    } catch (err) {
+      const reason = (err as { code?: string }).code === "ENOENT" ? "no such file" : (err as Error).message;
+      throw new DbjobsError("DBJOBS_BAD_ARGUMENT", `--data @${path}: cannot read the file (${reason}); give the path of a JSON file, or the JSON itself.`, {
+        retryable: false,
+      });
+    }
+  }
   try {
     return JSON.parse(text);
   } catch (err) {
@@ -30,11 +41,30 @@ export function registerEnqueueCommand(program: Command): void {
       try {
         getContract(queue);
         const payload = await readPayload(options.data);
+        const producer = context.producer();
+        await producer.ready();
+        if (options.wait && (await producer.queue(getContract(queue).name).isPaused())) {
+          throw new DbjobsError(
+            "DBJOBS_QUEUE_PAUSED",
+            `Queue "${queue}" is paused, so --wait would wait until it is resumed; nothing was enqueued. Run \`dbjobs resume ${queue}\` first, or enqueue without --wait.`,
+          );
+        }
         // Subscribe before adding so a fast job cannot finish unseen.
         const eventsConnection = options.wait ? createRedis(context.config.REDIS_URL, "worker") : undefined;
         const events = eventsConnection ? new QueueEvents(queue, { connection: eventsConnection, prefix: context.config.QUEUE_PREFIX }) : undefined;
+        events?.on("error", () => undefined);
         await events?.waitUntilReady();
-        const job = await context.producer().enqueueUnknown(queue, payload);
+        let job: Awaited<ReturnType<typeof producer.enqueueUnknown>>;
+        try {
+          job = await producer.enqueueUnknown(queue, payload);
+        } catch (err) {
+          await events?.close();
+          eventsConnection?.disconnect();
+          if (err instanceof PayloadValidationError && options.data === undefined) {
+            throw new DbjobsError("DBJOBS_INVALID_PAYLOAD", `${err.message} No --data was given: pass the payload with --data '<json>' or --data @file.json.`);
+          }
+          throw err;
+        }
         if (!events) {
           if (options.json) printJson({ queue, jobId: job.id });
           else console.log(`enqueued ${queue} job ${job.id}`);

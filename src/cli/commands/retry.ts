@@ -1,7 +1,7 @@
 import type { Command } from "commander";
-import { BadArgumentError } from ".././operator-errors.js";
 import { createCliContext, printJson } from "../context.js";
 import { failedJobs, groupFailures } from "../failed-groups.js";
+import { BadArgumentError } from ".././operator-errors.js";
 import { withQueues } from "../operator-queues.js";
 
 /** Failed jobs read at most, for --all and --fingerprint. */
