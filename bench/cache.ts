@@ -1,7 +1,7 @@
 import { Redis } from "ioredis";
 import { createCache, type TwoTierCache } from "../src/cache/cache.js";
 import { cacheKeys } from "../src/cache/cache-keys.js";
-import { prefetch } from "../src/jobs/cache-prefetch.js";
+import { prefetch } from "../src/jobs/cache-prefetch/handler.js";
 import { loadConfig } from "../src/lib/config.js";
 import { createDb, Prisma } from "../src/lib/db.js";
 import { createLogger } from "../src/lib/logger.js";

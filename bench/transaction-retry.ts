@@ -1,7 +1,7 @@
+import { type SweepResult, sweepDueTransactions } from "../src/jobs/transaction-retry/due-transactions.js";
+import { defaultSettlementMode, type SettlementMode } from "../src/jobs/transaction-retry/settlement.js";
 import { createDb, type Db } from "../src/lib/db.js";
 import { createLogger } from "../src/lib/logger.js";
-import { defaultSettlementMode, type SettlementMode } from "../src/lib/settlement.js";
-import { type SweepResult, sweepDueTransactions } from "../src/lib/settlement-sweep.js";
 import type { BenchRow, BenchSection } from "./bench-section.js";
 import { freshBenchDatabase, median } from "./support.js";
 

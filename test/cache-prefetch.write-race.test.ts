@@ -4,7 +4,7 @@ import { invalidateCacheKeys } from "../src/cache/cache-invalidation.js";
 import { cacheKeys } from "../src/cache/cache-keys.js";
 import { deserializeCacheValue } from "../src/cache/cache-serializer.js";
 import { type CachedUser, type EscrowBalance, type GlobalCounts, loadEscrowBalance, loadUser } from "../src/jobs/cache-prefetch/cache-entities.js";
-import { type PrefetchDeps, prefetch } from "../src/jobs/cache-prefetch.js";
+import { type PrefetchDeps, prefetch } from "../src/jobs/cache-prefetch/handler.js";
 import type { Config } from "../src/lib/config.js";
 import { type Db, Prisma } from "../src/lib/db.js";
 import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { type SweepResult, sweepDueTransactions } from "../src/jobs/transaction-retry/due-transactions.js";
 import { createDb, type Db } from "../src/lib/db.js";
-import { type SweepResult, sweepDueTransactions } from "../src/lib/settlement-sweep.js";
 import { checkLedger, createAccounts, createDueTransactions, statusCounts } from "./support/escrow-data.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testDb } from "./support/test-env.js";
 

@@ -1,11 +1,11 @@
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { transactionRetryPayload } from "../src/jobs/transaction-retry.js";
+import { sweepDueTransactions } from "../src/jobs/transaction-retry/due-transactions.js";
+import { transactionRetryPayload } from "../src/jobs/transaction-retry/handler.js";
+import { type SettlementMode, settleTransaction } from "../src/jobs/transaction-retry/settlement.js";
 import type { Db } from "../src/lib/db.js";
 import { PayloadValidationError } from "../src/lib/errors.js";
 import { flushMetrics, readMetrics } from "../src/lib/metrics.js";
-import { type SettlementMode, settleTransaction } from "../src/lib/settlement.js";
-import { sweepDueTransactions } from "../src/lib/settlement-sweep.js";
 import { validatePayload } from "../src/queues/validate-payload.js";
 import { checkLedger, createAccounts, insertTransaction, readAccount, readTransaction } from "./support/escrow-data.js";
 import { testPrefix, testRedis, useTestDb } from "./support/test-env.js";

@@ -1,13 +1,13 @@
 import type { Redis } from "ioredis";
 import { z } from "zod";
-import { cacheKeys } from "../cache/cache-keys.js";
-import { readSequence, storeSerializedIfNotInvalidated } from "../cache/cache-redis-tier.js";
-import { serializeCacheValue } from "../cache/cache-serializer.js";
-import type { Config } from "../lib/config.js";
-import type { Db } from "../lib/db.js";
-import type { Logger } from "../lib/logger.js";
-import { defineJob } from "../queues/job-definition.js";
-import { loadGlobalCounts, type SerializedEntry, streamActiveEscrowBalances, streamRecentlyActiveUsers } from "./cache-prefetch/cache-entities.js";
+import { cacheKeys } from "../../cache/cache-keys.js";
+import { readSequence, storeSerializedIfNotInvalidated } from "../../cache/cache-redis-tier.js";
+import { serializeCacheValue } from "../../cache/cache-serializer.js";
+import type { Config } from "../../lib/config.js";
+import type { Db } from "../../lib/db.js";
+import type { Logger } from "../../lib/logger.js";
+import { defineJob } from "../../queues/job-definition.js";
+import { loadGlobalCounts, type SerializedEntry, streamActiveEscrowBalances, streamRecentlyActiveUsers } from "./cache-entities.js";
 
 /**
  * cache-prefetch: warms the Redis tier of the cache with the hot set (seed

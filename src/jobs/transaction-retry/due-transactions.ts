@@ -1,8 +1,8 @@
-import type { PrismaClient } from "./db.js";
-import { RetryExhaustedError } from "./errors.js";
-import type { Logger } from "./logger.js";
-import { incrementCounter } from "./metrics.js";
-import { type BackoffOptions, backoffDelayMs, isWriteConflict } from "./retry.js";
+import type { PrismaClient } from "../../lib/db.js";
+import { RetryExhaustedError } from "../../lib/errors.js";
+import type { Logger } from "../../lib/logger.js";
+import { incrementCounter } from "../../lib/metrics.js";
+import { type BackoffOptions, backoffDelayMs, isWriteConflict } from "../../lib/retry.js";
 import { type FailureReason, type SettlementMode, settleTransaction } from "./settlement.js";
 
 /**

@@ -1,16 +1,16 @@
 import { z } from "zod";
-import { cacheKeys } from "../cache/cache-keys.js";
-import { defaultSettlementMode, settlementModes } from "../lib/settlement.js";
-import { type SweepResult, sweepDueTransactions } from "../lib/settlement-sweep.js";
-import { defineJob } from "../queues/job-definition.js";
+import { cacheKeys } from "../../cache/cache-keys.js";
+import { defineJob } from "../../queues/job-definition.js";
+import { type SweepResult, sweepDueTransactions } from "./due-transactions.js";
+import { defaultSettlementMode, settlementModes } from "./settlement.js";
 
 /**
  * transaction-retry: sweeps `transactions` due for (re)settlement and settles
  * each against its escrow account (seed 000 "Transaction Optimization",
  * seed 002 "transaction retry logic"). Scheduled every minute; sweeps that
  * overlap claim disjoint rows, and a rerun never settles a transaction twice.
- * The story is in src/lib/settlement-sweep.ts (claim, reschedule) and
- * src/lib/settlement.ts (one settlement, sign conventions).
+ * The story is in due-transactions.ts (claim, reschedule) and
+ * settlement.ts (one settlement, sign conventions).
  */
 export const transactionRetryPayload = z
   .object({

@@ -1,4 +1,4 @@
-import { DbjobsError } from "./errors.js";
+import { DbjobsError } from "../../lib/errors.js";
 
 /**
  * The escrow account's `version` moved between our read and our write: the

@@ -1,5 +1,5 @@
-import type { PrismaClient } from "./db.js";
-import { type ConflictRetryOptions, withConflictRetry } from "./retry.js";
+import type { PrismaClient } from "../../lib/db.js";
+import { type ConflictRetryOptions, withConflictRetry } from "../../lib/retry.js";
 import { EscrowAccountFrozenError, EscrowVersionConflictError } from "./settlement-errors.js";
 
 /**
