@@ -1,54 +1,24 @@
 import type { PrismaClient } from "../../lib/db.js";
-import { RetryExhaustedError } from "../../lib/errors.js";
-import type { Logger } from "../../lib/logger.js";
-import { incrementCounter } from "../../lib/metrics.js";
-import { type BackoffOptions, backoffDelayMs, isWriteConflict } from "../../lib/retry.js";
-import { type FailureReason, type SettlementMode, settleTransaction } from "./settlement.js";
+import { coerceError, RetryExhaustedError } from "../../lib/errors.js";
+import { type BackoffOptions, backoffDelayMs } from "../../lib/retry.js";
 
 /**
- * One sweep of the transaction retry queue: claim the due transactions a page
- * at a time, settle each in its own database transaction, and give a failed
- * one its next attempt (or end it as FAILED for good).
+ * The transactions table as the sweep's work list: claiming the rows that are
+ * due, and giving a failed one its next attempt (or ending it as FAILED).
  *
- * Claiming and settling are separate on purpose. A claim is one short
- * statement that locks due rows with FOR UPDATE SKIP LOCKED and pushes their
- * `nextRetryAt` one lease ahead, so concurrent sweeps take disjoint pages and
- * never wait on each other's claims. Settling then re-reads each row in its own
- * transaction and settles it only if it is still PENDING/RETRYING. So the lease
- * is only an efficiency device: if a sweep dies, its unsettled rows come due
+ * A claim is one short statement that locks due rows with FOR UPDATE SKIP
+ * LOCKED and pushes their `nextRetryAt` one lease ahead, so concurrent sweeps
+ * take disjoint pages and never wait on each other's claims. The lease is only
+ * an efficiency device: settling re-reads each row and settles it only if it
+ * is still PENDING/RETRYING, so if a sweep dies its unsettled rows come due
  * again when the lease ends, and if a slow sweep's lease ends while it still
- * runs, the re-read (and the ledger's unique transactionId) keeps the second
+ * runs, the re-read (and the ledger's unique transactionId) keeps a second
  * settler from settling again.
  */
-export interface SweepOptions {
-  /** Transactions claimed by this sweep at most. @defaultValue 500 */
-  limit?: number;
-  /** Transactions claimed per statement. @defaultValue 50 */
-  pageSize?: number;
-  /** How long a claim keeps other sweeps off a row. @defaultValue 300000 */
-  leaseMs?: number;
-  /** @defaultValue defaultSettlementMode */
-  mode?: SettlementMode;
-  /** Settlement attempts (failed ones counted in retryCount) before FAILED for good. @defaultValue 8 */
-  maxAttempts?: number;
-  /** Reruns of one settlement on write conflicts before it is rescheduled instead. @defaultValue 12 */
-  conflictAttempts?: number;
-  /** Backoff between conflict reruns. @defaultValue { baseDelayMs: 5, maxDelayMs: 250 } */
-  conflictBackoff?: BackoffOptions;
-  /** Backoff between scheduled attempts (nextRetryAt). @defaultValue transactionRetryBackoff */
-  retryBackoff?: BackoffOptions;
-  log?: Logger;
-  /** Called after each page with the accounts whose balances it changed. */
-  onPage?(progress: SweepResult, changedAccountIds: string[]): Promise<void>;
-}
-
-export interface SweepResult {
-  settled: number;
-  failedForGood: number;
-  rescheduled: number;
-  conflictsRetried: number;
-  /** Claimed rows another settler had already ended (settled, failed or cancelled). */
-  skipped: number;
+export interface DueTransaction {
+  id: string;
+  /** The partition key; every statement on the row names it, so only one partition is read. */
+  createdAt: Date;
 }
 
 /** The next attempt of a transaction comes due 30 s, 1 min, 2 min … later, capped at 1 h, with equal jitter. */
@@ -93,77 +63,36 @@ UPDATE "transactions"
  WHERE "id" = $1::uuid AND "createdAt" = $2 AND "status" IN ('PENDING', 'RETRYING')
 RETURNING "status"::text AS "status", "retryCount"`;
 
-export const failedForGoodMetric = "dbjobs_transactions_failed_for_good_total";
-
-function describeError(err: unknown): string {
-  let message = err instanceof Error ? err.message : String(err);
-  if (err instanceof RetryExhaustedError) message += ` Last conflict: ${err.cause instanceof Error ? err.cause.message : String(err.cause)}`;
-  return message.replace(/\s+/g, " ").trim().slice(0, 1000);
+/** Claims up to `pageSize` due transactions for `leaseMs`; an empty page means nothing is due. */
+export function claimDueTransactions(prisma: PrismaClient, pageSize: number, leaseMs: number): Promise<DueTransaction[]> {
+  return prisma.$queryRawUnsafe<DueTransaction[]>(claimDueSql, pageSize, leaseMs);
 }
 
-export async function sweepDueTransactions(prisma: PrismaClient, options: SweepOptions = {}): Promise<SweepResult> {
-  const limit = options.limit ?? 500;
-  const pageSize = Math.min(options.pageSize ?? 50, limit);
-  const leaseMs = options.leaseMs ?? 300_000;
-  const maxAttempts = options.maxAttempts ?? 8;
-  const retryBackoff = options.retryBackoff ?? transactionRetryBackoff;
-  const result: SweepResult = { settled: 0, failedForGood: 0, rescheduled: 0, conflictsRetried: 0, skipped: 0 };
+export interface FailedAttempt {
+  /** RETRYING (with its next attempt scheduled) or FAILED (that was the last attempt). */
+  status: "RETRYING" | "FAILED";
+  retryCount: number;
+}
 
-  const failedForGood = (reason: FailureReason) => {
-    result.failedForGood++;
-    incrementCounter(failedForGoodMetric, { reason });
-  };
+/**
+ * Counts one failed attempt of `transaction` and records why. Returns its new
+ * status, or undefined when another settler had ended it meanwhile.
+ */
+export async function recordFailedAttempt(
+  prisma: PrismaClient,
+  transaction: DueTransaction,
+  err: unknown,
+  maxAttempts: number,
+  retryBackoff: BackoffOptions,
+): Promise<FailedAttempt | undefined> {
+  const delays = Array.from({ length: maxAttempts }, (_, index) => transactionRetryDelayMs(index + 1, retryBackoff));
+  const [row] = await prisma.$queryRawUnsafe<FailedAttempt[]>(rescheduleSql, transaction.id, transaction.createdAt, describeError(err), maxAttempts, delays);
+  return row;
+}
 
-  let claimed = 0;
-  while (claimed < limit) {
-    const page = await prisma.$queryRawUnsafe<{ id: string; createdAt: Date }[]>(claimDueSql, Math.min(pageSize, limit - claimed), leaseMs);
-    if (page.length === 0) break;
-    claimed += page.length;
-    const changed = new Set<string>();
-
-    for (const { id, createdAt } of page) {
-      try {
-        const outcome = await settleTransaction(prisma, id, createdAt, {
-          mode: options.mode,
-          conflictRetry: {
-            maxAttempts: options.conflictAttempts ?? 12,
-            ...(options.conflictBackoff ?? { baseDelayMs: 5, maxDelayMs: 250 }),
-            onConflict: () => {
-              result.conflictsRetried++;
-            },
-          },
-        });
-        if (outcome.kind === "settled") {
-          result.settled++;
-          changed.add(outcome.escrowAccountId);
-        } else if (outcome.kind === "failed") {
-          failedForGood(outcome.reason);
-          options.log?.warn({ transactionId: id, reason: outcome.reason }, "transaction FAILED for good");
-        } else result.skipped++;
-      } catch (err) {
-        // Not a conflict we could absorb in place: count a failed attempt and
-        // let a later sweep try again. If even this write fails (PostgreSQL is
-        // gone) the error ends the sweep, and the lease brings the row back.
-        const delays = Array.from({ length: maxAttempts }, (_, index) => transactionRetryDelayMs(index + 1, retryBackoff));
-        const [row] = await prisma.$queryRawUnsafe<{ status: string; retryCount: number }[]>(
-          rescheduleSql,
-          id,
-          createdAt,
-          describeError(err),
-          maxAttempts,
-          delays,
-        );
-        if (!row) result.skipped++;
-        else if (row.status === "FAILED") {
-          failedForGood("attempts_exhausted");
-          options.log?.warn({ transactionId: id, attempts: row.retryCount, err }, "transaction FAILED for good after its last attempt");
-        } else {
-          result.rescheduled++;
-          options.log?.info({ transactionId: id, attempt: row.retryCount, conflict: isWriteConflict(err), err }, "settlement failed; rescheduled");
-        }
-      }
-    }
-    await options.onPage?.({ ...result }, [...changed]);
-  }
-  return result;
+/** The transaction's lastError: one line, at most 1000 characters, naming the last conflict when conflicts ran out. */
+function describeError(err: unknown): string {
+  let message = coerceError(err).message;
+  if (err instanceof RetryExhaustedError) message += ` Last conflict: ${coerceError(err.cause).message}`;
+  return message.replace(/\s+/g, " ").trim().slice(0, 1000);
 }
