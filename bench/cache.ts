@@ -1,10 +1,15 @@
+import type { Job } from "bullmq";
 import { Redis } from "ioredis";
 import { createCache, type TwoTierCache } from "../src/cache/cache.js";
+import { invalidateCacheKeys } from "../src/cache/cache-invalidation.js";
 import { cacheKeys } from "../src/cache/cache-keys.js";
-import { prefetch } from "../src/jobs/cache-prefetch.js";
+import { cachePrefetchPayload } from "../src/jobs/cache-prefetch/contract.js";
+import { handleCachePrefetch } from "../src/jobs/cache-prefetch/handler.js";
 import { loadConfig } from "../src/lib/config.js";
 import { createDb, Prisma } from "../src/lib/db.js";
 import { createLogger } from "../src/lib/logger.js";
+import type { JobContext } from "../src/queues/job-context.js";
+import { workerServices } from "../src/queues/worker-services.js";
 import type { BenchRow, BenchSection } from "./bench-section.js";
 import { benchPrefix, benchRedisUrl, freshBenchDatabase, timeMs } from "./support.js";
 
@@ -86,10 +91,22 @@ export const cacheBench: BenchSection = {
       const ids = (await db.pool.query<{ id: string }>(`SELECT "id"::text AS id FROM "escrow_accounts" ORDER BY "id"`)).rows.map((row) => row.id);
 
       // ── Prefetch vs one key at a time ──
-      const deps = { db, redis, prefix, config, log: logger };
-      await prefetch({ kinds: ["escrowBalances"], limit: 100 }, deps); // warm connections and script cache
+      // The handler as a worker runs it, minus BullMQ.
+      const context: JobContext = {
+        job: { id: "bench" } as Job,
+        log: logger,
+        db,
+        redis,
+        config,
+        prefix,
+        services: workerServices(config),
+        invalidateCache: (keys) => invalidateCacheKeys(redis, prefix, keys),
+        reportProgress: async () => undefined,
+      };
+      const prefetch = (payload: { limit: number }) => handleCachePrefetch(cachePrefetchPayload.parse({ kinds: ["escrowBalances"], ...payload }), context);
+      await prefetch({ limit: 100 }); // warm connections and script cache
       const prefetchRuns: number[] = [];
-      for (let run = 0; run < 3; run++) prefetchRuns.push(await timeMs(() => prefetch({ kinds: ["escrowBalances"], limit: accounts }, deps)));
+      for (let run = 0; run < 3; run++) prefetchRuns.push(await timeMs(() => prefetch({ limit: accounts })));
       const prefetchMs = Math.min(...prefetchRuns);
       const oneAtATimeMs = await timeMs(async () => {
         for (const id of ids) {

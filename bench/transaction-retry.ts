@@ -1,7 +1,8 @@
+import { defaultSettlementMode, type SettlementMode, type TransactionRetryResult as SweepResult } from "../src/jobs/transaction-retry/contract.js";
+import { sweepDueTransactions } from "../src/jobs/transaction-retry/handler.js";
 import { createDb, type Db } from "../src/lib/db.js";
 import { createLogger } from "../src/lib/logger.js";
-import { defaultSettlementMode, type SettlementMode } from "../src/lib/settlement.js";
-import { type SweepResult, sweepDueTransactions } from "../src/lib/settlement-sweep.js";
+import { sweepOptions } from "../test/support/sweep-options.js";
 import type { BenchRow, BenchSection } from "./bench-section.js";
 import { freshBenchDatabase, median } from "./support.js";
 
@@ -67,7 +68,9 @@ async function run(url: string, setup: Db, mode: SettlementMode): Promise<RunFig
   const pools = Array.from({ length: sweeps }, () => createDb({ url, poolSize: 2, logger }));
   try {
     const start = performance.now();
-    const results: SweepResult[] = await Promise.all(pools.map((db) => sweepDueTransactions(db.prisma, { limit: transactionsPerRun, pageSize: 20, mode })));
+    const results: SweepResult[] = await Promise.all(
+      pools.map((db) => sweepDueTransactions(db.prisma, sweepOptions({ limit: transactionsPerRun, pageSize: 20, mode }))),
+    );
     const seconds = (performance.now() - start) / 1000;
     const settled = results.reduce((sum, result) => sum + result.settled, 0);
     const [row] = (await setup.pool.query<{ violations: string }>(violationsSql, [opening])).rows;

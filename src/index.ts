@@ -28,6 +28,9 @@ export {
   partitionMaintenancePayload,
 } from "./jobs/partition-maintenance/contract.js";
 export {
+  defaultSettlementMode,
+  type SettlementMode,
+  settlementModes,
   type TransactionRetryPayload,
   type TransactionRetryResult,
   transactionRetryContract,

@@ -1,12 +1,16 @@
+import { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCache, type TwoTierCache } from "../src/cache/cache.js";
 import { invalidateCacheKeys } from "../src/cache/cache-invalidation.js";
 import { cacheKeys } from "../src/cache/cache-keys.js";
 import { deserializeCacheValue } from "../src/cache/cache-serializer.js";
 import { type CachedUser, type EscrowBalance, type GlobalCounts, loadEscrowBalance, loadUser } from "../src/jobs/cache-prefetch/cache-entities.js";
-import { type PrefetchDeps, prefetch } from "../src/jobs/cache-prefetch.js";
 import type { Config } from "../src/lib/config.js";
 import { type Db, Prisma } from "../src/lib/db.js";
+import type { PayloadInput } from "../src/queues/contracts.js";
+import type { JobContext } from "../src/queues/job-context.js";
+import { directJobContext, runHandler } from "./support/direct-job-context.js";
+import { type RedisProxy, startRedisProxy } from "./support/redis-proxy.js";
 import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";
 
 describe("cache-prefetch", () => {
@@ -16,7 +20,10 @@ describe("cache-prefetch", () => {
   let cache: TwoTierCache;
   const redis = testRedis();
   let activeIds: string[] = [];
-  let deps: PrefetchDeps;
+  let context: JobContext;
+  // The prefetch's Redis link in the race tests: through a proxy that can hold its writes in flight.
+  let proxy: RedisProxy;
+  let slowRedis: Redis;
 
   beforeAll(async () => {
     config = testConfig(testDatabase.url);
@@ -37,15 +44,40 @@ describe("cache-prefetch", () => {
       ],
     });
     cache = await createCache({ redis: config.REDIS_URL, prefix: config.QUEUE_PREFIX, config, logger: memoryLogger("warn").logger });
-    deps = { db, redis, prefix: config.QUEUE_PREFIX, config, log: memoryLogger("warn").logger };
+    context = { ...directJobContext(db, config).context, redis };
+    proxy = await startRedisProxy(config.REDIS_URL);
+    slowRedis = new Redis(proxy.url, { maxRetriesPerRequest: null });
   });
 
   afterAll(async () => {
+    slowRedis?.disconnect();
+    await proxy?.close();
     await cache?.close();
     const keys = await redis.keys(`${config.QUEUE_PREFIX}:*`);
     if (keys.length > 0) await redis.del(...keys);
     redis.disconnect();
   });
+
+  const prefetch = (payload: PayloadInput<"cache-prefetch">) => runHandler("cache-prefetch", payload, context);
+
+  /**
+   * Runs the prefetch with its first Redis write held in flight, as on a slow
+   * link, so that `write` (a real write and invalidation from this test) lands
+   * after the prefetch read the database and before it stores what it read;
+   * then lets the held write through.
+   */
+  const prefetchRacing = async (payload: PayloadInput<"cache-prefetch">, write: () => Promise<void>) => {
+    // The prefetch stores each chunk with one EVALSHA (cache-redis-tier.ts).
+    const store = proxy.holdNext("evalsha");
+    const prefetching = runHandler("cache-prefetch", payload, { ...context, redis: slowRedis });
+    try {
+      await Promise.race([store.held, prefetching]);
+      await write();
+    } finally {
+      store.release();
+    }
+    return prefetching;
+  };
 
   const stored = async <T>(key: string): Promise<T | null> => {
     const text = await redis.get(`${config.QUEUE_PREFIX}:cache:${key}`);
@@ -53,7 +85,7 @@ describe("cache-prefetch", () => {
   };
 
   it("warms active escrow balances, recently active users and global counts, and reports the counts", async () => {
-    const result = await prefetch({}, deps);
+    const result = await prefetch({});
     expect(result.warmed).toEqual({ escrowBalances: 50, activeUsers: 21, globalCounts: 1 });
     expect(result.skipped).toEqual({ escrowBalances: 0, activeUsers: 0, globalCounts: 0 });
 
@@ -88,7 +120,7 @@ describe("cache-prefetch", () => {
   });
 
   it("respects the limit, taking the most recently active users", async () => {
-    const result = await prefetch({ kinds: ["activeUsers"], limit: 5 }, deps);
+    const result = await prefetch({ kinds: ["activeUsers"], limit: 5 });
     expect(result.warmed).toEqual({ escrowBalances: 0, activeUsers: 5, globalCounts: 0 });
   });
 
@@ -96,17 +128,11 @@ describe("cache-prefetch", () => {
     const racedId = activeIds[7] as string;
     const key = cacheKeys.escrowBalance(racedId);
     await redis.del(`${config.QUEUE_PREFIX}:cache:${key}`);
-    const result = await prefetch(
-      { kinds: ["escrowBalances"] },
-      {
-        ...deps,
-        // A settlement commits after the prefetch read the balances and before it writes them.
-        afterRead: async () => {
-          await db.prisma.escrowAccount.update({ where: { id: racedId }, data: { currentBalance: "999.99", version: { increment: 1 } } });
-          await invalidateCacheKeys(redis, config.QUEUE_PREFIX, [key]);
-        },
-      },
-    );
+    // A settlement commits after the prefetch read the balances and before it writes them.
+    const result = await prefetchRacing({ kinds: ["escrowBalances"] }, async () => {
+      await db.prisma.escrowAccount.update({ where: { id: racedId }, data: { currentBalance: "999.99", version: { increment: 1 } } });
+      await invalidateCacheKeys(redis, config.QUEUE_PREFIX, [key]);
+    });
     expect(result.skipped.escrowBalances).toBe(1);
     expect(result.warmed.escrowBalances).toBe(49);
     expect(await stored(key)).toBeNull();
@@ -117,18 +143,12 @@ describe("cache-prefetch", () => {
   it("keeps the newer value a reader cached after the write, instead of the prefetch's older one", async () => {
     const racedId = activeIds[9] as string;
     const key = cacheKeys.escrowBalance(racedId);
-    await prefetch(
-      { kinds: ["escrowBalances"] },
-      {
-        ...deps,
-        afterRead: async () => {
-          await db.prisma.escrowAccount.update({ where: { id: racedId }, data: { currentBalance: "555.55", version: { increment: 1 } } });
-          await invalidateCacheKeys(redis, config.QUEUE_PREFIX, [key]);
-          // Another process reads it straight away and caches the new balance.
-          await cache.getOrLoad(key, () => loadEscrowBalance(db, racedId), { kind: "balance" });
-        },
-      },
-    );
+    await prefetchRacing({ kinds: ["escrowBalances"] }, async () => {
+      await db.prisma.escrowAccount.update({ where: { id: racedId }, data: { currentBalance: "555.55", version: { increment: 1 } } });
+      await invalidateCacheKeys(redis, config.QUEUE_PREFIX, [key]);
+      // Another process reads it straight away and caches the new balance.
+      await cache.getOrLoad(key, () => loadEscrowBalance(db, racedId), { kind: "balance" });
+    });
     expect((await stored<EscrowBalance>(key))?.currentBalance.toFixed(2)).toBe("555.55");
   });
 
@@ -163,17 +183,11 @@ describe("cache-prefetch", () => {
     ).rows;
     const lastId = ordered[ordered.length - 1]?.id as string;
     const key = cacheKeys.escrowBalance(lastId);
-    const result = await prefetch(
-      { kinds: ["escrowBalances"], limit: 100_000 },
-      {
-        ...deps,
-        // Runs once the first chunk is in hand; the row it changes is read in the last one.
-        afterRead: async () => {
-          await db.prisma.escrowAccount.update({ where: { id: lastId }, data: { currentBalance: "4242.42", version: { increment: 1 } } });
-          await invalidateCacheKeys(redis, config.QUEUE_PREFIX, [key]);
-        },
-      },
-    );
+    // Lands once the first chunk is in hand; the row it changes is read in the last one.
+    const result = await prefetchRacing({ kinds: ["escrowBalances"], limit: 100_000 }, async () => {
+      await db.prisma.escrowAccount.update({ where: { id: lastId }, data: { currentBalance: "4242.42", version: { increment: 1 } } });
+      await invalidateCacheKeys(redis, config.QUEUE_PREFIX, [key]);
+    });
     expect(result.warmed.escrowBalances + result.skipped.escrowBalances).toBe(ordered.length);
     expect(result.skipped.escrowBalances).toBe(1);
     expect(await stored(key)).toBeNull();

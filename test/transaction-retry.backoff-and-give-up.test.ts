@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
+import { transactionRetryBackoff, transactionRetryDelayMs } from "../src/jobs/transaction-retry/due-transactions.js";
 import { RetryExhaustedError } from "../src/lib/errors.js";
 import { backoffDelayMs, errorCodes, isWriteConflict, withConflictRetry } from "../src/lib/retry.js";
-import { transactionRetryBackoff, transactionRetryDelayMs } from "../src/lib/settlement-sweep.js";
 import { useTestDb } from "./support/test-env.js";
 
 /** A pseudo-random source with a fixed seed, so a failure can be replayed. */

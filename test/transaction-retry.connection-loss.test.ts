@@ -1,8 +1,10 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { TransactionRetryResult as SweepResult } from "../src/jobs/transaction-retry/contract.js";
+import { sweepDueTransactions } from "../src/jobs/transaction-retry/handler.js";
 import { createDb, type Db } from "../src/lib/db.js";
-import { type SweepResult, sweepDueTransactions } from "../src/lib/settlement-sweep.js";
 import { checkLedger, createAccounts, createDueTransactions, statusCounts } from "./support/escrow-data.js";
+import { sweepOptions } from "./support/sweep-options.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testDb } from "./support/test-env.js";
 
 const opening = "100000.00";
@@ -43,12 +45,15 @@ describe("transaction-retry when PostgreSQL drops the sweep's connections", () =
       // would retry the job); keep sweeping the way the schedule would.
       for (let round = 0; round < 30; round++) {
         try {
-          const result = await sweepDueTransactions(sweeper.prisma, {
-            limit: 100,
-            pageSize: 10,
-            leaseMs: 1000,
-            retryBackoff: { baseDelayMs: 1, maxDelayMs: 1 },
-          });
+          const result = await sweepDueTransactions(
+            sweeper.prisma,
+            sweepOptions({
+              limit: 100,
+              pageSize: 10,
+              leaseMs: 1000,
+              retryBackoff: { baseDelayMs: 1, maxDelayMs: 1 },
+            }),
+          );
           results.push(result);
           if (result.settled + result.rescheduled + result.failedForGood === 0 && (await statusCounts(admin.pool)).COMPLETED === transactionCount) break;
         } catch (err) {

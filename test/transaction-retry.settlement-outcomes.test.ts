@@ -1,14 +1,15 @@
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { transactionRetryPayload } from "../src/jobs/transaction-retry.js";
+import { type SettlementMode, transactionRetryPayload } from "../src/jobs/transaction-retry/contract.js";
+import { sweepDueTransactions } from "../src/jobs/transaction-retry/handler.js";
+import { settleTransaction } from "../src/jobs/transaction-retry/settlement.js";
 import type { Db } from "../src/lib/db.js";
 import { PayloadValidationError } from "../src/lib/errors.js";
 import { flushMetrics, redisMetricsStore } from "../src/lib/metrics.js";
-import { type SettlementMode, settleTransaction } from "../src/lib/settlement.js";
-import { sweepDueTransactions } from "../src/lib/settlement-sweep.js";
 import { validatePayload } from "../src/queues/validate-payload.js";
 import { checkLedger, createAccounts, insertTransaction, readAccount, readTransaction } from "./support/escrow-data.js";
 import { readSeries } from "./support/metric-series.js";
+import { sweepOptions } from "./support/sweep-options.js";
 import { testPrefix, testRedis, useTestDb } from "./support/test-env.js";
 
 /**
@@ -44,7 +45,7 @@ describe("transaction-retry settlement outcomes", () => {
     const ids = [];
     for (const spec of specs) ids.push((await insertTransaction(db.pool, { ...spec, escrowAccountId: account! })).id);
 
-    const result = await sweepDueTransactions(db.prisma);
+    const result = await sweepDueTransactions(db.prisma, sweepOptions());
 
     expect(result).toMatchObject({ settled: 5, failedForGood: 0, rescheduled: 0 });
     expect(await readAccount(db.pool, account!)).toEqual({ currentBalance: "111.00", availableBalance: "111.00", version: 5 });
@@ -63,7 +64,7 @@ describe("transaction-retry settlement outcomes", () => {
     const tooMuch = await insertTransaction(db.pool, { type: "WITHDRAWAL", amount: "9.80", feeAmount: "0.25", escrowAccountId: account! });
     const exact = await insertTransaction(db.pool, { type: "DISTRIBUTION", amount: "10.00", escrowAccountId: account! });
 
-    const result = await sweepDueTransactions(db.prisma);
+    const result = await sweepDueTransactions(db.prisma, sweepOptions());
 
     expect(result).toMatchObject({ settled: 1, failedForGood: 1, rescheduled: 0 });
     expect(await readTransaction(db.pool, tooMuch.id)).toEqual({
@@ -76,7 +77,7 @@ describe("transaction-retry settlement outcomes", () => {
     expect(await readTransaction(db.pool, exact.id)).toMatchObject({ status: "COMPLETED", ledgerEntries: 1 });
     expect(await readAccount(db.pool, account!)).toMatchObject({ currentBalance: "0.00", availableBalance: "0.00", version: 1 });
     // FAILED for good is not due again: another sweep leaves it alone.
-    expect(await sweepDueTransactions(db.prisma)).toMatchObject({ settled: 0, failedForGood: 0, rescheduled: 0 });
+    expect(await sweepDueTransactions(db.prisma, sweepOptions())).toMatchObject({ settled: 0, failedForGood: 0, rescheduled: 0 });
   });
 
   it("fails for good what can never settle (bad amounts, a CLOSED or missing account) and reschedules what may later (a FROZEN account)", async () => {
@@ -89,7 +90,7 @@ describe("transaction-retry settlement outcomes", () => {
     const noAccount = await insertTransaction(db.pool, { type: "DEPOSIT", amount: "1.00", escrowAccountId: null });
     const toFrozen = await insertTransaction(db.pool, { type: "DEPOSIT", amount: "1.00", escrowAccountId: frozen! });
 
-    const result = await sweepDueTransactions(db.prisma);
+    const result = await sweepDueTransactions(db.prisma, sweepOptions());
 
     expect(result).toMatchObject({ settled: 0, failedForGood: 4, rescheduled: 1 });
     expect(await readTransaction(db.pool, negative.id)).toMatchObject({ status: "FAILED", lastError: expect.stringMatching(/^invalid amount/) });
@@ -116,7 +117,7 @@ describe("transaction-retry settlement outcomes", () => {
       BEGIN IF nextval('skip_account_updates') <= 2 THEN RETURN NULL; END IF; RETURN NEW; END $$;
       CREATE TRIGGER skip_account_update BEFORE UPDATE ON "escrow_accounts" FOR EACH ROW EXECUTE FUNCTION skip_account_update();`);
       try {
-        const result = await sweepDueTransactions(db.prisma, { mode });
+        const result = await sweepDueTransactions(db.prisma, sweepOptions({ mode }));
         expect(result).toMatchObject({ settled: 1, conflictsRetried: 2, rescheduled: 0 });
       } finally {
         await db.pool.query(`DROP TRIGGER skip_account_update ON "escrow_accounts"; DROP FUNCTION skip_account_update(); DROP SEQUENCE skip_account_updates;`);
@@ -156,7 +157,7 @@ describe("transaction-retry settlement outcomes", () => {
       CREATE TRIGGER refuse_ledger_insert BEFORE INSERT ON "escrow_ledger_entries" FOR EACH ROW EXECUTE FUNCTION refuse_ledger_insert();`);
     const makeDue = () => db.pool.query(`UPDATE "transactions" SET "nextRetryAt" = now() - interval '1 second' WHERE "id" = $1`, [doomed.id]);
     try {
-      const first = await sweepDueTransactions(db.prisma, { maxAttempts: 3 });
+      const first = await sweepDueTransactions(db.prisma, sweepOptions({ maxAttempts: 3 }));
       expect(first).toMatchObject({ settled: 1, rescheduled: 1, failedForGood: 0 });
       const afterFirst = await readTransaction(db.pool, doomed.id);
       expect(afterFirst).toMatchObject({ status: "RETRYING", retryCount: 1, lastError: expect.stringMatching(/simulated outage/), ledgerEntries: 0 });
@@ -167,10 +168,10 @@ describe("transaction-retry settlement outcomes", () => {
       expect(await readTransaction(db.pool, fine.id)).toMatchObject({ status: "COMPLETED" });
 
       // Not due yet: a sweep now leaves it alone.
-      expect(await sweepDueTransactions(db.prisma, { maxAttempts: 3 })).toMatchObject({ settled: 0, rescheduled: 0 });
+      expect(await sweepDueTransactions(db.prisma, sweepOptions({ maxAttempts: 3 }))).toMatchObject({ settled: 0, rescheduled: 0 });
 
       await makeDue();
-      expect(await sweepDueTransactions(db.prisma, { maxAttempts: 3 })).toMatchObject({ rescheduled: 1 });
+      expect(await sweepDueTransactions(db.prisma, sweepOptions({ maxAttempts: 3 }))).toMatchObject({ rescheduled: 1 });
       const afterSecond = await readTransaction(db.pool, doomed.id);
       expect(afterSecond).toMatchObject({ status: "RETRYING", retryCount: 2 });
       const secondDelay = afterSecond.nextRetryAt!.getTime() - Date.now();
@@ -178,7 +179,7 @@ describe("transaction-retry settlement outcomes", () => {
       expect(secondDelay).toBeLessThanOrEqual(60_000);
 
       await makeDue();
-      expect(await sweepDueTransactions(db.prisma, { maxAttempts: 3 })).toMatchObject({ rescheduled: 0, failedForGood: 1 });
+      expect(await sweepDueTransactions(db.prisma, sweepOptions({ maxAttempts: 3 }))).toMatchObject({ rescheduled: 0, failedForGood: 1 });
       expect(await readTransaction(db.pool, doomed.id)).toMatchObject({
         status: "FAILED",
         retryCount: 3,
@@ -199,11 +200,16 @@ describe("transaction-retry settlement outcomes", () => {
 
   it("rejects a bad payload naming each bad field", () => {
     expect(() => validatePayload("transaction-retry", transactionRetryPayload, { limit: 0, mode: "optimistic", extra: 1 })).toThrow(PayloadValidationError);
+    let rejected: unknown;
     try {
       validatePayload("transaction-retry", transactionRetryPayload, { limit: 0, mode: "optimistic" });
     } catch (err) {
-      expect((err as PayloadValidationError).fields.map((field) => field.path).sort()).toEqual(["limit", "mode"]);
+      rejected = err;
     }
-    expect(validatePayload("transaction-retry", transactionRetryPayload, {})).toEqual({});
+    // Fails when the payload is accepted: nothing was thrown.
+    expect(rejected).toBeInstanceOf(PayloadValidationError);
+    expect((rejected as PayloadValidationError).fields.map((field) => field.path).sort()).toEqual(["limit", "mode"]);
+    // An empty payload is valid, and the job runs with the contract's defaults.
+    expect(validatePayload("transaction-retry", transactionRetryPayload, {})).toEqual({ limit: 500, pageSize: 50, leaseMs: 300_000, mode: "row-lock" });
   });
 });

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
 import type { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { TransactionRetryResult } from "../src/jobs/transaction-retry.js";
+import type { TransactionRetryResult } from "../src/jobs/transaction-retry/contract.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import type { Producer } from "../src/queues/producer.js";

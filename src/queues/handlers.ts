@@ -1,10 +1,10 @@
 import { archivingJob } from "../jobs/archiving.js";
 import { handleBulkMessaging } from "../jobs/bulk-messaging/handler.js";
-import { cachePrefetchJob } from "../jobs/cache-prefetch.js";
+import { handleCachePrefetch } from "../jobs/cache-prefetch/handler.js";
 import { dbMaintenanceJob } from "../jobs/db-maintenance.js";
 import { handleInvoiceTotals } from "../jobs/invoice-totals/handler.js";
 import { partitionMaintenanceJob } from "../jobs/partition-maintenance.js";
-import { transactionRetryJob } from "../jobs/transaction-retry.js";
+import { handleTransactionRetry } from "../jobs/transaction-retry/handler.js";
 import type { ContractOf, QueueName } from "./contracts.js";
 import type { JobHandler } from "./job-context.js";
 
@@ -19,6 +19,6 @@ export const handlers = {
   "partition-maintenance": partitionMaintenanceJob.handle,
   archiving: archivingJob.handle,
   "db-maintenance": dbMaintenanceJob.handle,
-  "cache-prefetch": cachePrefetchJob.handle,
-  "transaction-retry": transactionRetryJob.handle,
+  "cache-prefetch": handleCachePrefetch,
+  "transaction-retry": handleTransactionRetry,
 } satisfies { [Q in QueueName]: JobHandler<ContractOf<Q>> };

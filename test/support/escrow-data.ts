@@ -3,7 +3,7 @@ import type pg from "pg";
 /**
  * Escrow fixtures and the ledger invariants for the transaction-retry tests
  * and bench. The invariants are computed in SQL from the sign conventions of
- * src/lib/settlement.ts, written out again here on purpose: a bug there must
+ * src/jobs/transaction-retry/settlement.ts, written out again here on purpose: a bug there must
  * not be able to agree with itself.
  */
 export const signedAmountSql = `CASE t."type" WHEN 'DEPOSIT' THEN t."amount" - t."feeAmount" ELSE -(t."amount" + t."feeAmount") END`;

@@ -1,5 +1,6 @@
 import { cacheKeys } from "../../cache/cache-keys.js";
 import type { Db, Prisma } from "../../lib/db.js";
+import { withSession } from "../../lib/session.js";
 
 /**
  * The entities worth caching (seeds 000 and 001) and how they are read, in
@@ -132,9 +133,8 @@ async function streamSerialized(
   chunkSize: number,
   onChunk: (entries: SerializedEntry[]) => Promise<void>,
 ): Promise<void> {
-  const client = await db.pool.connect();
-  let failed = false;
-  try {
+  // withSession: a connection killed mid-read fails this job (retryably) instead of the worker, and is destroyed, not reused.
+  await withSession(db.pool, async ({ client }) => {
     await client.query("BEGIN READ ONLY");
     await client.query(`DECLARE dbjobs_cache_prefetch NO SCROLL CURSOR FOR ${sql}`, [limit]);
     let writing: Promise<void> = Promise.resolve();
@@ -147,13 +147,7 @@ async function streamSerialized(
       writing.catch(() => undefined);
     }
     await client.query("COMMIT");
-  } catch (err) {
-    failed = true;
-    throw err;
-  } finally {
-    if (failed) await client.query("ROLLBACK").catch(() => undefined);
-    client.release(failed);
-  }
+  });
 }
 
 /** Hands over the balances of the `limit` most recently changed ACTIVE escrow accounts, serialized and keyed for the cache, a chunk at a time. */

@@ -5,10 +5,15 @@ import { defineContract } from "../../queues/contract.js";
  * - `serializable`: Serializable isolation, no explicit locks; concurrent
  *   settlements of one account conflict and are retried.
  * - `row-lock`: the account row is locked (FOR UPDATE) before it is read.
- * Chosen by `npm run bench` (bench/transaction-retry.ts); see the README.
  */
 export const settlementModes = ["serializable", "row-lock"] as const;
 export type SettlementMode = (typeof settlementModes)[number];
+
+/**
+ * Chosen by `npm run bench` (bench/transaction-retry.ts): under contention on a
+ * few accounts, waiting on a row lock costs less than aborting and rerunning a
+ * Serializable transaction, and both keep the ledger invariants. See the README.
+ */
 export const defaultSettlementMode: SettlementMode = "row-lock";
 
 export interface TransactionRetryResult {

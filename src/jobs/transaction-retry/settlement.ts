@@ -1,5 +1,6 @@
-import type { PrismaClient } from "./db.js";
-import { type ConflictRetryOptions, withConflictRetry } from "./retry.js";
+import type { PrismaClient } from "../../lib/db.js";
+import { type ConflictRetryOptions, withConflictRetry } from "../../lib/retry.js";
+import type { SettlementMode } from "./contract.js";
 import { EscrowAccountFrozenError, EscrowVersionConflictError } from "./settlement-errors.js";
 
 /**
@@ -22,24 +23,13 @@ import { EscrowAccountFrozenError, EscrowVersionConflictError } from "./settleme
  * RETRYING one is settled, so a rerun after a crash (even one right after the
  * commit) finds it COMPLETED and skips it; and the ledger's unique
  * transactionId index makes the database itself refuse a second entry.
+ *
+ * The two modes (contract.ts): `serializable` reads transaction and account in
+ * one statement at Serializable isolation, and concurrent settlements on one
+ * account abort with 40001 and are rerun in place; `row-lock` runs at Read
+ * Committed and locks the transaction row, then the account row (FOR UPDATE),
+ * so concurrent settlements on one account queue on the lock.
  */
-export const settlementModes = ["serializable", "row-lock"] as const;
-
-/**
- * - `serializable`: Serializable isolation, no explicit locks; concurrent
- *   settlements on one account abort with 40001 and are retried in place.
- * - `row-lock`: Read Committed with `SELECT … FOR UPDATE` on the transaction
- *   and the account; concurrent settlements on one account queue on the lock.
- */
-export type SettlementMode = (typeof settlementModes)[number];
-
-/**
- * Chosen by `npm run bench` (bench/transaction-retry.ts): under contention on a
- * few accounts, waiting on a row lock costs less than aborting and rerunning a
- * Serializable transaction, and both keep the ledger invariants. See the README.
- */
-export const defaultSettlementMode: SettlementMode = "row-lock";
-
 export type SettlementOutcome =
   | { kind: "settled"; escrowAccountId: string; amount: string; balanceBefore: string; balanceAfter: string }
   /** The row was no longer PENDING/RETRYING: someone else settled or ended it. */
@@ -50,8 +40,7 @@ export type SettlementOutcome =
 export type FailureReason = "insufficient_funds" | "invalid_amount" | "no_escrow_account" | "account_closed" | "attempts_exhausted";
 
 export interface SettleOptions {
-  /** @defaultValue defaultSettlementMode */
-  mode?: SettlementMode;
+  mode: SettlementMode;
   /** Passed to withConflictRetry (maxAttempts, backoff, onConflict). */
   conflictRetry?: ConflictRetryOptions;
 }
@@ -148,9 +137,8 @@ UPDATE "transactions"
  * connection, a timeout, a FROZEN account, conflicts past maxAttempts) are
  * thrown for the caller to reschedule.
  */
-export async function settleTransaction(prisma: PrismaClient, id: string, createdAt: Date, options: SettleOptions = {}): Promise<SettlementOutcome> {
-  const mode = options.mode ?? defaultSettlementMode;
-  const lock = mode === "row-lock";
+export async function settleTransaction(prisma: PrismaClient, id: string, createdAt: Date, options: SettleOptions): Promise<SettlementOutcome> {
+  const lock = options.mode === "row-lock";
   return withConflictRetry(
     prisma,
     async (tx): Promise<SettlementOutcome> => {

@@ -1,9 +1,10 @@
-import { DbjobsError } from "./errors.js";
+import { DbjobsError } from "../../lib/errors.js";
 
 /**
  * The escrow account's `version` moved between our read and our write: the
- * optimistic lock lost. It carries SQLSTATE 40001 so the conflict-retry
- * helper reruns the whole settlement, exactly as for a serialization failure.
+ * optimistic lock lost. Retryable by design: it carries SQLSTATE 40001, so the
+ * conflict-retry helper (isWriteConflict) reruns the whole settlement from a
+ * fresh read, exactly as for a serialization failure.
  */
 export class EscrowVersionConflictError extends DbjobsError {
   readonly sqlState = "40001";
@@ -12,6 +13,7 @@ export class EscrowVersionConflictError extends DbjobsError {
     super(
       "DBJOBS_ESCROW_VERSION_CONFLICT",
       `Escrow account ${escrowAccountId} changed under us (expected version ${expectedVersion}); the settlement is retried from a fresh read.`,
+      { retryable: true },
     );
   }
 }
