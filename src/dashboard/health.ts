@@ -2,6 +2,7 @@ import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type pg from "pg";
 import type { Logger } from "../lib/logger.js";
+import { redisErrorCode, waitForRedis } from "../lib/redis.js";
 
 /**
  * `/health`, unauthenticated, so it says nothing secret: no URLs, host names or
@@ -72,11 +73,20 @@ async function check(name: string, run: () => Promise<unknown>, timeoutMs: numbe
   }
 }
 
+/** While disconnected, the reason is the connection's own error code (ECONNREFUSED...), not the offline-queue refusal a PING would get. */
+async function pingRedis(redis: Redis, timeoutMs: number): Promise<void> {
+  const code = redisErrorCode(redis);
+  if (code) throw Object.assign(new Error(`Redis is not connected (${code})`), { code });
+  // Still making its first connection: wait for it rather than report an outage.
+  if (redis.status !== "ready") await waitForRedis(redis, "redis://", timeoutMs);
+  await redis.ping();
+}
+
 export async function checkHealth(sources: HealthSources): Promise<HealthReport> {
   const timeoutMs = sources.timeoutMs ?? 3000;
   const [postgres, redis] = await Promise.all([
     check("postgres", () => sources.pool.query("SELECT 1"), timeoutMs, sources.logger),
-    check("redis", () => sources.redis.ping(), timeoutMs, sources.logger),
+    check("redis", () => pingRedis(sources.redis, timeoutMs), timeoutMs, sources.logger),
   ]);
   const queues = await Promise.all(
     sources.queues.map(async (queue) => {

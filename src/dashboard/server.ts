@@ -78,6 +78,18 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
 
   app.use(requireAuth(deps.auth, deps.logger));
   app.use(rejectCrossSiteWrites(deps.logger));
+  // The dashboard listens before Redis answers; a request waits for it (at most QUEUE_CONNECT_TIMEOUT_MS) instead of failing on a connection still being made.
+  app.use(async (_req, res, next) => {
+    try {
+      await deps.producer.ready();
+      next();
+    } catch (err) {
+      res
+        .status(503)
+        .type("text/plain")
+        .send(`${(err as Error).message} See /health.\n`);
+    }
+  });
 
   app.get("/metrics", async (_req, res) => {
     try {
@@ -100,20 +112,6 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
   return app;
 }
 
-function redisReady(redis: Redis, timeoutMs: number): Promise<boolean> {
-  if (redis.status === "ready") return Promise.resolve(true);
-  return new Promise((resolve) => {
-    const done = (ready: boolean) => {
-      clearTimeout(timer);
-      redis.off("ready", onReady);
-      resolve(ready);
-    };
-    const onReady = () => done(true);
-    const timer = setTimeout(() => done(false), timeoutMs);
-    redis.on("ready", onReady);
-  });
-}
-
 /** Starts the dashboard; throws a ConfigError before touching anything when authentication is not configured. */
 export async function startDashboard(options: DashboardOptions): Promise<RunningDashboard> {
   const { config } = options;
@@ -128,9 +126,6 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   const redis = createRedis(config.REDIS_URL, "producer", logger);
   const producer = new Producer({ connection: redis, redisUrl: config.REDIS_URL, prefix, connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS, logger });
   const queues = queueNames.map((name) => producer.queue(name));
-  // Without an offline queue, commands sent before the first connect fail; give Redis a moment so the first page works.
-  if (!(await redisReady(redis, config.DB_CONNECT_TIMEOUT_MS)))
-    logger.warn("Redis is not reachable yet; the board and /metrics will fail and /health reports it until it is");
   const pool = new pg.Pool({
     connectionString: config.DATABASE_URL,
     max: 2,

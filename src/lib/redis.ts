@@ -25,11 +25,17 @@ const stillDownLogMs = 30_000;
 
 const lastErrors = new WeakMap<Redis, Error>();
 
-/** The code of the error that last broke this connection (ECONNREFUSED, ENOTFOUND, ...), while it is not ready. */
+/**
+ * Why this connection is down: the code of the error that last broke it
+ * (ECONNREFUSED, ENOTFOUND, ...), "closed" after quit, or "not_connected".
+ * Undefined while it is ready, or still making its first connection.
+ */
 export function redisErrorCode(redis: Redis): string | undefined {
   if (redis.status === "ready") return undefined;
+  if (redis.status === "end") return "closed";
   const err = lastErrors.get(redis) as (Error & { code?: unknown }) | undefined;
-  return typeof err?.code === "string" ? err.code : redis.status === "end" ? "closed" : "not_connected";
+  if (!err) return undefined;
+  return typeof err.code === "string" ? err.code : "not_connected";
 }
 
 export function createRedis(url: string, role: RedisRole, logger?: Logger): Redis {
@@ -71,7 +77,7 @@ export function waitForRedis(redis: Redis, url: string, timeoutMs: number): Prom
     };
     const onReady = () => done();
     const timer = setTimeout(
-      () => done(new QueueBackendUnavailableError("Redis", redactUrl(url), "REDIS_URL", `${redisErrorCode(redis)} for ${timeoutMs} ms`)),
+      () => done(new QueueBackendUnavailableError("Redis", redactUrl(url), "REDIS_URL", `${redisErrorCode(redis) ?? "no answer"} for ${timeoutMs} ms`)),
       timeoutMs,
     );
     redis.on("ready", onReady);
