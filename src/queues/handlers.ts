@@ -1,7 +1,7 @@
 import { archivingJob } from "../jobs/archiving.js";
 import { bulkMessagingJob } from "../jobs/bulk-messaging.js";
 import { cachePrefetchJob } from "../jobs/cache-prefetch.js";
-import { dbMaintenanceJob } from "../jobs/db-maintenance.js";
+import { handleDbMaintenance } from "../jobs/db-maintenance/handler.js";
 import { invoiceTotalsJob } from "../jobs/invoice-totals.js";
 import { partitionMaintenanceJob } from "../jobs/partition-maintenance.js";
 import { transactionRetryJob } from "../jobs/transaction-retry.js";
@@ -18,7 +18,7 @@ export const handlers = {
   "invoice-totals": invoiceTotalsJob.handle,
   "partition-maintenance": partitionMaintenanceJob.handle,
   archiving: archivingJob.handle,
-  "db-maintenance": dbMaintenanceJob.handle,
+  "db-maintenance": handleDbMaintenance,
   "cache-prefetch": cachePrefetchJob.handle,
   "transaction-retry": transactionRetryJob.handle,
 } satisfies { [Q in QueueName]: JobHandler<ContractOf<Q>> };

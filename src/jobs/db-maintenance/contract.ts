@@ -1,5 +1,5 @@
 import { z } from "zod";
-import type { BloatMethod } from "../../lib/index-bloat.js";
+import type { BloatMethod } from "../../db-catalog/index-bloat.js";
 import { defineContract } from "../../queues/contract.js";
 
 const tableName = z

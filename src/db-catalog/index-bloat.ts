@@ -1,5 +1,5 @@
-import type { OwnTable, Queryable } from "./catalog.js";
-import { isLockTimeout } from "./maintenance-session.js";
+import { isLockBusy } from "./lock-busy.js";
+import type { OwnTable, Queryable } from "./own-tables.js";
 
 /**
  * Estimated bloat of the btree indexes on our tables, as
@@ -202,7 +202,7 @@ export async function estimateIndexBloat(
       const bytes = rows[0]?.bytes ?? 0;
       if (bytes >= minBytes) indexes.push({ ...index, bytes });
     } catch (err) {
-      if (!isLockTimeout(err)) throw err;
+      if (!isLockBusy(err)) throw err;
       lockBusy(index.index);
     }
   }
@@ -219,7 +219,7 @@ export async function estimateIndexBloat(
     try {
       estimates.push(await pgstatindexEstimate(client, detected.schema, index));
     } catch (err) {
-      if (isLockTimeout(err)) lockBusy(index.index);
+      if (isLockBusy(err)) lockBusy(index.index);
       else fallback.push(index);
     }
   }
@@ -234,7 +234,7 @@ export async function indexBytes(client: Queryable, qualified: string): Promise<
     const { rows } = await client.query<{ bytes: number }>("SELECT pg_relation_size(to_regclass($1))::float8 AS bytes", [qualified]);
     return rows[0]?.bytes ?? null;
   } catch (err) {
-    if (isLockTimeout(err)) return null;
+    if (isLockBusy(err)) return null;
     throw err;
   }
 }

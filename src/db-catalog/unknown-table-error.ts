@@ -1,6 +1,10 @@
-import { DbjobsError } from "./errors.js";
+import { DbjobsError } from "../lib/errors.js";
 
-/** A table named in a db-maintenance payload that is not one of ours (schema public, ordinary or partitioned). */
+/**
+ * A table named in a db-maintenance payload that is not one of ours (schema
+ * public, ordinary or partitioned). Retrying cannot make it one, so the job
+ * fails at once.
+ */
 export class UnknownTableError extends DbjobsError {
   readonly tables: string[];
 
@@ -10,6 +14,7 @@ export class UnknownTableError extends DbjobsError {
       "DBJOBS_UNKNOWN_TABLE",
       `tables: ${list} ${tables.length === 1 ? "is not a table" : "are not tables"} of this application (schema public; system catalogs and other schemas are never touched). ` +
         `Known tables: ${known.join(", ") || "(none)"}.`,
+      { retryable: false },
     );
     this.tables = tables;
   }

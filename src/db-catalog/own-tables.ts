@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { UnknownTableError } from "./maintenance-errors.js";
+import { UnknownTableError } from "./unknown-table-error.js";
 
 /**
  * What db-maintenance may touch: the application's own tables in schema
@@ -67,36 +67,4 @@ export async function resolveScope(client: Queryable, names: readonly string[] |
     );
   const wanted = new Set(names);
   return tables.filter((table) => wanted.has(table.name) || (table.rootParent !== null && wanted.has(table.rootParent)));
-}
-
-export interface InvalidLeftover {
-  name: string;
-  qualified: string;
-  table: string;
-  /** From pg_class.relpages (as of the last VACUUM/ANALYZE/build). */
-  bytes: number;
-}
-
-// Takes $1 the schema and $2 the oids of the tables in scope. Returns indexes
-// left invalid by a failed REINDEX/CREATE INDEX CONCURRENTLY (PostgreSQL names
-// them <index>_ccnew[N] while building and <index>_ccold[N] while swapping).
-// Sizes come from relpages: pg_relation_size would wait for a locked table.
-const invalidLeftoversSql = `
-SELECT ci.relname AS name,
-       format('%I.%I', n.nspname, ci.relname) AS qualified,
-       ct.relname AS "table",
-       (ci.relpages::float8 * current_setting('block_size')::float8) AS bytes
-  FROM pg_index i
-  JOIN pg_class ci ON ci.oid = i.indexrelid
-  JOIN pg_class ct ON ct.oid = i.indrelid
-  JOIN pg_namespace n ON n.oid = ci.relnamespace
- WHERE n.nspname = $1
-   AND ct.oid = ANY($2::oid[])
-   AND NOT i.indisvalid
-   AND ci.relname ~ '_cc(new|old)[0-9]*$'
- ORDER BY ci.relname`;
-
-export async function listInvalidLeftovers(client: Queryable, scope: readonly OwnTable[]): Promise<InvalidLeftover[]> {
-  const { rows } = await client.query<InvalidLeftover>(invalidLeftoversSql, [maintainedSchema, scope.map((table) => table.oid)]);
-  return rows;
 }
