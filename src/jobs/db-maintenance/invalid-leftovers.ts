@@ -1,4 +1,4 @@
-import { maintainedSchema, type OwnTable, type Queryable } from "../../db-catalog/own-tables.js";
+import type { OwnTable, Queryable } from "../../db-catalog/own-tables.js";
 
 /**
  * Indexes left invalid by a failed REINDEX/CREATE INDEX CONCURRENTLY.
@@ -14,7 +14,7 @@ export interface InvalidLeftover {
   bytes: number;
 }
 
-// Takes $1 the schema and $2 the oids of the tables in scope. Returns their
+// Takes $1 the oids of the tables in scope. Returns their
 // invalid _ccnew/_ccold indexes. Sizes come from relpages: pg_relation_size
 // would wait for a locked table.
 const invalidLeftoversSql = `
@@ -26,14 +26,13 @@ SELECT ci.relname AS name,
   JOIN pg_class ci ON ci.oid = i.indexrelid
   JOIN pg_class ct ON ct.oid = i.indrelid
   JOIN pg_namespace n ON n.oid = ci.relnamespace
- WHERE n.nspname = $1
-   AND ct.oid = ANY($2::oid[])
+ WHERE ct.oid = ANY($1::oid[])
    AND NOT i.indisvalid
    AND ci.relname ~ '_cc(new|old)[0-9]*$'
  ORDER BY ci.relname`;
 
 export async function listInvalidLeftovers(client: Queryable, scope: readonly OwnTable[]): Promise<InvalidLeftover[]> {
-  const { rows } = await client.query<InvalidLeftover>(invalidLeftoversSql, [maintainedSchema, scope.map((table) => table.oid)]);
+  const { rows } = await client.query<InvalidLeftover>(invalidLeftoversSql, [scope.map((table) => table.oid)]);
   return rows;
 }
 
