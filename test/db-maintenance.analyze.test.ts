@@ -1,5 +1,6 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { advisoryLock, lockNames } from "../src/lib/advisory-locks.js";
 import { PayloadValidationError } from "../src/lib/errors.js";
 import { createMaintenanceHarness, type MaintenanceHarness, waitForModCounts } from "./support/db-maintenance-harness.js";
 
@@ -130,7 +131,7 @@ describe("db-maintenance ANALYZE picks its tables from the database's own statis
     const other = new pg.Client({ connectionString: h.database.url });
     await other.connect();
     try {
-      await other.query("SELECT pg_advisory_lock(hashtext('dbjobs:db-maintenance'))");
+      await advisoryLock(other, lockNames.dbMaintenance());
       await h.sql("UPDATE maint_busy SET n = n + 1");
       const result = await h.run({});
       expect(result.analyzed).toEqual([]);

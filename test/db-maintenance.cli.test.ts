@@ -1,9 +1,9 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { AnalyzeCandidate } from "../src/db-catalog/analyze-candidates.js";
 import type { CacheHitRates } from "../src/db-report/cache-hit.js";
 import type { IndexBloatReport } from "../src/db-report/index-bloat.js";
 import type { IndexUsage, UnusedIndexes } from "../src/db-report/index-usage.js";
 import type { TableSize } from "../src/db-report/table-sizes.js";
-import type { AnalyzeCandidate } from "../src/lib/analyze-candidates.js";
 import type { Config } from "../src/lib/config.js";
 import { Producer } from "../src/queues/producer.js";
 import { createBloatedTable, indexState } from "./support/db-maintenance-harness.js";

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { dbMaintenancePayload } from "../src/jobs/db-maintenance.js";
+import { dbMaintenancePayload } from "../src/jobs/db-maintenance/contract.js";
 import { loadConfig } from "../src/lib/config.js";
 import { declaredSchedules } from "../src/queues/schedules.js";
 import { validatePayload } from "../src/queues/validate-payload.js";

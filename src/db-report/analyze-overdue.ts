@@ -1,5 +1,5 @@
-import { type AnalyzeCandidate, analyzeCandidates } from "../lib/analyze-candidates.js";
-import { resolveScope } from "../lib/catalog.js";
+import { type AnalyzeCandidate, analyzeCandidates } from "../db-catalog/analyze-candidates.js";
+import { resolveScope } from "../db-catalog/own-tables.js";
 import { defineSection, textTable } from "./report-section.js";
 
 /**

@@ -1,5 +1,5 @@
-import { resolveScope } from "../lib/catalog.js";
-import { type BloatMethod, estimateIndexBloat, type IndexBloat, minReindexBytes } from "../lib/index-bloat.js";
+import { type BloatMethod, estimateIndexBloat, type IndexBloat, minReindexBytes } from "../db-catalog/index-bloat.js";
+import { resolveScope } from "../db-catalog/own-tables.js";
 import { formatBytes } from "./format-size.js";
 import { defineSection, textTable } from "./report-section.js";
 

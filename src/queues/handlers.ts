@@ -1,7 +1,7 @@
 import { archivingJob } from "../jobs/archiving.js";
 import { handleBulkMessaging } from "../jobs/bulk-messaging/handler.js";
 import { handleCachePrefetch } from "../jobs/cache-prefetch/handler.js";
-import { dbMaintenanceJob } from "../jobs/db-maintenance.js";
+import { handleDbMaintenance } from "../jobs/db-maintenance/handler.js";
 import { handleInvoiceTotals } from "../jobs/invoice-totals/handler.js";
 import { partitionMaintenanceJob } from "../jobs/partition-maintenance.js";
 import { handleTransactionRetry } from "../jobs/transaction-retry/handler.js";
@@ -18,7 +18,7 @@ export const handlers = {
   "invoice-totals": handleInvoiceTotals,
   "partition-maintenance": partitionMaintenanceJob.handle,
   archiving: archivingJob.handle,
-  "db-maintenance": dbMaintenanceJob.handle,
+  "db-maintenance": handleDbMaintenance,
   "cache-prefetch": handleCachePrefetch,
   "transaction-retry": handleTransactionRetry,
 } satisfies { [Q in QueueName]: JobHandler<ContractOf<Q>> };

@@ -1,7 +1,7 @@
 import { QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import pg from "pg";
-import type { DbMaintenanceResult } from "../../src/jobs/db-maintenance.js";
+import type { DbMaintenanceResult } from "../../src/jobs/db-maintenance/contract.js";
 import type { Config } from "../../src/lib/config.js";
 import type { Db } from "../../src/lib/db.js";
 import { Producer } from "../../src/queues/producer.js";

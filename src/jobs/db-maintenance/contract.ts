@@ -1,12 +1,16 @@
 import { z } from "zod";
-import type { BloatMethod } from "../../lib/index-bloat.js";
+import type { BloatMethod } from "../../db-catalog/index-bloat.js";
+import { internalSchemas } from "../../db-catalog/internal-tables.js";
 import { defineContract } from "../../queues/contract.js";
+
+// A bare name is a table of schema public; an internal schema's table is named with its schema ("bullmq.jobs").
+const tableNamePattern = new RegExp(`^(?:(?:${internalSchemas.join("|")})\\.)?[A-Za-z_][A-Za-z0-9_$]{0,62}$`);
 
 const tableName = z
   .string()
-  .regex(/^[A-Za-z_][A-Za-z0-9_$]{0,62}$/, {
+  .regex(tableNamePattern, {
     error: (issue) =>
-      `${JSON.stringify(issue.input)} is not a table name: use one of the application's tables in schema public (letters, digits, _ or $, at most 63 characters, e.g. "invoices")`,
+      `${JSON.stringify(issue.input)} is not a table name: use one of the application's tables in schema public (letters, digits, _ or $, at most 63 characters, e.g. "invoices"), or an internal table by its schema (${internalSchemas.map((schema) => `"${schema}.<table>"`).join(", ")})`,
   })
   .refine((name) => !name.toLowerCase().startsWith("pg_"), {
     error: (issue) => `${JSON.stringify(issue.input)} is a system catalog name (pg_*); those are never maintained, name one of the application's tables`,
@@ -18,7 +22,11 @@ export const dbMaintenancePayload = z
     analyze: z.boolean().default(true),
     /** REINDEX CONCURRENTLY indexes past minBloatRatio. @defaultValue false */
     reindex: z.boolean().default(false),
-    /** Only these tables (a partitioned parent includes its partitions). @defaultValue every table in schema public */
+    /**
+     * Only these tables (a partitioned parent includes its partitions); internal tables such as
+     * `_prisma_migrations` are maintained only when named here.
+     * @defaultValue every application table in schema public
+     */
     tables: z.array(tableName).min(1).max(1000).optional(),
     /** Reindex when actual size / fresh-build size reaches this. @defaultValue 1.5 */
     minBloatRatio: z.number().min(1.1).max(10).default(1.5),

@@ -1,5 +1,6 @@
-import type { OwnTable, Queryable } from "./catalog.js";
-import { isLockTimeout } from "./maintenance-session.js";
+import { freshBtreeBytes, readIndexFacts } from "./fresh-btree-size.js";
+import { isLockBusy } from "./lock-busy.js";
+import type { OwnTable, Queryable } from "./own-tables.js";
 
 /**
  * Estimated bloat of the btree indexes on our tables, as
@@ -12,11 +13,10 @@ import { isLockTimeout } from "./maintenance-session.js";
  * - `pgstatindex` (extension pgstattuple, when installed and executable): reads
  *   the index and measures leaf density exactly. Fresh size is
  *   leaf_pages × avg_leaf_density / fillfactor + internal pages + the meta page.
- * - `statistics`: the well-known estimate from planner statistics (ioguix's
- *   pgsql-bloat-estimation btree query): expected pages from the index's
- *   reltuples and the columns' avg_width/null_frac in pg_stats, at the index's
- *   fillfactor. Needs no extension and reads no index pages, but only knows an
- *   index whose table has been analyzed.
+ * - `statistics`: estimated from planner statistics (fresh-btree-size.ts:
+ *   ioguix's pgsql-bloat-estimation btree estimate, scaled for btree
+ *   deduplication by how many rows share a key). Needs no extension and reads
+ *   no index pages, but only knows an index whose table has been analyzed.
  *
  * Only leaf btree indexes (relkind 'i') are estimated: a partitioned index has
  * no storage of its own; its partitions' indexes are estimated one by one.
@@ -109,56 +109,12 @@ async function pgstatindexEstimate(client: Queryable, schema: string, index: Ind
   return { ...base, estimatedBytes, ratio: round2(index.bytes / estimatedBytes) };
 }
 
-// Takes $1 the index oids. Returns per index the pages a fresh build would
-// take at its fillfactor, estimated from planner statistics (ioguix,
-// pgsql-bloat-estimation/btree/btree_bloat.sql, trimmed to the estimate). An
-// index whose columns have no pg_stats rows (table never analyzed) or whose
-// reltuples is unknown (-1) returns no row.
-const statisticsEstimateSql = `
-SELECT idxoid::int AS oid,
-       (bs * (1 + ceil(reltuples / floor((bs - pageopqdata - pagehdr) * fillfactor / (100 * (4 + nulldatahdrwidth)::float8)))))::float8 AS "estimatedBytes"
-  FROM (
-    SELECT bs, reltuples, idxoid, fillfactor, pagehdr, pageopqdata,
-           (index_tuple_hdr_bm
-            + maxalign - CASE WHEN index_tuple_hdr_bm % maxalign = 0 THEN maxalign ELSE index_tuple_hdr_bm % maxalign END
-            + nulldatawidth + maxalign - CASE WHEN nulldatawidth = 0 THEN 0
-                                              WHEN nulldatawidth::int % maxalign = 0 THEN maxalign
-                                              ELSE nulldatawidth::int % maxalign END)::numeric AS nulldatahdrwidth
-      FROM (
-        SELECT i.idxoid, i.reltuples, i.fillfactor,
-               current_setting('block_size')::numeric AS bs,
-               8 AS maxalign, 24 AS pagehdr, 16 AS pageopqdata,
-               CASE WHEN max(coalesce(s.null_frac, 0)) = 0 THEN 8 ELSE 8 + ((32 + 8 - 1) / 8) END AS index_tuple_hdr_bm,
-               sum((1 - coalesce(s.null_frac, 0)) * coalesce(s.avg_width, 1024)) AS nulldatawidth,
-               count(s.attname) AS stats_found, max(i.natts) AS natts
-          FROM (
-            SELECT ic.idxoid, ic.reltuples, ic.fillfactor, ic.natts,
-                   coalesce(a1.attname, a2.attname) AS attname,
-                   CASE WHEN a1.attnum IS NULL THEN ic.idxname ELSE ct.relname END AS attrelname,
-                   ct.relnamespace
-              FROM (
-                SELECT ci.relname AS idxname, ci.reltuples, x.indrelid AS tbloid, x.indexrelid AS idxoid, x.indnatts AS natts,
-                       coalesce((SELECT o.option_value FROM pg_options_to_table(ci.reloptions) o WHERE o.option_name = 'fillfactor')::int, 90) AS fillfactor,
-                       string_to_array(textin(int2vectorout(x.indkey)), ' ')::int[] AS indkey,
-                       generate_series(1, x.indnatts) AS attpos
-                  FROM pg_index x
-                  JOIN pg_class ci ON ci.oid = x.indexrelid
-                 WHERE x.indexrelid = ANY($1::oid[]) AND ci.reltuples >= 0
-              ) ic
-              JOIN pg_class ct ON ct.oid = ic.tbloid
-              LEFT JOIN pg_attribute a1 ON ic.indkey[ic.attpos] <> 0 AND a1.attrelid = ic.tbloid AND a1.attnum = ic.indkey[ic.attpos]
-              LEFT JOIN pg_attribute a2 ON ic.indkey[ic.attpos] = 0 AND a2.attrelid = ic.idxoid AND a2.attnum = ic.attpos
-          ) i
-          JOIN pg_namespace n ON n.oid = i.relnamespace
-          LEFT JOIN pg_stats s ON s.schemaname = n.nspname AND s.tablename = i.attrelname AND s.attname = i.attname
-         GROUP BY i.idxoid, i.reltuples, i.fillfactor
-      ) per_index
-     WHERE stats_found = natts
-  ) widths`;
-
 async function statisticsEstimates(client: Queryable, indexes: IndexRow[]): Promise<IndexBloat[]> {
-  const { rows } = await client.query<{ oid: number; estimatedBytes: number }>(statisticsEstimateSql, [indexes.map((index) => index.oid)]);
-  const estimates = new Map(rows.map((row) => [row.oid, row.estimatedBytes]));
+  const facts = await readIndexFacts(
+    client,
+    indexes.map((index) => index.oid),
+  );
+  const estimates = new Map(facts.map((index) => [index.oid, freshBtreeBytes(index)]));
   return indexes.map((index) => {
     const estimatedBytes = estimates.get(index.oid) ?? null;
     return {
@@ -202,7 +158,7 @@ export async function estimateIndexBloat(
       const bytes = rows[0]?.bytes ?? 0;
       if (bytes >= minBytes) indexes.push({ ...index, bytes });
     } catch (err) {
-      if (!isLockTimeout(err)) throw err;
+      if (!isLockBusy(err)) throw err;
       lockBusy(index.index);
     }
   }
@@ -219,7 +175,7 @@ export async function estimateIndexBloat(
     try {
       estimates.push(await pgstatindexEstimate(client, detected.schema, index));
     } catch (err) {
-      if (isLockTimeout(err)) lockBusy(index.index);
+      if (isLockBusy(err)) lockBusy(index.index);
       else fallback.push(index);
     }
   }
@@ -234,7 +190,7 @@ export async function indexBytes(client: Queryable, qualified: string): Promise<
     const { rows } = await client.query<{ bytes: number }>("SELECT pg_relation_size(to_regclass($1))::float8 AS bytes", [qualified]);
     return rows[0]?.bytes ?? null;
   } catch (err) {
-    if (isLockTimeout(err)) return null;
+    if (isLockBusy(err)) return null;
     throw err;
   }
 }

@@ -1,5 +1,4 @@
 import type pg from "pg";
-import type { Queryable } from "./catalog.js";
 import type { MaintenanceSession } from "./maintenance-session.js";
 
 /**
@@ -78,20 +77,4 @@ export async function reindexConcurrently(session: MaintenanceSession, qualified
 
 export async function dropIndexConcurrently(session: MaintenanceSession, qualifiedIndex: string): Promise<void> {
   await session.client.query(`DROP INDEX CONCURRENTLY IF EXISTS ${qualifiedIndex}`);
-}
-
-// Takes $1 a catalog-quoted table name. Returns the invalid _ccnew/_ccold
-// indexes on it: what a REINDEX CONCURRENTLY that failed part-way leaves behind.
-const leftoversOnTableSql = `
-SELECT format('%I.%I', n.nspname, ci.relname) AS qualified
-  FROM pg_index i
-  JOIN pg_class ci ON ci.oid = i.indexrelid
-  JOIN pg_namespace n ON n.oid = ci.relnamespace
- WHERE i.indrelid = to_regclass($1)
-   AND NOT i.indisvalid
-   AND ci.relname ~ '_cc(new|old)[0-9]*$'`;
-
-export async function leftoversOnTable(client: Queryable, qualifiedTable: string): Promise<string[]> {
-  const { rows } = await client.query<{ qualified: string }>(leftoversOnTableSql, [qualifiedTable]);
-  return rows.map((row) => row.qualified);
 }

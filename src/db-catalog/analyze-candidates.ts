@@ -1,4 +1,4 @@
-import type { OwnTable, Queryable } from "./catalog.js";
+import type { OwnTable, Queryable } from "./own-tables.js";
 
 /**
  * Which tables need ANALYZE, decided the way autovacuum decides it:
