@@ -1,12 +1,12 @@
 import type { Job } from "bullmq";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { partitionMaintenanceJob } from "../src/jobs/partition-maintenance.js";
 import type { Db } from "../src/lib/db.js";
 import type { Logger } from "../src/lib/logger.js";
-import { addUtcMonths, monthPartitionName, utcMonthStart } from "../src/lib/partitions.js";
+import { addUtcMonths, monthPartitionName, utcMonthStart } from "../src/partitions/month-bounds.js";
 import type { JobContext } from "../src/queues/job-context.js";
 import { workerServices } from "../src/queues/worker-services.js";
+import { runHandler } from "./support/direct-job-context.js";
 import { memoryLogger, testConfig, useTestDb } from "./support/test-env.js";
 
 /** Calls the handler as the worker would, on a real database; progress is kept for assertions. */
@@ -53,14 +53,14 @@ describe("partition-maintenance premakes monthly partitions", () => {
 
   it("creates the current month and N months ahead, and a repeat creates nothing", async () => {
     const { logger } = memoryLogger();
-    const first = await partitionMaintenanceJob.handle({ monthsAhead: 2 }, directContext(db, logger, testDatabase.url));
+    const first = await runHandler("partition-maintenance", { monthsAhead: 2 }, directContext(db, logger, testDatabase.url));
     expect(first.created).toEqual([monthName(0), monthName(1), monthName(2)]);
     expect(first.movedFromDefault).toBe(0);
     expect(first.defaultRows).toBe(0);
     expect(first.warning).toBeUndefined();
     expect(await partitionNames()).toEqual(expect.arrayContaining([monthName(0), monthName(1), monthName(2), "transactions_default"]));
 
-    const second = await partitionMaintenanceJob.handle({ monthsAhead: 2 }, directContext(db, logger, testDatabase.url));
+    const second = await runHandler("partition-maintenance", { monthsAhead: 2 }, directContext(db, logger, testDatabase.url));
     expect(second.created).toEqual([]);
     expect((await partitionNames()).length).toBe(4);
   });
@@ -103,7 +103,7 @@ describe("partition-maintenance premakes monthly partitions", () => {
 
     const { logger, lines } = memoryLogger();
     const context = directContext(db, logger, testDatabase.url);
-    const result = await partitionMaintenanceJob.handle({ table: "transactions", monthsAhead: 6 }, context);
+    const result = await runHandler("partition-maintenance", { table: "transactions", monthsAhead: 6 }, context);
 
     expect(result.created).toEqual([monthName(3), monthName(4), monthName(5), monthName(6)]);
     expect(result.movedFromDefault).toBe(250);

@@ -34,8 +34,3 @@ export function inClientTransaction<T>(client: pg.ClientBase, work: () => Promis
     { maxAttempts: options.maxAttempts ?? 5 },
   );
 }
-
-/** SQLSTATE 55P03: lock_timeout expired. */
-export function isLockTimeout(err: unknown): boolean {
-  return (err as { code?: string } | undefined)?.code === "55P03";
-}

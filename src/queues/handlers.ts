@@ -1,9 +1,9 @@
-import { archivingJob } from "../jobs/archiving.js";
+import { handleArchiving } from "../jobs/archiving/handler.js";
 import { bulkMessagingJob } from "../jobs/bulk-messaging.js";
 import { cachePrefetchJob } from "../jobs/cache-prefetch.js";
 import { dbMaintenanceJob } from "../jobs/db-maintenance.js";
 import { invoiceTotalsJob } from "../jobs/invoice-totals.js";
-import { partitionMaintenanceJob } from "../jobs/partition-maintenance.js";
+import { handlePartitionMaintenance } from "../jobs/partition-maintenance/handler.js";
 import { transactionRetryJob } from "../jobs/transaction-retry.js";
 import type { ContractOf, QueueName } from "./contracts.js";
 import type { JobHandler } from "./job-context.js";
@@ -16,8 +16,8 @@ import type { JobHandler } from "./job-context.js";
 export const handlers = {
   "bulk-messaging": bulkMessagingJob.handle,
   "invoice-totals": invoiceTotalsJob.handle,
-  "partition-maintenance": partitionMaintenanceJob.handle,
-  archiving: archivingJob.handle,
+  "partition-maintenance": handlePartitionMaintenance,
+  archiving: handleArchiving,
   "db-maintenance": dbMaintenanceJob.handle,
   "cache-prefetch": cachePrefetchJob.handle,
   "transaction-retry": transactionRetryJob.handle,

@@ -1,12 +1,8 @@
 import { z } from "zod";
+import type { DefaultMonthRows } from "../../partitions/default-partition-rows.js";
 import { defineContract } from "../../queues/contract.js";
 
-/** One UTC month's rows sitting in the default partition. */
-export interface DefaultMonthRows {
-  /** "YYYY-MM" */
-  month: string;
-  rows: number;
-}
+export type { DefaultMonthRows };
 
 export interface PartitionMaintenanceResult {
   /** Partitions created by this run, e.g. ["transactions_2026_12"]. */
