@@ -4,6 +4,7 @@ import { quoteIdent } from "../lib/db.js";
 import { DbjobsError } from "../lib/errors.js";
 import { defaultPartitionOf, listPartitions, overlappingPartition, type PartitionedTable, type PartitionInfo } from "./catalog.js";
 import { boundCheckName, monthBoundSql, monthCheckSql, monthPartitionName, monthRange } from "./month-bounds.js";
+import { moveMonthOutOfDefault } from "./move-out-of-default.js";
 
 /**
  * Creating the partition of one UTC month.
@@ -34,25 +35,21 @@ export interface CreateMonthPartitionResult {
 
 /**
  * Creates the partition of `parent` for one UTC month, in one transaction.
+ * Idempotent: a month some partition already covers is left alone.
  *
  * When the default partition holds no rows of that month (the usual case,
  * because partitions are made ahead of time), it is CREATE TABLE … PARTITION
- * OF, which gives the new table every index of the parent.
+ * OF, which gives the new table every index of the parent; it locks the
+ * parent and the default ACCESS EXCLUSIVE for a catalog change and a scan of
+ * the default.
  *
- * When it does hold rows, CREATE … PARTITION OF would fail ("updated partition
- * constraint for default partition would be violated"), which is pg_partman's
- * most reported problem. Then, inside the same transaction and with the
- * default partition locked against writes: create a standalone table like the
- * parent, copy the month's rows into it, delete them from the default, and
- * ATTACH it. ATTACH builds the parent's indexes on it and clones the triggers
- * and foreign keys; it also rescans the default (now free of that month).
- * A failure at any step rolls everything back, so rows are never lost or
- * doubled. Detaching and reattaching the default instead would rescan the
- * whole default against every partition and take the parent's strongest lock
- * for longer.
+ * When the default does hold rows of the month, they move into the new
+ * partition in the same transaction (move-out-of-default.ts), so they are
+ * never lost or doubled: a failure at any step rolls everything back.
  *
  * Locks are taken parent first, then default: the order ATTACH itself uses,
- * so concurrent DDL queues instead of deadlocking.
+ * so concurrent DDL queues instead of deadlocking. The default is locked
+ * EXCLUSIVE before its rows are counted: writes to it wait, reads go on.
  */
 export async function createMonthPartition(
   client: pg.ClientBase,
@@ -71,41 +68,23 @@ export async function createMonthPartition(
       const { rows: existing } = await client.query<{ oid: string | null }>("SELECT to_regclass($1)::text AS oid", [quoteIdent(name)]);
       if (existing[0]?.oid) throw new PartitionNameTakenError(name, parent);
 
-      const bound = monthBoundSql(range);
       const check = `CONSTRAINT ${quoteIdent(boundCheckName(name))} CHECK (${monthCheckSql(range)})`;
       const defaultPartition = defaultPartitionOf(partitions);
       let waiting = 0;
       if (defaultPartition) {
-        await client.query(`LOCK TABLE ${quoteIdent(defaultPartition.name)} IN ACCESS EXCLUSIVE MODE`);
-        // Takes the month's bounds. Returns whether the default holds any of its rows.
-        const { rows } = await client.query<{ n: number }>(
-          `SELECT count(*)::int AS n FROM ${quoteIdent(defaultPartition.name)} WHERE "createdAt" >= $1 AND "createdAt" < $2`,
-          [range.start, range.end],
-        );
-        waiting = rows[0]?.n ?? 0;
+        // Returns how many rows of the month the default holds, counted once writes to it wait.
+        const [, counted] = (await client.query(
+          `LOCK TABLE ${quoteIdent(defaultPartition.name)} IN EXCLUSIVE MODE; SELECT count(*)::int AS n FROM ${quoteIdent(defaultPartition.name)} WHERE ${monthCheckSql(range)}`,
+        )) as unknown as pg.QueryResult<{ n: number }>[];
+        waiting = counted?.rows[0]?.n ?? 0;
       }
 
-      if (waiting === 0) {
-        await client.query(`CREATE TABLE ${quoteIdent(name)} PARTITION OF ${quoteIdent(parent)} (${check}) FOR VALUES ${bound}`);
+      if (!defaultPartition || waiting === 0) {
+        await client.query(`CREATE TABLE ${quoteIdent(name)} PARTITION OF ${quoteIdent(parent)} (${check}) FOR VALUES ${monthBoundSql(range)}`);
         return { name, created: true, movedFromDefault: 0 };
       }
-
-      const defaultName = quoteIdent((defaultPartition as PartitionInfo).name);
-      await client.query(`CREATE TABLE ${quoteIdent(name)} (LIKE ${quoteIdent(parent)} INCLUDING DEFAULTS, ${check})`);
-      // Takes the month's bounds; copies the default's rows of that month, then removes them there.
-      const copied = await client.query(`INSERT INTO ${quoteIdent(name)} SELECT * FROM ${defaultName} WHERE "createdAt" >= $1 AND "createdAt" < $2`, [
-        range.start,
-        range.end,
-      ]);
-      const deleted = await client.query(`DELETE FROM ${defaultName} WHERE "createdAt" >= $1 AND "createdAt" < $2`, [range.start, range.end]);
-      if (copied.rowCount !== deleted.rowCount) {
-        throw new DbjobsError(
-          "DBJOBS_PARTITION_MOVE_MISMATCH",
-          `Copied ${copied.rowCount} rows but deleted ${deleted.rowCount} from ${defaultPartition?.name}; rolled back. Rerun partition-maintenance.`,
-        );
-      }
-      await client.query(`ALTER TABLE ${quoteIdent(parent)} ATTACH PARTITION ${quoteIdent(name)} FOR VALUES ${bound}`);
-      return { name, created: true, movedFromDefault: copied.rowCount ?? 0 };
+      const movedFromDefault = await moveMonthOutOfDefault(client, { parent, defaultPartition: defaultPartition.name, name, range, check });
+      return { name, created: true, movedFromDefault };
     },
     { lockTimeoutMs: options.lockTimeoutMs },
   );
