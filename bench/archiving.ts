@@ -1,10 +1,12 @@
 import type { Job } from "bullmq";
 import pg from "pg";
-import { type ArchivingResult, archiveCutoff, archivingJob } from "../src/jobs/archiving.js";
+import { type ArchivingResult, archivingPayload } from "../src/jobs/archiving/contract.js";
+import { handleArchiving } from "../src/jobs/archiving/handler.js";
+import { archiveCutoff } from "../src/jobs/archiving/plan.js";
 import { loadConfig } from "../src/lib/config.js";
 import { createDb, quoteIdent } from "../src/lib/db.js";
 import { createLogger } from "../src/lib/logger.js";
-import { addUtcMonths, boundCheckName, monthPartitionName, monthRange, utcMonthStart } from "../src/lib/partitions.js";
+import { addUtcMonths, boundCheckName, monthPartitionName, monthRange, utcMonthStart } from "../src/partitions/month-bounds.js";
 import type { JobContext } from "../src/queues/job-context.js";
 import { workerServices } from "../src/queues/worker-services.js";
 import type { BenchRow, BenchSection } from "./bench-section.js";
@@ -108,7 +110,7 @@ async function runJob(url: string, payload: Record<string, unknown>): Promise<{ 
   };
   try {
     const started = performance.now();
-    const result = (await archivingJob.handle(archivingJob.payloadSchema.parse(payload), context)) as ArchivingResult;
+    const result = (await handleArchiving(archivingPayload.parse(payload), context)) as ArchivingResult;
     return { result, seconds: (performance.now() - started) / 1000 };
   } finally {
     await db.close();

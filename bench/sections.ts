@@ -4,7 +4,16 @@ import { bulkMessagingBench } from "./bulk-messaging.js";
 import { cacheBench } from "./cache.js";
 import { invoiceTotalsBench } from "./invoice-totals.js";
 import { noopWorkerBench } from "./noop-worker.js";
+import { partitionRescueBench } from "./partition-rescue.js";
 import { transactionRetryBench } from "./transaction-retry.js";
 
 /** Every section of `npm run bench`, in order. Add one line per section. */
-export const benchSections: BenchSection[] = [noopWorkerBench, invoiceTotalsBench, bulkMessagingBench, cacheBench, transactionRetryBench, archivingBench];
+export const benchSections: BenchSection[] = [
+  noopWorkerBench,
+  invoiceTotalsBench,
+  bulkMessagingBench,
+  cacheBench,
+  transactionRetryBench,
+  archivingBench,
+  partitionRescueBench,
+];

@@ -9,7 +9,14 @@
  *   await producer.enqueue("invoice-totals", { invoiceIds: [id] });
  */
 
-export { type ArchivingPayload, archivingContract, archivingPayload, finalStatuses } from "./jobs/archiving/contract.js";
+export {
+  type ArchivingDryRunResult,
+  type ArchivingPayload,
+  type ArchivingResult,
+  archivingContract,
+  archivingPayload,
+  finalStatuses,
+} from "./jobs/archiving/contract.js";
 export { type BulkMessagingPayload, type BulkMessagingResult, bulkMessagingContract, bulkMessagingPayload } from "./jobs/bulk-messaging/contract.js";
 export {
   type CachePrefetchPayload,

@@ -3,7 +3,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ArchiveReport } from "../src/db-report/archive.js";
 import type { DefaultPartitionReport, PartitionsReport } from "../src/db-report/partitions.js";
 import type { Config } from "../src/lib/config.js";
-import { addUtcMonths, createMonthPartition, monthKey, monthPartitionName, utcMonthStart } from "../src/lib/partitions.js";
+import { createMonthPartition } from "../src/partitions/create-month-partition.js";
+import { addUtcMonths, monthKey, monthPartitionName, utcMonthStart } from "../src/partitions/month-bounds.js";
 import { cliEnv, runCli } from "./support/spawn-cli.js";
 import { createTestDatabase, type TestDatabase, testConfig } from "./support/test-env.js";
 

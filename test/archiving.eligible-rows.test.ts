@@ -1,9 +1,12 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type ArchivingDryRunResult, type ArchivingResult, archiveCutoff, archivingJob, nextBatchSize } from "../src/jobs/archiving.js";
+import type { ArchivingDryRunResult, ArchivingResult } from "../src/jobs/archiving/contract.js";
+import { nextBatchSize } from "../src/jobs/archiving/move-batch.js";
+import { archiveCutoff } from "../src/jobs/archiving/plan.js";
 import type { Db } from "../src/lib/db.js";
-import { addUtcMonths, createMonthPartition, monthKey, utcMonthStart } from "../src/lib/partitions.js";
-import { directJobContext } from "./support/direct-job-context.js";
+import { createMonthPartition } from "../src/partitions/create-month-partition.js";
+import { addUtcMonths, monthKey, utcMonthStart } from "../src/partitions/month-bounds.js";
+import { directJobContext, runHandler } from "./support/direct-job-context.js";
 import { testConfig, useTestDb } from "./support/test-env.js";
 
 /** Calls the handler as the worker would, on a real database. */
@@ -68,7 +71,7 @@ describe("archiving moves exactly the eligible rows", () => {
   it("reports counts per month in a dry run and changes nothing", async () => {
     const before = (await client.query(checksumSql)).rows[0];
     const { context } = directContext(db, testDatabase.url);
-    const result = (await archivingJob.handle({ dryRun: true }, context)) as ArchivingDryRunResult;
+    const result = (await runHandler("archiving", { dryRun: true }, context)) as ArchivingDryRunResult;
     expect(result.dryRun).toBe(true);
     expect(result.wouldMove).toBe(expectedIds.size);
     const byMonth = Object.fromEntries(result.months.map((month) => [month.month, month]));
@@ -83,7 +86,7 @@ describe("archiving moves exactly the eligible rows", () => {
   it("moves every eligible row and nothing else, takes the fast path for the whole old month, and verifies", async () => {
     const before = (await client.query(checksumSql)).rows[0];
     const { context, progress, lines } = directContext(db, testDatabase.url);
-    const result = (await archivingJob.handle({ batchSize: 100 }, context)) as ArchivingResult;
+    const result = (await runHandler("archiving", { batchSize: 100 }, context)) as ArchivingResult;
 
     expect(result).toMatchObject({ moved: expectedIds.size, partitionsMoved: 1, verified: true, path: "fast+batches" });
     expect(result.batches).toBeGreaterThanOrEqual(12);
@@ -113,15 +116,15 @@ describe("archiving moves exactly the eligible rows", () => {
 
   it("finds nothing to do when run again", async () => {
     const { context } = directContext(db, testDatabase.url);
-    const result = (await archivingJob.handle({}, context)) as ArchivingResult;
+    const result = (await runHandler("archiving", {}, context)) as ArchivingResult;
     expect(result).toMatchObject({ moved: 0, partitionsMoved: 0, batches: 0, verified: true, path: "none" });
   });
 
   it("takes FAILED rows when asked, stops at maxRows, and leaves rows with a retry due", async () => {
     const { context } = directContext(db, testDatabase.url);
-    const capped = (await archivingJob.handle({ statuses: ["FAILED"], maxRows: 30, batchSize: 100 }, context)) as ArchivingResult;
+    const capped = (await runHandler("archiving", { statuses: ["FAILED"], maxRows: 30, batchSize: 100 }, context)) as ArchivingResult;
     expect(capped.moved).toBe(30);
-    const rest = (await archivingJob.handle({ statuses: ["FAILED", "COMPLETED"] }, context)) as ArchivingResult;
+    const rest = (await runHandler("archiving", { statuses: ["FAILED", "COMPLETED"] }, context)) as ArchivingResult;
     expect(rest.moved).toBe(20);
     const { rows } = await client.query<{ status: string; n: number }>(
       `SELECT status::text, count(*)::int AS n FROM transactions WHERE "createdAt" < $1 GROUP BY 1 ORDER BY 1`,
@@ -149,7 +152,7 @@ describe("archiving moves exactly the eligible rows", () => {
     );
     const before = (await client.query(checksumSql)).rows[0];
     const { context } = directContext(db, testDatabase.url);
-    const result = (await archivingJob.handle({}, context)) as ArchivingResult;
+    const result = (await runHandler("archiving", {}, context)) as ArchivingResult;
     expect(result).toMatchObject({ moved: 300, partitionsMoved: 1, batches: 0, path: "fast", verified: true });
     expect(result.fastPath).toEqual([expect.objectContaining({ taken: true, rows: 300, mergedFromArchive: 10 })]);
     expect((await client.query(checksumSql)).rows[0]).toEqual(before);

@@ -1,9 +1,10 @@
 import { QueueEvents } from "bullmq";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { archiveCutoff } from "../src/jobs/archiving.js";
+import { archiveCutoff } from "../src/jobs/archiving/plan.js";
 import type { Config } from "../src/lib/config.js";
-import { addUtcMonths, createMonthPartition, utcMonthStart } from "../src/lib/partitions.js";
+import { createMonthPartition } from "../src/partitions/create-month-partition.js";
+import { addUtcMonths, utcMonthStart } from "../src/partitions/month-bounds.js";
 import { Producer } from "../src/queues/producer.js";
 import { startWorker } from "../src/queues/start-worker.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testRedis } from "./support/test-env.js";

@@ -1,15 +1,17 @@
 import { QueueEvents } from "bullmq";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { type PartitionMaintenanceResult, partitionMaintenanceJob } from "../src/jobs/partition-maintenance.js";
+import type { PartitionMaintenanceResult } from "../src/jobs/partition-maintenance/contract.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { PayloadValidationError } from "../src/lib/errors.js";
-import { addUtcMonths, createMonthPartition, monthPartitionName, utcMonthStart } from "../src/lib/partitions.js";
+import { createMonthPartition } from "../src/partitions/create-month-partition.js";
+import { addUtcMonths, monthPartitionName, utcMonthStart } from "../src/partitions/month-bounds.js";
 import type { JobContext } from "../src/queues/job-context.js";
 import { Producer } from "../src/queues/producer.js";
 import { startWorker } from "../src/queues/start-worker.js";
 import { workerServices } from "../src/queues/worker-services.js";
+import { runHandler } from "./support/direct-job-context.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
 
 function directContext(db: Db, config: Config): JobContext {
@@ -60,8 +62,8 @@ describe("partition-maintenance runs side by side and from the queue", () => {
     );
     for (let round = 0; round < 3; round++) {
       const results = await Promise.all([
-        partitionMaintenanceJob.handle({ monthsAhead: 6 + round }, directContext(dbA, config)),
-        partitionMaintenanceJob.handle({ monthsAhead: 6 + round }, directContext(dbB, config)),
+        runHandler("partition-maintenance", { monthsAhead: 6 + round }, directContext(dbA, config)),
+        runHandler("partition-maintenance", { monthsAhead: 6 + round }, directContext(dbB, config)),
       ]);
       for (const result of results) {
         if (result.skipped) expect(result.skipped).toBe("another run holds the lock");
@@ -112,7 +114,7 @@ describe("partition-maintenance runs side by side and from the queue", () => {
     await holder.connect();
     try {
       await holder.query("SELECT pg_advisory_lock(hashtextextended('dbjobs:partition-maintenance:transactions', 0))");
-      const result = await partitionMaintenanceJob.handle({ monthsAhead: 12 }, directContext(dbA, config));
+      const result = await runHandler("partition-maintenance", { monthsAhead: 12 }, directContext(dbA, config));
       expect(result).toMatchObject({ created: [], movedFromDefault: 0, skipped: "another run holds the lock" });
       expect(await partitionCount()).toBe(10);
     } finally {

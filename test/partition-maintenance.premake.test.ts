@@ -1,12 +1,12 @@
 import type { Job } from "bullmq";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { partitionMaintenanceJob } from "../src/jobs/partition-maintenance.js";
 import type { Db } from "../src/lib/db.js";
 import type { Logger } from "../src/lib/logger.js";
-import { addUtcMonths, monthPartitionName, utcMonthStart } from "../src/lib/partitions.js";
+import { addUtcMonths, monthPartitionName, utcMonthStart } from "../src/partitions/month-bounds.js";
 import type { JobContext } from "../src/queues/job-context.js";
 import { workerServices } from "../src/queues/worker-services.js";
+import { runHandler } from "./support/direct-job-context.js";
 import { memoryLogger, testConfig, useTestDb } from "./support/test-env.js";
 
 /** Calls the handler as the worker would, on a real database; progress is kept for assertions. */
@@ -53,14 +53,14 @@ describe("partition-maintenance premakes monthly partitions", () => {
 
   it("creates the current month and N months ahead, and a repeat creates nothing", async () => {
     const { logger } = memoryLogger();
-    const first = await partitionMaintenanceJob.handle({ monthsAhead: 2 }, directContext(db, logger, testDatabase.url));
+    const first = await runHandler("partition-maintenance", { monthsAhead: 2 }, directContext(db, logger, testDatabase.url));
     expect(first.created).toEqual([monthName(0), monthName(1), monthName(2)]);
     expect(first.movedFromDefault).toBe(0);
     expect(first.defaultRows).toBe(0);
     expect(first.warning).toBeUndefined();
     expect(await partitionNames()).toEqual(expect.arrayContaining([monthName(0), monthName(1), monthName(2), "transactions_default"]));
 
-    const second = await partitionMaintenanceJob.handle({ monthsAhead: 2 }, directContext(db, logger, testDatabase.url));
+    const second = await runHandler("partition-maintenance", { monthsAhead: 2 }, directContext(db, logger, testDatabase.url));
     expect(second.created).toEqual([]);
     expect((await partitionNames()).length).toBe(4);
   });
@@ -83,7 +83,7 @@ describe("partition-maintenance premakes monthly partitions", () => {
     expect(await missingIndexes(monthName(1))).toEqual([]);
   });
 
-  it("moves rows that sit in the default partition into the month's new partition, without loss, and warns about the rest", async () => {
+  it("moves rows that sit in the default partition into their months' new partitions, far-future months included, without loss", async () => {
     const target = addUtcMonths(utcMonthStart(new Date()), 5);
     const farFuture = addUtcMonths(utcMonthStart(new Date()), 30);
     await client.query(
@@ -103,17 +103,18 @@ describe("partition-maintenance premakes monthly partitions", () => {
 
     const { logger, lines } = memoryLogger();
     const context = directContext(db, logger, testDatabase.url);
-    const result = await partitionMaintenanceJob.handle({ table: "transactions", monthsAhead: 6 }, context);
+    const result = await runHandler("partition-maintenance", { table: "transactions", monthsAhead: 6 }, context);
 
-    expect(result.created).toEqual([monthName(3), monthName(4), monthName(5), monthName(6)]);
-    expect(result.movedFromDefault).toBe(250);
+    // Month 30 is beyond monthsAhead: its rows get their partition all the same.
+    expect(result.created).toEqual([monthName(3), monthName(4), monthName(5), monthName(6), monthName(30)]);
+    expect(result.movedFromDefault).toBe(257);
     expect(await checksum()).toEqual(before);
     const { rows: placed } = await client.query<{ partition: string; n: number }>(
       `SELECT tableoid::regclass::text AS partition, count(*)::int AS n FROM transactions GROUP BY 1 ORDER BY 1`,
     );
     expect(placed).toEqual([
       { partition: monthName(5), n: 250 },
-      { partition: "transactions_default", n: 7 },
+      { partition: monthName(30), n: 7 },
     ]);
     // The moved rows keep working with the parent's trigger and indexes.
     await expect(
@@ -122,10 +123,12 @@ describe("partition-maintenance premakes monthly partitions", () => {
 
     // Made by ATTACH rather than PARTITION OF: it still gets every index of the parent.
     expect(await missingIndexes(monthName(5))).toEqual([]);
-    expect(result.defaultRows).toBe(7);
-    expect(result.warning).toMatch(/7 rows sit in the default partition/);
-    expect(lines().some((line) => line.level === 40 && String(line.msg).includes("default partition"))).toBe(true);
-    expect(context.progress.length).toBe(7);
+    expect(await missingIndexes(monthName(30))).toEqual([]);
+    expect(result.defaultRows).toBe(0);
+    expect(result.warning).toBeUndefined();
+    expect(lines().some((line) => line.level === 40 && String(line.msg).includes("default partition"))).toBe(false);
+    // One report per month moved out of the default (2), then one per premade month (7).
+    expect(context.progress.length).toBe(9);
   });
 
   it("analyzes the partitioned parent, which autovacuum never does", async () => {

@@ -1,5 +1,5 @@
 import { quoteIdent } from "../lib/db.js";
-import { defaultPartitionOf, listPartitions } from "../lib/partitions.js";
+import { defaultPartitionOf, listPartitions } from "../partitions/catalog.js";
 import { partitionRows } from "./partitions.js";
 import { defineSection, textTable } from "./report-section.js";
 

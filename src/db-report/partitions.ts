@@ -1,14 +1,8 @@
 import type pg from "pg";
 import { quoteIdent } from "../lib/db.js";
-import {
-  addUtcMonths,
-  type DefaultMonthRows,
-  defaultPartitionRows,
-  listPartitions,
-  monthKey,
-  type PartitionedTable,
-  utcMonthStart,
-} from "../lib/partitions.js";
+import { listPartitions, type PartitionedTable } from "../partitions/catalog.js";
+import { type DefaultMonthRows, defaultPartitionRows } from "../partitions/default-partition-rows.js";
+import { addUtcMonths, monthKey, utcMonthStart } from "../partitions/month-bounds.js";
 import { formatBytes } from "./format-size.js";
 import { defineSection, textTable } from "./report-section.js";
 

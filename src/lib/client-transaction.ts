@@ -18,11 +18,10 @@ export function inClientTransaction<T>(client: pg.ClientBase, work: () => Promis
   const lockTimeoutMs = Math.max(1, Math.round(options.lockTimeoutMs ?? 5000));
   return retryOnConflict(
     async () => {
-      await client.query("BEGIN");
       try {
         // A DDL statement queued behind a long query would block every later
         // reader of the table; failing fast and trying again later is kinder.
-        await client.query(`SET LOCAL lock_timeout = ${lockTimeoutMs}`);
+        await client.query(`BEGIN; SET LOCAL lock_timeout = ${lockTimeoutMs}`);
         const value = await work();
         await client.query("COMMIT");
         return value;
@@ -33,9 +32,4 @@ export function inClientTransaction<T>(client: pg.ClientBase, work: () => Promis
     },
     { maxAttempts: options.maxAttempts ?? 5 },
   );
-}
-
-/** SQLSTATE 55P03: lock_timeout expired. */
-export function isLockTimeout(err: unknown): boolean {
-  return (err as { code?: string } | undefined)?.code === "55P03";
 }

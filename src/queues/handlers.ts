@@ -1,9 +1,9 @@
-import { archivingJob } from "../jobs/archiving.js";
+import { handleArchiving } from "../jobs/archiving/handler.js";
 import { handleBulkMessaging } from "../jobs/bulk-messaging/handler.js";
 import { handleCachePrefetch } from "../jobs/cache-prefetch/handler.js";
 import { handleDbMaintenance } from "../jobs/db-maintenance/handler.js";
 import { handleInvoiceTotals } from "../jobs/invoice-totals/handler.js";
-import { partitionMaintenanceJob } from "../jobs/partition-maintenance.js";
+import { handlePartitionMaintenance } from "../jobs/partition-maintenance/handler.js";
 import { handleTransactionRetry } from "../jobs/transaction-retry/handler.js";
 import type { ContractOf, QueueName } from "./contracts.js";
 import type { JobHandler } from "./job-context.js";
@@ -16,8 +16,8 @@ import type { JobHandler } from "./job-context.js";
 export const handlers = {
   "bulk-messaging": handleBulkMessaging,
   "invoice-totals": handleInvoiceTotals,
-  "partition-maintenance": partitionMaintenanceJob.handle,
-  archiving: archivingJob.handle,
+  "partition-maintenance": handlePartitionMaintenance,
+  archiving: handleArchiving,
   "db-maintenance": handleDbMaintenance,
   "cache-prefetch": handleCachePrefetch,
   "transaction-retry": handleTransactionRetry,

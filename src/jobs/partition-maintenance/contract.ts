@@ -1,23 +1,19 @@
 import { z } from "zod";
+import type { DefaultMonthRows } from "../../partitions/default-partition-rows.js";
 import { defineContract } from "../../queues/contract.js";
 
-/** One UTC month's rows sitting in the default partition. */
-export interface DefaultMonthRows {
-  /** "YYYY-MM" */
-  month: string;
-  rows: number;
-}
+export type { DefaultMonthRows };
 
 export interface PartitionMaintenanceResult {
-  /** Partitions created by this run, e.g. ["transactions_2026_12"]. */
+  /** Partitions created by this run, for months found in the default partition and premade ones, in month order, e.g. ["transactions_2026_12"]. */
   created: string[];
-  /** Rows moved out of the default partition into partitions created by this run. */
+  /** Rows moved out of the default partition into partitions created by this run, whatever their month. */
   movedFromDefault: number;
   /** Rows still in the default partition after the run. */
   defaultRows: number;
   /** Those rows per UTC month, so an operator sees which months lack a partition. */
   defaultRowsByMonth: DefaultMonthRows[];
-  /** Present while the default partition holds rows. */
+  /** Present while the default partition still holds rows: names their months (with why, when known) and the command that moves them. */
   warning?: string;
   /** Present when another run held the lock and this one did nothing. */
   skipped?: string;

@@ -1,87 +1,17 @@
 import type pg from "pg";
-import type { FinalStatus } from "./archive-verify.js";
-import { inClientTransaction, isLockTimeout } from "./client-transaction.js";
-import { quoteIdent } from "./db.js";
-import {
-  createMonthPartition,
-  defaultPartitionOf,
-  ensureBoundCheck,
-  listPartitions,
-  type MonthRange,
-  monthPartitionName,
-  type PartitionInfo,
-} from "./partitions.js";
+import { inClientTransaction } from "../../lib/client-transaction.js";
+import { quoteIdent } from "../../lib/db.js";
+import { isLockNotAvailable } from "../../lib/retry.js";
+import { defaultPartitionOf, listPartitions, type PartitionInfo } from "../../partitions/catalog.js";
+import { ensureBoundCheck } from "../../partitions/create-month-partition.js";
+import { type MonthRange, monthBoundSql, monthPartitionName } from "../../partitions/month-bounds.js";
+import type { FastPathOutcome, FinalStatus } from "./contract.js";
 
 /**
- * The two ways the archiving job moves rows from `transactions` to
- * `transactions_archive`: one whole monthly partition by DETACH/ATTACH (the
- * fast path, constant time in the partition's size), or a batch of rows by
- * one atomic DELETE … RETURNING → INSERT statement (the batch path).
+ * The fast path of archiving: one whole monthly partition moves from
+ * `transactions` to `transactions_archive` by DETACH/ATTACH, in constant time
+ * in the partition's size.
  */
-
-// Takes $1 the batch's lower bound (inclusive: the month's start, or the
-// newest "createdAt" the previous batch moved), $2 its upper bound (exclusive:
-// the month's end or the cutoff), $3 the final statuses, $4 the batch size.
-// Returns one row: rows deleted from transactions, rows inserted into
-// transactions_archive, the newest "createdAt" moved.
-// One statement, so a crash at any instant leaves each row on exactly one side.
-// The bounds let the planner prune to one month's partition (plus the
-// default); keyset order on "createdAt" keeps each batch from rescanning the
-// dead rows earlier batches left behind. SKIP LOCKED leaves rows that another
-// session is changing (a settlement, a concurrent run) for later.
-const moveBatchSql = `
-WITH picked AS (
-  SELECT "id", "createdAt"
-    FROM "transactions"
-   WHERE "createdAt" >= $1 AND "createdAt" < $2
-     AND "status" = ANY($3::"TransactionStatus"[]) AND "nextRetryAt" IS NULL
-   ORDER BY "createdAt"
-   LIMIT $4
-   FOR UPDATE SKIP LOCKED
-), moved AS (
-  DELETE FROM "transactions" t
-   USING picked p
-   WHERE t."id" = p."id" AND t."createdAt" = p."createdAt"
-     AND t."createdAt" >= $1 AND t."createdAt" < $2
-  RETURNING t.*
-), archived AS (
-  INSERT INTO "transactions_archive" SELECT * FROM moved RETURNING "createdAt"
-)
-SELECT (SELECT count(*) FROM moved)::int AS deleted, count(*)::int AS archived, max("createdAt") AS "lastCreatedAt" FROM archived`;
-
-export interface BatchOutcome {
-  deleted: number;
-  archived: number;
-  lastCreatedAt: Date | null;
-}
-
-/**
- * Runs one batch. The statement is atomic by itself; it runs inside an
- * explicit transaction only so that a batch whose deleted and archived counts
- * differ (a trigger swallowing inserts, say) is rolled back rather than
- * committed: the caller then fails the job with nothing lost.
- */
-export async function moveBatch(client: pg.ClientBase, from: Date, to: Date, statuses: readonly FinalStatus[], batchSize: number): Promise<BatchOutcome> {
-  await client.query("BEGIN");
-  try {
-    const { rows } = await client.query<BatchOutcome>(moveBatchSql, [from, to, statuses, batchSize]);
-    const outcome = rows[0] ?? { deleted: 0, archived: 0, lastCreatedAt: null };
-    await client.query(outcome.deleted === outcome.archived ? "COMMIT" : "ROLLBACK");
-    return outcome;
-  } catch (err) {
-    await client.query("ROLLBACK").catch(() => undefined);
-    throw err;
-  }
-}
-
-/** Makes sure the archive has its own partition for the month, so batch-moved rows do not pile up in its default partition. */
-export async function ensureArchiveMonth(client: pg.ClientBase, range: MonthRange, lockTimeoutMs: number): Promise<void> {
-  await createMonthPartition(client, "transactions_archive", range.start, { lockTimeoutMs });
-}
-
-export type FastPathOutcome =
-  | { taken: true; partition: string; archivedAs: string; rows: number; mergedFromArchive: number; lockMs: number }
-  | { taken: false; partition: string; reason: string };
 
 const allStatuses = ["PENDING", "RETRYING", "COMPLETED", "FAILED", "CANCELLED"] as const;
 
@@ -94,10 +24,10 @@ const allStatuses = ["PENDING", "RETRYING", "COMPLETED", "FAILED", "CANCELLED"] 
  *   ATTACH it to the archive.
  *
  * ATTACH skips its validation scan because the partition carries a CHECK
- * constraint equal to its bound (see partitions.ts; added here once, with
- * one scan, for a partition made elsewhere). ATTACH still scans the archive's
- * default partition, which the batch path keeps empty by giving each archived
- * month its own archive partition.
+ * constraint equal to its bound (see src/partitions/create-month-partition.ts;
+ * added here once, with one scan, for a partition made elsewhere). ATTACH
+ * still scans the archive's default partition, which the batch path keeps
+ * empty by giving each archived month its own archive partition.
  *
  * When the archive already holds rows of that month (an earlier run moved
  * some of them in batches), those rows are copied into the partition before
@@ -114,7 +44,7 @@ export async function moveWholePartition(
   const { lockTimeoutMs, liveRowsEstimate } = options;
   const notTaken = (reason: string): FastPathOutcome => ({ taken: false, partition: partition.name, reason });
   const target = quoteIdent(partition.name);
-  const bound = `FROM ('${range.start.toISOString()}') TO ('${range.end.toISOString()}')`;
+  const bound = monthBoundSql(range);
   try {
     const lockedAt = performance.now();
     const outcome = await inClientTransaction(
@@ -190,7 +120,7 @@ export async function moveWholePartition(
     return { ...outcome, rows: (rows[0]?.n ?? 0) - outcome.mergedFromArchive, lockMs };
   } catch (err) {
     if (err instanceof FastPathAbort) return notTaken(err.message);
-    if (isLockTimeout(err)) return notTaken(`its locks were not granted within ${lockTimeoutMs} ms`);
+    if (isLockNotAvailable(err)) return notTaken(`its locks were not granted within ${lockTimeoutMs} ms`);
     throw err;
   }
 }

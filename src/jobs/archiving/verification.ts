@@ -1,6 +1,7 @@
 import type pg from "pg";
-import { DbjobsError } from "./errors.js";
-import type { MonthRange } from "./partitions.js";
+import { DbjobsError } from "../../lib/errors.js";
+import type { MonthRange } from "../../partitions/month-bounds.js";
+import type { FinalStatus, MonthCounts, Verification, VerificationMismatch } from "./contract.js";
 
 /**
  * The archiving job's bookkeeping: per UTC month before the cutoff, how many
@@ -9,18 +10,6 @@ import type { MonthRange } from "./partitions.js";
  * under archiving (even with two runs at once); any change means rows were
  * lost or doubled.
  */
-export interface MonthCounts {
-  /** "YYYY-MM", UTC. */
-  month: string;
-  live: number;
-  archived: number;
-  /** Live rows in a chosen final state with no retry scheduled. */
-  eligible: number;
-}
-
-/** The archivable states. A row in any other state may still change. */
-export const finalStatuses = ["COMPLETED", "CANCELLED", "FAILED"] as const;
-export type FinalStatus = (typeof finalStatuses)[number];
 
 // Takes $1 the cutoff (exclusive), $2 the chosen final statuses, $3/$4 an
 // optional narrower range [from, to). Returns one row per UTC month with
@@ -62,23 +51,6 @@ export async function countingScope(client: pg.ClientBase, cutoff: Date): Promis
   return start ? { start, end: cutoff } : undefined;
 }
 
-export interface VerificationMismatch {
-  month: string;
-  /** live + archived before the run. */
-  before: number;
-  /** live + archived now. */
-  after: number;
-}
-
-export interface Verification {
-  verified: boolean;
-  months: number;
-  /** live + archived over every month checked, before and after. */
-  rowsBefore: number;
-  rowsAfter: number;
-  mismatches: VerificationMismatch[];
-}
-
 /** Compares live + archived per month; `months` limits the check to those months. */
 export function compareCounts(before: MonthCounts[], after: MonthCounts[], months?: readonly string[]): Verification {
   const total = (counts: MonthCounts | undefined) => (counts ? counts.live + counts.archived : 0);
@@ -98,7 +70,11 @@ export function compareCounts(before: MonthCounts[], after: MonthCounts[], month
   return { verified: mismatches.length === 0, months: checked.length, rowsBefore, rowsAfter, mismatches };
 }
 
-/** Live + archived rows of some month changed during archiving: rows were lost or doubled. */
+/**
+ * Live + archived rows of some month changed during archiving: rows were lost
+ * or doubled. Retrying cannot fix that, so the job fails at once
+ * (`retryable: false`) and no more batches run.
+ */
 export class ArchiveVerificationError extends DbjobsError {
   readonly mismatches: VerificationMismatch[];
 
@@ -108,6 +84,7 @@ export class ArchiveVerificationError extends DbjobsError {
       "DBJOBS_ARCHIVE_VERIFICATION",
       `Archive verification failed ${stage}: live + archived rows changed (${list}). No more batches were run. ` +
         "Compare transactions and transactions_archive for those months (look for rows deleted or inserted by something else while archiving ran) before archiving again.",
+      { retryable: false },
     );
     this.mismatches = mismatches;
   }
