@@ -41,7 +41,7 @@ describe("/health", () => {
       expect(before.status).toBe(200);
       expect(before.body.postgres.ok).toBe(true);
       expect(before.body.redis.ok).toBe(true);
-      // No worker anywhere: degraded, not down (documented in health.ts and the README).
+      // No worker anywhere: degraded, not down (documented in health.ts and docs/operating.md).
       expect(before.body.status).toBe("degraded");
       expect(before.body.warnings).toContain("no worker connected to queue invoice-totals");
       expect(before.body.queues.map((entry) => entry.queue).sort()).toEqual([...queueNames].sort());

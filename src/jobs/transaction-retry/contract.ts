@@ -12,7 +12,7 @@ export type SettlementMode = (typeof settlementModes)[number];
 /**
  * Chosen by `npm run bench` (bench/transaction-retry.ts): under contention on a
  * few accounts, waiting on a row lock costs less than aborting and rerunning a
- * Serializable transaction, and both keep the ledger invariants. See the README.
+ * Serializable transaction, and both keep the ledger invariants. See docs/design.md.
  */
 export const defaultSettlementMode: SettlementMode = "row-lock";
 
@@ -33,7 +33,7 @@ export const transactionRetryPayload = z
     pageSize: z.number().int().min(1).max(1000).default(50),
     /** How long a claim keeps other sweeps off a row; a dead sweep's rows come back after it. @defaultValue 300000 */
     leaseMs: z.number().int().min(1000).max(86_400_000).default(300_000),
-    /** Settlement design; see the README. @defaultValue "row-lock" */
+    /** Settlement design; see docs/jobs.md. @defaultValue "row-lock" */
     mode: z.enum(settlementModes).default(defaultSettlementMode),
   })
   .strict();
