@@ -9,8 +9,11 @@ import { createLogger } from "../src/lib/logger.js";
 import { addUtcMonths, boundCheckName, monthPartitionName, monthRange, utcMonthStart } from "../src/partitions/month-bounds.js";
 import type { JobContext } from "../src/queues/job-context.js";
 import { workerServices } from "../src/queues/worker-services.js";
-import type { BenchRow, BenchSection } from "./bench-section.js";
-import { benchPostgresAdminUrl, freshBenchDatabase } from "./support.js";
+import { benchRun } from "./bench-run.js";
+import { type BenchRow, type BenchSection, pairedRatio } from "./bench-section.js";
+import { cpuOf } from "./host-cpu.js";
+import { pairedRounds } from "./paired-rounds.js";
+import { freshBenchDatabase } from "./support.js";
 
 /**
  * archiving (issue 4), two scenarios:
@@ -20,7 +23,8 @@ import { benchPostgresAdminUrl, freshBenchDatabase } from "./support.js";
  *     so no month can take the fast path; 1M recent rows over 12 months.
  *     Scaling keeps rows per month and changes the number of months.
  *     The job and a hand-written batched DELETE … RETURNING → INSERT loop at
- *     the same batch size each run on their own copy of that database.
+ *     the same batch size each run on their own copy of that database, in
+ *     paired rounds (alternating which goes first).
  *  B. Fast path. One old month of `fastRows` rows, all final, moved whole.
  *
  * The job adapts its batches to maxBatchMs (default 300 ms, within 100 ..
@@ -36,6 +40,8 @@ import { benchPostgresAdminUrl, freshBenchDatabase } from "./support.js";
 const scale = Number(process.env.BENCH_ARCHIVING_SCALE ?? 0.2);
 const fastRows = Number(process.env.BENCH_ARCHIVING_FAST_ROWS ?? 1_000_000);
 const batchSize = 5000;
+/** Paired rounds of the batch path: the job and the hand-written loop, each on a fresh copy of the loaded database. */
+const rounds = Number(process.env.BENCH_ARCHIVING_ROUNDS ?? 3);
 
 const say = (message: string) => process.stderr.write(`bench: archiving: ${message}\n`);
 const human = (n: number) => (n >= 1_000_000 ? `${+(n / 1_000_000).toFixed(2)}M` : `${Math.round(n / 1000)}k`);
@@ -64,26 +70,6 @@ async function loadMonth(client: pg.ClientBase, month: Date, rows: number, statu
   await client.query(`ALTER TABLE "transactions" ATTACH PARTITION ${quoteIdent(name)} FOR VALUES FROM (${from}) TO (${to})`);
 }
 
-async function cloneDatabase(source: string, target: string): Promise<string> {
-  const admin = new pg.Client({ connectionString: benchPostgresAdminUrl });
-  await admin.connect();
-  try {
-    await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(target)} WITH (FORCE)`);
-    await admin.query(`CREATE DATABASE ${quoteIdent(target)} TEMPLATE ${quoteIdent(source)} STRATEGY FILE_COPY`);
-  } finally {
-    await admin.end();
-  }
-  const url = new URL(benchPostgresAdminUrl);
-  url.pathname = `/${target}`;
-  return url.toString();
-}
-
-async function dropDatabase(name: string): Promise<void> {
-  const admin = new pg.Client({ connectionString: benchPostgresAdminUrl });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`).finally(() => admin.end());
-}
-
 async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T>): Promise<T> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
@@ -94,7 +80,12 @@ async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T
   }
 }
 
-async function runJob(url: string, payload: Record<string, unknown>): Promise<{ result: ArchivingResult; seconds: number }> {
+/** What a side reports: beside its own figures, the CPU of this process and of the database's PostgreSQL processes while it ran, ms. */
+interface Cpu {
+  cpuMs: number;
+}
+
+async function runJob(url: string, payload: Record<string, unknown>): Promise<{ result: ArchivingResult; seconds: number } & Cpu> {
   const logger = createLogger({ level: "silent" });
   const db = createDb({ url, poolSize: 2, logger, slowQueryMs: 600_000 });
   const context: JobContext = {
@@ -110,8 +101,8 @@ async function runJob(url: string, payload: Record<string, unknown>): Promise<{ 
   };
   try {
     const started = performance.now();
-    const result = (await handleArchiving(archivingPayload.parse(payload), context)) as ArchivingResult;
-    return { result, seconds: (performance.now() - started) / 1000 };
+    const run = await cpuOf(db.pool, () => handleArchiving(archivingPayload.parse(payload), context));
+    return { result: run.result as ArchivingResult, seconds: (performance.now() - started) / 1000, cpuMs: run.processMs + run.postgresMs };
   } finally {
     await db.close();
   }
@@ -128,19 +119,21 @@ WITH moved AS (
   RETURNING *)
 INSERT INTO "transactions_archive" SELECT * FROM moved`;
 
-async function runHandWritten(url: string, cutoff: Date): Promise<{ moved: number; seconds: number; longestBatchMs: number }> {
+async function runHandWritten(url: string, cutoff: Date): Promise<{ moved: number; seconds: number; longestBatchMs: number } & Cpu> {
   return withClient(url, async (client) => {
     let moved = 0;
     let longestBatchMs = 0;
     const started = performance.now();
-    for (;;) {
-      const batchStarted = performance.now();
-      const { rowCount } = await client.query(handWrittenBatchSql, [cutoff, batchSize]);
-      longestBatchMs = Math.max(longestBatchMs, performance.now() - batchStarted);
-      if (!rowCount) break;
-      moved += rowCount;
-    }
-    return { moved, seconds: (performance.now() - started) / 1000, longestBatchMs };
+    const run = await cpuOf(client, async () => {
+      for (;;) {
+        const batchStarted = performance.now();
+        const { rowCount } = await client.query(handWrittenBatchSql, [cutoff, batchSize]);
+        longestBatchMs = Math.max(longestBatchMs, performance.now() - batchStarted);
+        if (!rowCount) break;
+        moved += rowCount;
+      }
+    });
+    return { moved, seconds: (performance.now() - started) / 1000, longestBatchMs, cpuMs: run.processMs + run.postgresMs };
   });
 }
 
@@ -153,56 +146,92 @@ async function batchScenario(): Promise<BenchRow[]> {
   const cutoff = archiveCutoff(new Date(), 7);
   const templateUrl = await freshBenchDatabase("archiving_batches");
   const templateName = new URL(templateUrl).pathname.slice(1);
-  const started = performance.now();
-  await withClient(templateUrl, async (client) => {
-    // Old: months well before the cutoff, alternating COMPLETED / PENDING, so every month goes through batches.
-    for (let offset = 0; offset < months; offset++) {
-      await loadMonth(client, addUtcMonths(utcMonthStart(cutoff), -24 + offset), oldPerMonth, "CASE WHEN g % 2 = 0 THEN 'COMPLETED' ELSE 'PENDING' END");
-    }
-    // Recent: the last months, all COMPLETED but too young.
-    for (let offset = 0; offset < months; offset++) {
-      await loadMonth(client, addUtcMonths(utcMonthStart(new Date()), -offset), recentPerMonth, "'COMPLETED'");
-    }
-    await client.query("VACUUM ANALYZE");
-  });
-  say(`loaded ${human(totalRows)} rows in ${((performance.now() - started) / 1000).toFixed(0)} s`);
+  try {
+    const started = performance.now();
+    await withClient(templateUrl, async (client) => {
+      // Old: months well before the cutoff, alternating COMPLETED / PENDING, so every month goes through batches.
+      for (let offset = 0; offset < months; offset++) {
+        await loadMonth(client, addUtcMonths(utcMonthStart(cutoff), -24 + offset), oldPerMonth, "CASE WHEN g % 2 = 0 THEN 'COMPLETED' ELSE 'PENDING' END");
+      }
+      // Recent: the last months, all COMPLETED but too young.
+      for (let offset = 0; offset < months; offset++) {
+        await loadMonth(client, addUtcMonths(utcMonthStart(new Date()), -offset), recentPerMonth, "'COMPLETED'");
+      }
+      await client.query("VACUUM ANALYZE");
+    });
+    say(`loaded ${human(totalRows)} rows in ${((performance.now() - started) / 1000).toFixed(0)} s`);
 
-  const jobUrl = await cloneDatabase(templateName, `${templateName}_job`);
-  const { result, seconds } = await runJob(jobUrl, { batchSize });
-  const jobRate = result.moved / seconds;
-  say(`job: ${result.moved} rows in ${seconds.toFixed(1)} s (${result.batches} batches, path ${result.path}, longest batch ${result.longestBatchMs} ms)`);
-  await dropDatabase(`${templateName}_job`);
-
-  const handUrl = await cloneDatabase(templateName, `${templateName}_hand`);
-  const hand = await runHandWritten(handUrl, cutoff);
-  const handRate = hand.moved / hand.seconds;
-  say(`hand-written loop: ${hand.moved} rows in ${hand.seconds.toFixed(1)} s (longest batch ${Math.round(hand.longestBatchMs)} ms)`);
-  await dropDatabase(`${templateName}_hand`);
-  await dropDatabase(templateName);
-
-  const label = `${human(result.moved)} eligible of ${human(totalRows)} rows${months === 12 ? "" : ` (${months} of 12 months: scaled down from 1M of 3M)`}, batchSize ${batchSize} (job: maxBatchMs 300 may shrink it)`;
-  return [
-    {
-      name: `archiving batch path, ${label}: job vs hand-written DELETE…RETURNING→INSERT loop`,
-      value: Math.round(jobRate),
-      unit: "rows/s",
-      baseline: Math.round(handRate),
-      ratio: jobRate / handRate,
-      goal: ">= 0.80",
-      met: jobRate / handRate >= 0.8 && result.moved === hand.moved,
-    },
-    {
-      name: `archiving batch path, ${label}: longest batch (locks held)`,
-      value: result.longestBatchMs,
-      unit: "ms",
-      goal: "< 500 ms",
-      met: result.longestBatchMs < 500,
-    },
-  ];
+    // Each side moves the rows of its own copy of the loaded database (copied and dropped untimed).
+    const onCopy = async <T>(label: string, work: (url: string) => Promise<T>): Promise<T> => {
+      const copy = await benchRun.copyDatabase(templateName, label);
+      try {
+        const url = new URL(templateUrl);
+        url.pathname = `/${copy}`;
+        return await work(url.toString());
+      } finally {
+        await benchRun.dropDatabase(copy);
+      }
+    };
+    const paired = await pairedRounds({
+      label: "archiving",
+      rounds,
+      baseline: () => onCopy("archiving_hand", (url) => runHandWritten(url, cutoff)),
+      subject: () => onCopy("archiving_job", (url) => runJob(url, { batchSize })),
+      ratio: (hand, job) => job.result.moved / job.seconds / (hand.moved / hand.seconds),
+      show: (figures) =>
+        "result" in figures
+          ? `job ${figures.result.moved} rows in ${figures.seconds.toFixed(1)} s (${figures.result.batches} batches, path ${figures.result.path}, longest batch ${figures.result.longestBatchMs} ms)`
+          : `loop ${figures.moved} rows in ${figures.seconds.toFixed(1)} s (longest batch ${Math.round(figures.longestBatchMs)} ms)`,
+    });
+    const count = paired.rounds.length;
+    const moved = paired.rounds[0]?.subject.result.moved ?? 0;
+    const sameRows = paired.rounds.every((round) => round.subject.result.moved === round.baseline.moved);
+    const longestBatchMs = Math.max(...paired.rounds.map((round) => round.subject.result.longestBatchMs));
+    const label = `${human(moved)} eligible of ${human(totalRows)} rows${months === 12 ? "" : ` (${months} of 12 months: scaled down from 1M of 3M)`}, batchSize ${batchSize} (job: maxBatchMs 300 may shrink it)`;
+    return [
+      {
+        name: `archiving batch path, ${label}: job vs hand-written DELETE…RETURNING→INSERT loop (${count} paired rounds; ratio = job rows/s / loop rows/s per round)`,
+        value: Math.round(paired.spreadOf((round) => round.subject.result.moved / round.subject.seconds).median),
+        unit: "rows/s",
+        baseline: Math.round(paired.spreadOf((round) => round.baseline.moved / round.baseline.seconds).median),
+        ...pairedRatio(paired.ratio, count),
+        goal: ">= 0.80",
+        met: paired.ratio.median >= 0.8 && sameRows,
+      },
+      {
+        name: "archiving batch path: CPU per row moved (this process plus the database's PostgreSQL processes), job vs the loop (informational; ratio = loop / job per round)",
+        value: paired.spreadOf((round) => (round.subject.cpuMs * 1000) / round.subject.result.moved).median,
+        unit: "µs/row",
+        baseline: paired.spreadOf((round) => (round.baseline.cpuMs * 1000) / round.baseline.moved).median,
+        ...pairedRatio(
+          paired.spreadOf((round) => round.baseline.cpuMs / round.baseline.moved / (round.subject.cpuMs / round.subject.result.moved)),
+          count,
+        ),
+      },
+      {
+        name: `archiving batch path, ${label}: longest batch (locks held), highest of ${count} runs`,
+        value: longestBatchMs,
+        unit: "ms",
+        goal: "< 500 ms",
+        met: longestBatchMs < 500,
+      },
+    ];
+  } finally {
+    await benchRun.dropDatabase(templateName);
+  }
 }
 
 async function fastPathScenario(): Promise<BenchRow[]> {
   const url = await freshBenchDatabase("archiving_fast_path");
+  try {
+    return await fastPath(url);
+  } finally {
+    await benchRun.dropDatabase(url);
+  }
+}
+
+/** One old month of `fastRows` final rows, moved whole by DETACH/ATTACH; no baseline (the goal is the lock time). */
+async function fastPath(url: string): Promise<BenchRow[]> {
   const cutoff = archiveCutoff(new Date(), 7);
   const month = addUtcMonths(utcMonthStart(cutoff), -24);
   const started = performance.now();
@@ -215,7 +244,6 @@ async function fastPathScenario(): Promise<BenchRow[]> {
   const taken = result.fastPath.find((outcome) => outcome.taken);
   const lockMs = taken?.taken ? taken.lockMs : Number.NaN;
   say(`fast path: ${taken?.taken ? taken.rows : 0} rows, locks held ${lockMs.toFixed(0)} ms, whole job ${seconds.toFixed(1)} s`);
-  await dropDatabase(new URL(url).pathname.slice(1));
   return [
     {
       name: `archiving fast path: a whole month of ${human(fastRows)} rows by DETACH/ATTACH (lock to COMMIT)`,

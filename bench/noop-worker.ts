@@ -4,24 +4,42 @@ import { pino } from "pino";
 import { z } from "zod";
 import { loadConfig } from "../src/lib/config.js";
 import { createLogger } from "../src/lib/logger.js";
+import type { AnyWorker } from "../src/lib/queue-store.js";
 import { defaultJobOptions, defineContract } from "../src/queues/contract.js";
 import { startWorker } from "../src/queues/start-worker.js";
-import type { BenchRow, BenchSection } from "./bench-section.js";
-import { benchPostgresAdminUrl, benchPrefix, benchRedisUrl, median } from "./support.js";
+import { benchRun } from "./bench-run.js";
+import { type BenchRow, type BenchSection, pairedRatio } from "./bench-section.js";
+import { pairedRounds } from "./paired-rounds.js";
+import { benchPrefix, benchRedisUrl, collectGarbage } from "./support.js";
 
 /**
- * No-op jobs per second through the project's worker runtime (startWorker:
- * payload validation, job context, child logger, progress/metrics hooks and
- * logging at the default level info, written to /dev/null; short jobs log
- * their "job completed" line at debug) against a raw BullMQ Worker with an empty processor. Same Redis,
- * same concurrency, same job options, same number of jobs added the same way
- * before the worker starts; rounds rotate so drift on a shared machine hits
- * every side alike, and each side reports its median round. The same runtime
- * at LOG_LEVEL=warn (no per-flush summary line either) and CPU per job are
- * reported too.
+ * No-op jobs through the project's worker runtime (startWorker: payload
+ * validation, job context, child logger, progress/metrics hooks and logging
+ * at the default level info, written to /dev/null; short jobs log their "job
+ * completed" line at debug) against a raw BullMQ Worker with an empty
+ * processor. Same Redis, same concurrency, same job options, same number of
+ * jobs added the same way before the worker starts, each side on its own
+ * fresh prefix.
+ *
+ * The clock: both sides are timed from the first job's start (the worker's
+ * first "active" event) to the last job's "completed" event, and the CPU
+ * this process spends is taken over the same window. startWorker starts its
+ * worker at once (as `dbjobs worker` does), the raw worker is started with
+ * run(); either way connecting and starting up fall before the window. A
+ * full garbage collection runs after each side's queue is filled, so neither
+ * side's window collects the other's or its own set-up's garbage.
+ *
+ * The headline is CPU per job, raw ÷ project, as the median of paired rounds:
+ * on a shared machine wall time moves with other processes' load, CPU time
+ * far less. Jobs/s is reported beside it, paired the same way. Many short
+ * rounds pair better than a few long ones: the machine drifts less within
+ * one. With BENCH_NOOP_WARN=1 the runtime at LOG_LEVEL=warn (no per-flush
+ * summary line) joins the rounds as a third side; it is off by default, so
+ * that the baseline and the subject always run next to each other.
  */
-const JOBS = Number(process.env.BENCH_NOOP_JOBS ?? 20_000);
-const ROUNDS = Number(process.env.BENCH_NOOP_ROUNDS ?? 7);
+const JOBS = Number(process.env.BENCH_NOOP_JOBS ?? 10_000);
+const ROUNDS = Number(process.env.BENCH_NOOP_ROUNDS ?? 15);
+const WITH_WARN = process.env.BENCH_NOOP_WARN === "1";
 const CONCURRENCY = 8;
 const QUEUE = "bench-noop";
 
@@ -43,64 +61,72 @@ async function fill(connection: Redis, prefix: string): Promise<void> {
   await queue.close();
 }
 
-async function obliterate(connection: Redis, prefix: string): Promise<void> {
-  const queue = new Queue(QUEUE, { connection, prefix });
-  await queue.obliterate({ force: true });
-  await queue.close();
+interface Round {
+  ms: number;
+  /** CPU this process spent in the window (user + system), in µs. */
+  cpuUs: number;
 }
 
-/** Resolves with elapsed ms once `worker` has completed JOBS jobs, timed from `worker.run`-ready. */
-function timeUntilDone(worker: Worker): Promise<number> {
+/** The window from `worker`'s first job start to its JOBS-th completion: elapsed ms and this process's CPU. Attach before the first job can start. */
+function window(worker: AnyWorker): Promise<Round> {
   return new Promise((resolve, reject) => {
-    const start = performance.now();
+    let start = 0;
+    let cpuBefore: NodeJS.CpuUsage | undefined;
     let done = 0;
+    worker.once("active", () => {
+      cpuBefore = process.cpuUsage();
+      start = performance.now();
+    });
     worker.on("completed", () => {
       done += 1;
-      if (done === JOBS) resolve(performance.now() - start);
+      if (done === JOBS) {
+        const ms = performance.now() - start;
+        const cpu = process.cpuUsage(cpuBefore);
+        resolve({ ms, cpuUs: cpu.user + cpu.system });
+      }
     });
     worker.on("failed", (_job, err) => reject(err));
   });
 }
 
-interface Round {
-  ms: number;
-  /** CPU this process spent while the worker ran (user + system), in µs. */
-  cpuUs: number;
-}
-
-async function measured(worker: Worker): Promise<Round> {
-  const cpuBefore = process.cpuUsage();
-  const ms = await timeUntilDone(worker);
-  const cpu = process.cpuUsage(cpuBefore);
-  return { ms, cpuUs: cpu.user + cpu.system };
-}
-
-async function rawRound(connection: Redis): Promise<Round> {
+async function rawSide(connection: Redis): Promise<Round> {
   const prefix = benchPrefix();
-  await fill(connection, prefix);
-  const workerConnection = new Redis(benchRedisUrl, { maxRetriesPerRequest: null });
-  const worker = new Worker(QUEUE, async (_job: Job) => undefined, { connection: workerConnection, prefix, concurrency: CONCURRENCY, autorun: false });
-  const elapsed = measured(worker);
-  void worker.run();
-  const round = await elapsed;
-  await worker.close();
-  workerConnection.disconnect();
-  await obliterate(connection, prefix);
-  return round;
+  try {
+    await fill(connection, prefix);
+    collectGarbage();
+    const workerConnection = new Redis(benchRedisUrl, { maxRetriesPerRequest: null });
+    const worker = new Worker(QUEUE, async (_job: Job) => undefined, { connection: workerConnection, prefix, concurrency: CONCURRENCY, autorun: false });
+    try {
+      const measured = window(worker);
+      void worker.run();
+      return await measured;
+    } finally {
+      await worker.close();
+      workerConnection.disconnect();
+    }
+  } finally {
+    await benchRun.removeKeys(prefix, connection);
+  }
 }
 
-async function projectRound(connection: Redis, level: "info" | "warn"): Promise<Round> {
+async function projectSide(connection: Redis, level: "info" | "warn"): Promise<Round> {
   const prefix = benchPrefix();
-  await fill(connection, prefix);
-  const config = loadConfig({ REDIS_URL: benchRedisUrl, DATABASE_URL: benchPostgresAdminUrl, QUEUE_PREFIX: prefix, LOG_LEVEL: "info" });
-  // As `dbjobs worker` logs: pino.destination (asynchronous SonicBoom), here to /dev/null.
-  const logger = createLogger({ level }, pino.destination({ dest: "/dev/null", sync: false }));
-  // startWorker starts its worker at once; the clock starts when it returns.
-  const running = await startWorker(QUEUE, { config, logger, concurrency: CONCURRENCY, job: { contract: noopContract, handler: noopHandler } });
-  const round = await measured(running.worker);
-  await running.close();
-  await obliterate(connection, prefix);
-  return round;
+  try {
+    await fill(connection, prefix);
+    collectGarbage();
+    const config = loadConfig({ QUEUE_BACKEND: "redis", REDIS_URL: benchRedisUrl, DATABASE_URL: benchRun.adminUrl, QUEUE_PREFIX: prefix, LOG_LEVEL: level });
+    // As `dbjobs worker` logs: pino.destination (asynchronous SonicBoom), here to /dev/null.
+    const logger = createLogger({ level }, pino.destination({ dest: "/dev/null", sync: false }));
+    const running = await startWorker(QUEUE, { config, logger, concurrency: CONCURRENCY, job: { contract: noopContract, handler: noopHandler } });
+    try {
+      // No job has started yet: the worker is still making its first requests.
+      return await window(running.worker);
+    } finally {
+      await running.close();
+    }
+  } finally {
+    await benchRun.removeKeys(prefix, connection);
+  }
 }
 
 export const noopWorkerBench: BenchSection = {
@@ -108,60 +134,54 @@ export const noopWorkerBench: BenchSection = {
   async run(): Promise<BenchRow[]> {
     const connection = new Redis(benchRedisUrl, { maxRetriesPerRequest: null });
     try {
-      const raw: Round[] = [];
-      const project: Round[] = [];
-      const quiet: Round[] = [];
-      // Rotate which side goes first, so none always follows another's cleanup.
-      const sides = [
-        () => rawRound(connection).then((round) => raw.push(round)),
-        () => projectRound(connection, "info").then((round) => project.push(round)),
-        () => projectRound(connection, "warn").then((round) => quiet.push(round)),
-      ];
-      for (let round = 0; round < ROUNDS; round++) {
-        for (let index = 0; index < sides.length; index++) await sides[(round + index) % sides.length]?.();
-      }
-      const show = (rounds: Round[]) => rounds.map((round) => `${Math.round(round.ms)} ms/${Math.round(round.cpuUs / 1000)} ms cpu`).join(", ");
-      process.stderr.write(`noop-worker rounds: raw ${show(raw)}; project ${show(project)}; project at warn ${show(quiet)}\n`);
-      // Medians: on a shared machine a single round can be far off either way.
-      const rate = (rounds: Round[]) => JOBS / (median(rounds.map((round) => round.ms)) / 1000);
-      // CPU per job varies far less with the machine's load than wall time does.
-      const cpuPerJob = (rounds: Round[]) => median(rounds.map((round) => round.cpuUs)) / JOBS;
-      const rawRate = rate(raw);
-      const projectRate = rate(project);
-      const ratio = projectRate / rawRate;
-      const rawCpuPerJob = cpuPerJob(raw);
-      const projectCpuPerJob = cpuPerJob(project);
+      const cpuPerJob = (round: Round) => round.cpuUs / JOBS;
+      const rate = (round: Round) => JOBS / (round.ms / 1000);
+      const paired = await pairedRounds({
+        label: "noop-worker",
+        rounds: ROUNDS,
+        warmUpRounds: 1,
+        baseline: () => rawSide(connection),
+        subject: () => projectSide(connection, "info"),
+        others: WITH_WARN ? { "project at warn": () => projectSide(connection, "warn") } : {},
+        // Raw BullMQ's CPU per job ÷ ours: 1 means the runtime costs nothing on top.
+        ratio: (raw, project) => cpuPerJob(raw) / cpuPerJob(project),
+        show: (round) => `${Math.round(round.ms)} ms, ${cpuPerJob(round).toFixed(1)} µs cpu/job`,
+      });
+      const rounds = paired.rounds.length;
+      const cpuRatio = paired.ratio;
+      const rateRatio = paired.spreadOf((round) => rate(round.subject) / rate(round.baseline));
+      const quiet = (round: (typeof paired.rounds)[number]) => round.others["project at warn"] as Round;
+      const label = `${JOBS} jobs, concurrency ${CONCURRENCY}, ${rounds} paired rounds`;
       return [
         {
-          name: `no-op jobs/s, project worker vs raw BullMQ (${JOBS} jobs, concurrency ${CONCURRENCY}, median of ${ROUNDS})`,
-          value: projectRate,
+          name: `no-op job: worker process CPU per job, project (info) vs raw BullMQ (${label}; ratio = raw / project per round)`,
+          value: paired.spreadOf((round) => cpuPerJob(round.subject)).median,
+          unit: "µs/job",
+          baseline: paired.spreadOf((round) => cpuPerJob(round.baseline)).median,
+          ...pairedRatio(cpuRatio, rounds),
+          goal: ">= 0.95",
+          met: cpuRatio.median >= 0.95,
+        },
+        {
+          name: `no-op jobs/s (wall clock), project (info) vs raw BullMQ (${label}; ratio = project / raw per round)`,
+          value: paired.spreadOf((round) => rate(round.subject)).median,
           unit: "jobs/s",
-          baseline: rawRate,
-          ratio,
+          baseline: paired.spreadOf((round) => rate(round.baseline)).median,
+          ...pairedRatio(rateRatio, rounds),
           goal: ">= 0.90",
-          met: ratio >= 0.9,
+          met: rateRatio.median >= 0.9,
         },
-        {
-          name: "same, LOG_LEVEL=warn (informational)",
-          value: rate(quiet),
-          unit: "jobs/s",
-          baseline: rawRate,
-          ratio: rate(quiet) / rawRate,
-        },
-        {
-          name: "no-op job: worker process CPU per job, project (info) vs raw BullMQ (median round; ratio = raw / project, informational)",
-          value: projectCpuPerJob,
-          unit: "µs/job",
-          baseline: rawCpuPerJob,
-          ratio: rawCpuPerJob / projectCpuPerJob,
-        },
-        {
-          name: "same, LOG_LEVEL=warn (informational)",
-          value: cpuPerJob(quiet),
-          unit: "µs/job",
-          baseline: rawCpuPerJob,
-          ratio: rawCpuPerJob / cpuPerJob(quiet),
-        },
+        ...(WITH_WARN
+          ? [
+              {
+                name: "same CPU per job, project at LOG_LEVEL=warn (informational)",
+                value: paired.spreadOf((round) => cpuPerJob(quiet(round))).median,
+                unit: "µs/job",
+                baseline: paired.spreadOf((round) => cpuPerJob(round.baseline)).median,
+                ...pairedRatio(paired.others["project at warn"] ?? cpuRatio, rounds),
+              },
+            ]
+          : []),
       ];
     } finally {
       connection.disconnect();

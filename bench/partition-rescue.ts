@@ -4,8 +4,10 @@ import { rescueDefaultRows } from "../src/jobs/partition-maintenance/rescue-defa
 import { quoteIdent } from "../src/lib/db.js";
 import { createLogger } from "../src/lib/logger.js";
 import { addUtcMonths, monthRange, utcMonthStart } from "../src/partitions/month-bounds.js";
+import { benchRun } from "./bench-run.js";
 import type { BenchRow, BenchSection } from "./bench-section.js";
-import { benchPostgresAdminUrl, freshBenchDatabase, median } from "./support.js";
+import { median } from "./paired-rounds.js";
+import { freshBenchDatabase } from "./support.js";
 
 /**
  * partition rescue (issue 21, item 6): moving rows out of the default
@@ -68,7 +70,7 @@ interface SideRun {
 }
 
 function databaseUrl(name: string): string {
-  const url = new URL(benchPostgresAdminUrl);
+  const url = new URL(benchRun.adminUrl);
   url.pathname = `/${name}`;
   return url.toString();
 }
@@ -84,7 +86,7 @@ async function withClient<T>(url: string, work: (client: pg.Client) => Promise<T
 }
 
 async function pgPartmanAvailable(): Promise<boolean> {
-  return withClient(benchPostgresAdminUrl, async (admin) => {
+  return withClient(benchRun.adminUrl, async (admin) => {
     const { rows } = await admin.query<{ found: boolean }>("SELECT EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'pg_partman') AS found");
     return rows[0]?.found === true;
   });
@@ -119,12 +121,12 @@ async function buildTemplate(name: string, benchCase: Case): Promise<string> {
 }
 
 async function cloneDatabase(template: string, name: string): Promise<string> {
-  await withClient(benchPostgresAdminUrl, (admin) => admin.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(template)} STRATEGY FILE_COPY`));
+  await withClient(benchRun.adminUrl, (admin) => admin.query(`CREATE DATABASE ${quoteIdent(name)} TEMPLATE ${quoteIdent(template)} STRATEGY FILE_COPY`));
   return databaseUrl(name);
 }
 
 async function dropDatabase(name: string): Promise<void> {
-  await withClient(benchPostgresAdminUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`));
+  await withClient(benchRun.adminUrl, (admin) => admin.query(`DROP DATABASE IF EXISTS ${quoteIdent(name)} WITH (FORCE)`));
 }
 
 /** Times `move` on a connection of its own while a second connection keeps looking rows up by id. */

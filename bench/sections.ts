@@ -2,6 +2,7 @@ import { archivingBench } from "./archiving.js";
 import type { BenchSection } from "./bench-section.js";
 import { bulkMessagingBench } from "./bulk-messaging.js";
 import { cacheBench } from "./cache.js";
+import { importTimeBench } from "./import-time.js";
 import { invoiceTotalsBench } from "./invoice-totals.js";
 import { noopWorkerBench } from "./noop-worker.js";
 import { partitionRescueBench } from "./partition-rescue.js";
@@ -9,6 +10,7 @@ import { transactionRetryBench } from "./transaction-retry.js";
 
 /** Every section of `npm run bench`, in order. Add one line per section. */
 export const benchSections: BenchSection[] = [
+  importTimeBench,
   noopWorkerBench,
   invoiceTotalsBench,
   bulkMessagingBench,

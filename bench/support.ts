@@ -1,35 +1,36 @@
-import { randomUUID } from "node:crypto";
+import { setFlagsFromString } from "node:v8";
+import { runInNewContext } from "node:vm";
 import { PrismaPg } from "@prisma/adapter-pg";
-import pg from "pg";
 import { PrismaClient } from "../src/lib/db.js";
-import { migrate } from "../src/lib/migrate.js";
+import { benchRun } from "./bench-run.js";
 
-/** Bench services: BENCH_DATABASE_URL's server (default local) and BENCH_REDIS_URL (default local). */
-export const benchPostgresAdminUrl = process.env.BENCH_DATABASE_URL ?? "postgresql://postgres@127.0.0.1:5432/postgres";
-export const benchRedisUrl = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
+/** Redis for every section: BENCH_REDIS_URL, else REDIS_URL, else local. */
+export const benchRedisUrl = benchRun.redisUrl;
 
-/** Drops and recreates database `dbjobs_bench_<name>`, migrated; returns its URL. */
-export async function freshBenchDatabase(name: string): Promise<string> {
-  const database = `dbjobs_bench_${name.replace(/[^a-z0-9_]/gi, "_")}`;
-  const admin = new pg.Client({ connectionString: benchPostgresAdminUrl });
-  await admin.connect();
-  await admin.query(`DROP DATABASE IF EXISTS "${database}" WITH (FORCE)`);
-  await admin.end();
-  const url = new URL(benchPostgresAdminUrl);
-  url.pathname = `/${database}`;
-  await migrate({ url: url.toString() });
-  return url.toString();
+/** A new migrated database of this run (see bench-run.ts); returns its URL. */
+export function freshBenchDatabase(label: string): Promise<string> {
+  return benchRun.freshDatabase(label);
 }
 
+/** A BullMQ/cache key prefix of this run, used by nothing else. */
 export function benchPrefix(): string {
-  return `bench-${randomUUID()}`;
+  return benchRun.queuePrefix();
 }
 
-/** The middle value; for an even count, the mean of the two middle values. */
-export function median(values: number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const middle = sorted.length / 2;
-  return sorted.length % 2 ? (sorted[Math.floor(middle)] as number) : ((sorted[middle - 1] as number) + (sorted[middle] as number)) / 2;
+let gc: (() => void) | undefined;
+
+/**
+ * A full garbage collection, now: called between a side's set-up and its
+ * measured window, so that the set-up's garbage (20,000 jobs added, a
+ * previous side's worker closed) is not collected, and counted, inside the
+ * window. The bench runs without --expose-gc, so the flag is set here.
+ */
+export function collectGarbage(): void {
+  if (!gc) {
+    setFlagsFromString("--expose-gc");
+    gc = runInNewContext("gc") as () => void;
+  }
+  gc();
 }
 
 /** Runs `work` and returns elapsed milliseconds. */

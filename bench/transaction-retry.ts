@@ -3,8 +3,10 @@ import { sweepDueTransactions } from "../src/jobs/transaction-retry/handler.js";
 import { createDb, type Db } from "../src/lib/db.js";
 import { createLogger } from "../src/lib/logger.js";
 import { sweepOptions } from "../test/support/sweep-options.js";
-import type { BenchRow, BenchSection } from "./bench-section.js";
-import { freshBenchDatabase, median } from "./support.js";
+import { benchRun } from "./bench-run.js";
+import { type BenchRow, type BenchSection, pairedRatio } from "./bench-section.js";
+import { pairedRounds } from "./paired-rounds.js";
+import { freshBenchDatabase } from "./support.js";
 
 /**
  * transaction-retry (issue 7): settled transactions per second when 4 sweeps,
@@ -12,11 +14,11 @@ import { freshBenchDatabase, median } from "./support.js";
  * settle due transactions spread over only 5 escrow accounts — so nearly
  * every settlement contends for an account row. The Serializable design and
  * the same settlement with SELECT … FOR UPDATE at Read Committed run on the
- * same data in the same run, alternating, and each run's ledger is checked.
+ * same data in paired rounds, and each run's ledger is checked.
  */
 const transactionsPerRun = 500;
-/** Back-to-back pairs; the machine's load drifts, so each pair is compared on its own and the median taken. */
-const rounds = 4;
+/** Paired rounds: each runs both designs back to back, alternating which goes first. */
+const rounds = Number(process.env.BENCH_SETTLEMENT_ROUNDS ?? 5);
 const sweeps = 4;
 const opening = "10000000.00";
 
@@ -95,46 +97,48 @@ export const transactionRetryBench: BenchSection = {
   async run(): Promise<BenchRow[]> {
     const url = await freshBenchDatabase("transaction_retry");
     const setup = createDb({ url, poolSize: 2, logger: createLogger({ level: "silent" }) });
-    const figures: RunFigures[] = [];
+    const other: SettlementMode = defaultSettlementMode === "serializable" ? "row-lock" : "serializable";
     try {
-      for (let round = 0; round < rounds; round++) {
-        // Alternate which design goes first so neither always meets a warmer cache.
-        const order: SettlementMode[] = round % 2 === 0 ? ["serializable", "row-lock"] : ["row-lock", "serializable"];
-        for (const mode of order) figures.push(await run(url, setup, mode));
-      }
+      // Baseline: the design we did not choose; subject: the default. Each run prepares the same data first (untimed).
+      const paired = await pairedRounds({
+        label: "transaction-retry",
+        rounds,
+        baseline: () => run(url, setup, other),
+        subject: () => run(url, setup, defaultSettlementMode),
+        ratio: (baseline, chosen) => chosen.settledPerSecond / baseline.settledPerSecond,
+        show: (figures) => `${figures.settledPerSecond.toFixed(0)} tx/s`,
+      });
+      const all = paired.rounds.flatMap((round) => [round.baseline, round.subject]);
+      const allHold = all.every((figure) => figure.invariantsHold);
+      const of = (mode: SettlementMode) => (round: (typeof paired.rounds)[number]) => (round.subject.mode === mode ? round.subject : round.baseline);
+      const rate = (mode: SettlementMode) => paired.spreadOf((round) => of(mode)(round).settledPerSecond).median;
+      const serializableVsRowLock = paired.spreadOf((round) => of("serializable")(round).settledPerSecond / of("row-lock")(round).settledPerSecond);
+      const conflicts = paired.spreadOf((round) => of("serializable")(round).conflictsRetried).median;
+      const count = paired.rounds.length;
+      return [
+        {
+          name: `settled/s, ${transactionsPerRun} due over 5 accounts, ${sweeps} concurrent sweeps: Serializable vs SELECT … FOR UPDATE at Read Committed (${count} paired rounds; ratio = Serializable / row-lock per round)`,
+          value: rate("serializable"),
+          baseline: rate("row-lock"),
+          unit: "tx/s",
+          ...pairedRatio(serializableVsRowLock, count),
+          goal: "ledger invariants hold in every run",
+          met: allHold,
+        },
+        {
+          name: `the default design (${defaultSettlementMode}) vs the other (${other}) (ratio = default / other per round)`,
+          value: rate(defaultSettlementMode),
+          baseline: rate(other),
+          unit: "tx/s",
+          ...pairedRatio(paired.ratio, count),
+          goal: ">= 1.00 (the default is the faster)",
+          met: paired.ratio.median >= 1 && allHold,
+        },
+        { name: `conflicts retried in place per run of ${transactionsPerRun}, Serializable design (median)`, value: conflicts, unit: "conflicts" },
+      ];
     } finally {
       await setup.close();
+      await benchRun.dropDatabase(url);
     }
-    const of = (mode: SettlementMode) => figures.filter((figure) => figure.mode === mode);
-    const rate = (mode: SettlementMode) => median(of(mode).map((figure) => figure.settledPerSecond));
-    // Paired: serializable ÷ row-lock within each round, then the median.
-    const pairedRatio = median(of("serializable").map((figure, index) => figure.settledPerSecond / (of("row-lock")[index]?.settledPerSecond ?? Number.NaN)));
-    const serializable = rate("serializable");
-    const rowLock = rate("row-lock");
-    const allHold = figures.every((figure) => figure.invariantsHold);
-    const other: SettlementMode = defaultSettlementMode === "serializable" ? "row-lock" : "serializable";
-    const defaultRatio = defaultSettlementMode === "serializable" ? pairedRatio : 1 / pairedRatio;
-    const conflicts = median(of("serializable").map((figure) => figure.conflictsRetried));
-    return [
-      {
-        name: `settled/s (median of ${rounds} runs each; ratio = median of paired runs), ${transactionsPerRun} due over 5 accounts, ${sweeps} concurrent sweeps: Serializable vs SELECT … FOR UPDATE at Read Committed`,
-        value: serializable,
-        baseline: rowLock,
-        unit: "tx/s",
-        ratio: pairedRatio,
-        goal: "ledger invariants hold in every run",
-        met: allHold,
-      },
-      {
-        name: `the default design (${defaultSettlementMode}) vs the other (${other})`,
-        value: rate(defaultSettlementMode),
-        baseline: rate(other),
-        unit: "tx/s",
-        ratio: defaultRatio,
-        goal: ">= 1.00 (the default is the faster)",
-        met: defaultRatio >= 1 && allHold,
-      },
-      { name: `conflicts retried in place per run of ${transactionsPerRun}, Serializable design (median)`, value: conflicts, unit: "conflicts" },
-    ];
   },
 };

@@ -11,29 +11,20 @@
 // Exit: when one process exits on its own (a crash, a bad config), the others
 // are stopped gracefully and the runner exits non-zero, like foreman. After a
 // signal the runner exits 0 if every process drained cleanly.
+//
+// The `relay` line runs only when QUEUE_BACKEND=redis (scripts/procfile.mjs).
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
 import { chmodSync, existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { createConcurrently, LogError, LogExit, Logger, LogOutput } from "concurrently";
+import { defaultEntries, readProcfile } from "./procfile.mjs";
 
 /** Signals closer together than this are one signal delivered twice (terminal + npm). */
 const DUPLICATE_WINDOW_MS = 750;
 
-export function readProcfile(text) {
-  return text
-    .split("\n")
-    .map((line) => line.trim())
-    .filter((line) => line && !line.startsWith("#"))
-    .map((line) => {
-      const separator = line.indexOf(":");
-      if (separator <= 0) throw new Error(`Procfile line "${line}" is not "name: command"`);
-      return { name: line.slice(0, separator).trim(), command: line.slice(separator + 1).trim() };
-    });
-}
-
 const entries = readProcfile(readFileSync(new URL("../Procfile", import.meta.url), "utf8"));
 const only = process.env.START_ONLY?.split(",").map((name) => name.trim());
-const selected = only ? entries.filter((entry) => only.includes(entry.name)) : entries;
+const selected = only ? entries.filter((entry) => only.includes(entry.name)) : defaultEntries(entries, process.env);
 if (selected.length === 0) {
   process.stderr.write(`start-all: nothing to run (START_ONLY=${process.env.START_ONLY ?? ""}; Procfile names: ${entries.map((e) => e.name).join(", ")})\n`);
   process.exit(1);
@@ -116,6 +107,9 @@ function ensureDashboardCredentials() {
 }
 
 if (selected.some((entry) => entry.name === "dashboard")) ensureDashboardCredentials();
+
+// The processes write to pipes, so on their own they would log JSON; in a terminal, ask them for readable lines.
+if (process.stdout.isTTY && !process.env.LOG_FORMAT) process.env.LOG_FORMAT = "pretty";
 
 const { result, commands } = createConcurrently(selected, {
   logger,

@@ -7,6 +7,8 @@
  *   import { Producer } from "dbjobs";
  *   const producer = new Producer({ redisUrl: process.env.REDIS_URL });
  *   await producer.enqueue("invoice-totals", { invoiceIds: [id] });
+ *   // or in the application's own transaction:
+ *   await prisma.$transaction(async (tx) => producer.enqueue("invoice-totals", { invoiceIds: [id] }, { tx }));
  */
 
 export {
@@ -58,4 +60,11 @@ export {
   type QueueName,
   queueNames,
 } from "./queues/contracts.js";
-export { Producer, type ProducerOptions } from "./queues/producer.js";
+export {
+  type EnqueuedInTransaction,
+  type EnqueueInTransactionOptions,
+  Producer,
+  type ProducerOptions,
+  type TransactionClient,
+} from "./queues/producer.js";
+export { NotInTransactionError } from "./queues/transactional-enqueue.js";

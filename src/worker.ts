@@ -10,4 +10,5 @@ export { migrate } from "./lib/migrate.js";
 export { backoffDelayMs, isWriteConflict, retryOnConflict, withConflictRetry } from "./lib/retry.js";
 export { handlers } from "./queues/handlers.js";
 export type { JobContext, JobHandler, WorkerServices } from "./queues/job-context.js";
+export { migrateForConfig } from "./queues/migrate-all.js";
 export { type RunningWorker, type StartWorkerOptions, startWorker } from "./queues/start-worker.js";

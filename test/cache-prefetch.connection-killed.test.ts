@@ -28,9 +28,9 @@ describe("cache-prefetch when PostgreSQL drops its read connection", () => {
     await testDatabase.db.prisma.escrowAccount.createMany({
       data: Array.from({ length: 20 }, (_, index) => ({ accountNumber: `KILL-${index}`, currentBalance: "1.00" })),
     });
-    proxy = await startRedisProxy(config.REDIS_URL);
+    proxy = await startRedisProxy(config.REDIS_URL as string);
     slowRedis = new Redis(proxy.url, { maxRetriesPerRequest: null });
-    context = { ...directJobContext(testDatabase.db, config).context, redis: slowRedis };
+    context = { ...directJobContext(testDatabase.db, config).context, sharedCache: { redis: slowRedis, prefix: config.QUEUE_PREFIX } };
   });
 
   afterAll(async () => {
@@ -75,7 +75,39 @@ describe("cache-prefetch when PostgreSQL drops its read connection", () => {
     // A job that failed this way is retried by BullMQ, not failed for good.
     expect(toJobFailure(outcome)).toBe(outcome);
 
-    const rerun = await runHandler("cache-prefetch", { kinds: ["escrowBalances"] }, { ...context, redis });
+    const rerun = await runHandler("cache-prefetch", { kinds: ["escrowBalances"] }, { ...context, sharedCache: { redis, prefix: config.QUEUE_PREFIX } });
     expect(rerun.warmed.escrowBalances).toBe(20);
+  });
+
+  it("without a shared tier: fails the job retryably when the connection reading the hot set is dropped, and the next run reads it", async () => {
+    const noSharedTier: JobContext = { ...context, sharedCache: undefined };
+    const blocker = await testDatabase.db.pool.connect();
+    let outcome: unknown;
+    try {
+      // The read waits on this lock, in flight on its connection, while the test kills that connection.
+      await blocker.query(`BEGIN; LOCK TABLE "escrow_accounts" IN ACCESS EXCLUSIVE MODE`);
+      const prefetching = runHandler("cache-prefetch", { kinds: ["escrowBalances"] }, noSharedTier);
+      prefetching.catch(() => undefined);
+      const { rows } = await waitFor("the prefetch's read to wait on the lock", async () => {
+        const found = await testDatabase.db.pool.query<{ killed: boolean }>(
+          `SELECT pg_terminate_backend(pid) AS killed FROM pg_stat_activity
+            WHERE datname = current_database() AND wait_event_type = 'Lock' AND query LIKE '%FROM hot CROSS JOIN LATERAL%'`,
+        );
+        return found.rows.length > 0 && found;
+      });
+      expect(rows.map((row) => row.killed)).toEqual([true]);
+      outcome = await prefetching.then(
+        () => undefined,
+        (err: unknown) => err,
+      );
+    } finally {
+      await blocker.query("ROLLBACK");
+      blocker.release();
+    }
+    expect((outcome as { code?: string }).code).toBe("57P01");
+    expect(toJobFailure(outcome)).toBe(outcome);
+
+    const rerun = await runHandler("cache-prefetch", { kinds: ["escrowBalances"] }, noSharedTier);
+    expect(rerun).toMatchObject({ sharedTier: "none", read: { escrowBalances: 20 } });
   });
 });

@@ -1,28 +1,25 @@
-import { Queue } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/lib/config.js";
 import { PayloadValidationError } from "../src/lib/errors.js";
 import { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testRedis } from "./support/test-env.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from "./support/test-env.js";
 
 describe("cache-prefetch payload validation", () => {
   let database: TestDatabase;
   let config: Config;
   let producer: Producer;
-  const redis = testRedis();
 
   beforeAll(async () => {
     database = await createTestDatabase();
     config = testConfig(database.url);
-    producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    producer = Producer.fromConfig(config);
   });
 
   afterAll(async () => {
+    const queue = await producer?.queue("cache-prefetch");
+    await queue?.obliterate({ force: true });
     await producer?.close();
-    const keys = await redis.keys(`${config.QUEUE_PREFIX}:*`);
-    if (keys.length > 0) await redis.del(...keys);
-    redis.disconnect();
     await database?.drop();
   });
 
@@ -34,7 +31,7 @@ describe("cache-prefetch payload validation", () => {
     { payload: { kinds: ["escrowBalances", "balances"] }, field: "kinds.1", text: /kinds\.1: must be one of escrowBalances, activeUsers, globalCounts/ },
     { payload: { kinds: [] }, field: "kinds", text: /kinds: give at least one kind/ },
     { payload: { kind: "activeUsers" }, field: "kind", text: /kind: unknown field; remove it/ },
-  ])("rejects $payload naming $field, and nothing reaches Redis", async ({ payload, field, text }) => {
+  ])("rejects $payload naming $field, and nothing reaches the queue", async ({ payload, field, text }) => {
     const error = await producer.enqueueUnknown("cache-prefetch", payload).then(
       () => undefined,
       (err: unknown) => err,
@@ -42,12 +39,14 @@ describe("cache-prefetch payload validation", () => {
     expect(error).toBeInstanceOf(PayloadValidationError);
     expect((error as PayloadValidationError).fields.map((entry) => entry.path)).toEqual([field]);
     expect((error as Error).message).toMatch(text);
-    expect(await redis.keys(`${config.QUEUE_PREFIX}:cache-prefetch:*`)).toEqual([]);
+    const counts = await (await producer.queue("cache-prefetch")).getJobCounts();
+    expect(Object.values(counts).reduce((sum, count) => sum + count, 0)).toBe(0);
   });
 
   it("fails a bad payload that reached the queue anyway at once, without retries, naming the field", async () => {
     let worker: RunningWorker | undefined;
-    const queue = new Queue("cache-prefetch", { connection: redis, prefix: config.QUEUE_PREFIX });
+    // Straight through BullMQ, past the producer's validation, as a producer in another language could.
+    const queue = await producer.queue("cache-prefetch");
     try {
       const job = await queue.add("cache-prefetch", { limit: -3 }, { attempts: 3 });
       worker = await startWorker("cache-prefetch", { config, logger: memoryLogger("warn").logger });
@@ -60,7 +59,6 @@ describe("cache-prefetch payload validation", () => {
       expect(failed?.failedReason).toMatch(/limit: /);
     } finally {
       await worker?.close();
-      await queue.close();
     }
   });
 });

@@ -9,11 +9,13 @@ import type { Config } from "../src/lib/config.js";
 import { type Db, Prisma } from "../src/lib/db.js";
 import type { PayloadInput } from "../src/queues/contracts.js";
 import type { JobContext } from "../src/queues/job-context.js";
+import { cacheOptionsFrom, cacheTestConfig } from "./support/cache-setups.js";
 import { directJobContext, runHandler } from "./support/direct-job-context.js";
 import { type RedisProxy, startRedisProxy } from "./support/redis-proxy.js";
-import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";
+import { memoryLogger, testRedis, useTestDb } from "./support/test-env.js";
 
-describe("cache-prefetch", () => {
+/** cache-prefetch with a shared tier (REDIS_URL set; the queues on either backend). */
+describe("cache-prefetch into the Redis tier", () => {
   const testDatabase = useTestDb();
   let config: Config;
   let db: Db;
@@ -26,7 +28,7 @@ describe("cache-prefetch", () => {
   let slowRedis: Redis;
 
   beforeAll(async () => {
-    config = testConfig(testDatabase.url);
+    config = cacheTestConfig(testDatabase.url, { name: "Redis tier", withRedis: true });
     db = testDatabase.db;
     await db.prisma.escrowAccount.createMany({
       data: [
@@ -43,9 +45,9 @@ describe("cache-prefetch", () => {
         { email: 'o"brien\\@example.com', name: 'Seán "Quote" O\\Brien\n\t«ü» 😀', lastActiveAt: new Date("2026-02-03T04:05:06.789Z") },
       ],
     });
-    cache = await createCache({ redis: config.REDIS_URL, prefix: config.QUEUE_PREFIX, config, logger: memoryLogger("warn").logger });
-    context = { ...directJobContext(db, config).context, redis };
-    proxy = await startRedisProxy(config.REDIS_URL);
+    cache = await createCache(cacheOptionsFrom(config, memoryLogger("warn").logger));
+    context = { ...directJobContext(db, config).context, sharedCache: { redis, prefix: config.QUEUE_PREFIX } };
+    proxy = await startRedisProxy(config.REDIS_URL as string);
     slowRedis = new Redis(proxy.url, { maxRetriesPerRequest: null });
   });
 
@@ -69,7 +71,7 @@ describe("cache-prefetch", () => {
   const prefetchRacing = async (payload: PayloadInput<"cache-prefetch">, write: () => Promise<void>) => {
     // The prefetch stores each chunk with one EVALSHA (cache-redis-tier.ts).
     const store = proxy.holdNext("evalsha");
-    const prefetching = runHandler("cache-prefetch", payload, { ...context, redis: slowRedis });
+    const prefetching = runHandler("cache-prefetch", payload, { ...context, sharedCache: { redis: slowRedis, prefix: config.QUEUE_PREFIX } });
     try {
       await Promise.race([store.held, prefetching]);
       await write();
@@ -86,8 +88,10 @@ describe("cache-prefetch", () => {
 
   it("warms active escrow balances, recently active users and global counts, and reports the counts", async () => {
     const result = await prefetch({});
+    expect(result.sharedTier).toBe("redis");
     expect(result.warmed).toEqual({ escrowBalances: 50, activeUsers: 21, globalCounts: 1 });
     expect(result.skipped).toEqual({ escrowBalances: 0, activeUsers: 0, globalCounts: 0 });
+    expect(result.read).toEqual(result.warmed);
 
     const balance = await stored<EscrowBalance>(cacheKeys.escrowBalance(activeIds[0] as string));
     expect(balance?.currentBalance).toBeInstanceOf(Prisma.Decimal);

@@ -4,11 +4,19 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCache, type TwoTierCache } from "../src/cache/cache.js";
 import { invalidateCacheKeys } from "../src/cache/cache-invalidation.js";
 import { cacheKeys } from "../src/cache/cache-keys.js";
+import { type CacheInvalidator, createCacheInvalidator } from "../src/cache/invalidator.js";
 import { loadEscrowBalance } from "../src/jobs/cache-prefetch/cache-entities.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { packageRoot } from "../src/lib/paths.js";
-import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";
+import { cacheChildEnv, cacheOptionsFrom, cacheSetups, cacheTestConfig } from "./support/cache-setups.js";
+import { memoryLogger, testRedis, useTestDb } from "./support/test-env.js";
+
+interface Read {
+  currentBalance: string;
+  stats: { l1Hits: number; l2Hits: number; loads: number };
+  via: "redis" | "postgres";
+}
 
 /** Process B: a child process with its own cache, connections and pool (test/support/cache-reader-child.ts). */
 class ReaderProcess {
@@ -25,7 +33,7 @@ class ReaderProcess {
     this.ready = new Promise((resolve) => this.queue.push(() => resolve()));
   }
 
-  read(id: string): Promise<{ currentBalance: string; stats: { l1Hits: number; l2Hits: number; loads: number } }> {
+  read(id: string): Promise<Read> {
     return new Promise((resolve) => {
       this.queue.push((line) => resolve(JSON.parse(line)));
       this.child.stdin.write(`${JSON.stringify({ id })}\n`);
@@ -41,11 +49,15 @@ class ReaderProcess {
   }
 }
 
-describe("invalidation across processes", () => {
+describe.each(cacheSetups())("invalidation across processes ($name)", (setup) => {
   const testDatabase = useTestDb();
   let config: Config;
   let db: Db;
   let cacheA: TwoTierCache;
+  /** Resolves the next time an invalidation message reaches process A. */
+  let heardInA: (() => void) | undefined;
+  /** What a worker's jobs invalidate through (`ctx.invalidateCache`), built as startWorker builds it. */
+  let jobInvalidator: CacheInvalidator;
   let processB: ReaderProcess;
   const redis = testRedis();
   let accountId: string;
@@ -53,23 +65,27 @@ describe("invalidation across processes", () => {
   beforeAll(async () => {
     // Long TTLs: only an invalidation can explain B seeing a new value.
     const ttl = { CACHE_TTL_BALANCE_MS: "600000" };
-    config = testConfig(testDatabase.url, ttl);
+    config = cacheTestConfig(testDatabase.url, setup, ttl);
     db = testDatabase.db;
     const account = await db.prisma.escrowAccount.create({ data: { accountNumber: "ESC-1", currentBalance: "100.00" } });
     accountId = account.id;
-    cacheA = await createCache({ redis: config.REDIS_URL, prefix: config.QUEUE_PREFIX, config, logger: memoryLogger("warn").logger });
-    processB = new ReaderProcess({ DATABASE_URL: testDatabase.url, REDIS_URL: config.REDIS_URL, QUEUE_PREFIX: config.QUEUE_PREFIX, LOG_LEVEL: "warn", ...ttl });
+    const logger = memoryLogger("warn").logger;
+    cacheA = await createCache(cacheOptionsFrom(config, logger, { onInvalidation: () => heardInA?.() }));
+    jobInvalidator = createCacheInvalidator({ config, prefix: config.QUEUE_PREFIX, redis: undefined, db, logger });
+    processB = new ReaderProcess(cacheChildEnv(config, ttl));
     await processB.ready;
   });
 
   afterAll(async () => {
     await processB?.stop();
+    await jobInvalidator?.close();
     await cacheA?.close();
     const keys = await redis.keys(`${config.QUEUE_PREFIX}:*`);
     if (keys.length > 0) await redis.del(...keys);
     redis.disconnect();
   });
 
+  const key = () => cacheKeys.escrowBalance(accountId);
   const setBalance = (amount: string) =>
     db.prisma.escrowAccount.update({ where: { id: accountId }, data: { currentBalance: amount, version: { increment: 1 } } });
 
@@ -83,40 +99,104 @@ describe("invalidation across processes", () => {
     }
   }
 
+  /** B keeps serving `held` from memory while the database says otherwise: only an invalidation will change that. */
+  async function expectBHolds(held: string): Promise<void> {
+    const read = await processB.read(accountId);
+    expect(read.currentBalance).toBe(held);
+  }
+
   it("drops a key from process B's memory when process A invalidates it", async () => {
-    const key = cacheKeys.escrowBalance(accountId);
-    expect((await processB.read(accountId)).currentBalance).toBe("100.00");
+    const first = await processB.read(accountId);
+    expect(first.currentBalance).toBe("100.00");
+    expect(first.via).toBe(setup.withRedis ? "redis" : "postgres");
     const second = await processB.read(accountId);
     expect(second.currentBalance).toBe("100.00");
     expect(second.stats.l1Hits).toBe(1);
 
     // Without an invalidation B keeps serving what it holds in memory.
     await setBalance("250.00");
-    expect((await processB.read(accountId)).currentBalance).toBe("100.00");
+    await expectBHolds("100.00");
 
     const started = performance.now();
-    await cacheA.invalidate([key]);
+    await cacheA.invalidate([key()]);
     const elapsedMs = await timeUntilBSees("250.00", started);
-    process.stderr.write(`process B saw process A's invalidation after ${elapsedMs.toFixed(1)} ms\n`);
-    // Reads from A now also see the new balance (A loads it, B's copy is independent).
-    const fromA = await cacheA.getOrLoad(key, () => loadEscrowBalance(db, accountId), { kind: "balance" });
+    process.stderr.write(`[${setup.name}] process B saw process A's invalidation after ${elapsedMs.toFixed(1)} ms\n`);
+    const fromA = await cacheA.getOrLoad(key(), () => loadEscrowBalance(db, accountId), { kind: "balance" });
     expect(fromA?.currentBalance.toFixed(2)).toBe("250.00");
   });
 
-  it("drops it when a job invalidates through ctx.invalidateCache (the worker's plain connection)", async () => {
-    expect((await processB.read(accountId)).currentBalance).toBe("250.00");
+  it("drops it when a job invalidates through ctx.invalidateCache", async () => {
+    await expectBHolds("250.00");
     await setBalance("300.00");
-    const workerConnection = testRedis();
-    try {
-      const started = performance.now();
-      await invalidateCacheKeys(workerConnection, config.QUEUE_PREFIX, [cacheKeys.escrowBalance(accountId)]);
-      const elapsedMs = await timeUntilBSees("300.00", started);
-      process.stderr.write(`process B saw a job's invalidation after ${elapsedMs.toFixed(1)} ms\n`);
-      expect(await redis.exists(`${config.QUEUE_PREFIX}:cache:${cacheKeys.escrowBalance(accountId)}`)).toBe(1); // B re-cached the new value
-      const fromA = await cacheA.getOrLoad(cacheKeys.escrowBalance(accountId), () => loadEscrowBalance(db, accountId), { kind: "balance" });
-      expect(fromA?.currentBalance.toFixed(2)).toBe("300.00");
-    } finally {
-      workerConnection.disconnect();
+    await expectBHolds("250.00");
+    const started = performance.now();
+    await jobInvalidator.invalidate([key()]);
+    const elapsedMs = await timeUntilBSees("300.00", started);
+    process.stderr.write(`[${setup.name}] process B saw a job's invalidation after ${elapsedMs.toFixed(1)} ms\n`);
+    if (setup.withRedis) expect(await redis.exists(`${config.QUEUE_PREFIX}:cache:${key()}`)).toBe(1); // B re-cached the new value in Redis
+    // A's own memory was reached too, by the same channel.
+    const fromA = await cacheA.getOrLoad(key(), () => loadEscrowBalance(db, accountId), { kind: "balance" });
+    expect(fromA?.currentBalance.toFixed(2)).toBe("300.00");
+  });
+
+  it("drops it when an application calls invalidateCacheKeys", async () => {
+    await expectBHolds("300.00");
+    if (setup.withRedis) {
+      await setBalance("350.00");
+      await invalidateCacheKeys(redis, config.QUEUE_PREFIX, [key()]);
+      await timeUntilBSees("350.00", performance.now());
+      return;
     }
+    // Without Redis, in the writing transaction itself: a rollback invalidates nothing...
+    await db.prisma
+      .$transaction(async (tx) => {
+        await tx.escrowAccount.update({ where: { id: accountId }, data: { currentBalance: "999.00" } });
+        await invalidateCacheKeys(tx, config.QUEUE_PREFIX, [key()]);
+        throw new Error("roll back");
+      })
+      .catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    await expectBHolds("300.00");
+    // ...and a commit delivers it once the new balance is visible.
+    await setBalance("340.00"); // changed outside the cache's knowledge: B still holds 300.00
+    await expectBHolds("300.00");
+    const started = performance.now();
+    await db.prisma.$transaction(async (tx) => {
+      await tx.escrowAccount.update({ where: { id: accountId }, data: { currentBalance: "350.00" } });
+      await invalidateCacheKeys(tx, config.QUEUE_PREFIX, [key()]);
+    });
+    const elapsedMs = await timeUntilBSees("350.00", started);
+    process.stderr.write(`[${setup.name}] process B saw an application's transactional invalidation after ${elapsedMs.toFixed(1)} ms\n`);
+    // A plain pg connection works as well.
+    await setBalance("360.00");
+    await invalidateCacheKeys(db.pool, config.QUEUE_PREFIX, [key()]);
+    await timeUntilBSees("360.00", performance.now());
+  });
+
+  it("does not keep a load in process A's memory when another process's invalidation overtakes it", async () => {
+    await cacheA.invalidate([key()]);
+    await setBalance("400.00");
+    const heard = new Promise<void>((resolve) => {
+      heardInA = resolve;
+    });
+    const old = await cacheA.getOrLoad(
+      key(),
+      async () => {
+        const before = await loadEscrowBalance(db, accountId);
+        // A job writes and invalidates while this load is in flight, and A hears of it before the load returns.
+        await setBalance("450.00");
+        await jobInvalidator.invalidate([key()]);
+        await heard;
+        return before;
+      },
+      { kind: "balance" },
+    );
+    heardInA = undefined;
+    // The callers of the overtaken load get what it read...
+    expect(old?.currentBalance.toFixed(2)).toBe("400.00");
+    // ...but it was not kept: the next read loads the new balance.
+    const fresh = await cacheA.getOrLoad(key(), () => loadEscrowBalance(db, accountId), { kind: "balance" });
+    expect(fresh?.currentBalance.toFixed(2)).toBe("450.00");
+    if (setup.withRedis) expect(await redis.exists(`${config.QUEUE_PREFIX}:cache:${key()}`)).toBe(1);
   });
 });

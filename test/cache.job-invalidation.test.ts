@@ -1,4 +1,3 @@
-import { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCache, type TwoTierCache } from "../src/cache/cache.js";
 import { cacheKeys } from "../src/cache/cache-keys.js";
@@ -6,10 +5,11 @@ import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
-import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";
+import { cacheOptionsFrom, cacheSetups, cacheTestConfig } from "./support/cache-setups.js";
+import { memoryLogger, testRedis, useTestDb } from "./support/test-env.js";
 
 /** A job that changes data leaves no stale cache entry in another process's cache (here: invoice-totals). */
-describe("invalidation by jobs", () => {
+describe.each(cacheSetups())("invalidation by jobs ($name)", (setup) => {
   const testDatabase = useTestDb();
   let config: Config;
   let db: Db;
@@ -19,11 +19,11 @@ describe("invalidation by jobs", () => {
   const redis = testRedis();
 
   beforeAll(async () => {
-    config = testConfig(testDatabase.url);
+    config = cacheTestConfig(testDatabase.url, setup);
     db = testDatabase.db;
-    cache = await createCache({ redis: config.REDIS_URL, prefix: config.QUEUE_PREFIX, config, logger: memoryLogger("warn").logger });
+    cache = await createCache(cacheOptionsFrom(config, memoryLogger("warn").logger));
     worker = await startWorker("invoice-totals", { config, logger: memoryLogger("warn").logger });
-    producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    producer = Producer.fromConfig(config);
   });
 
   afterAll(async () => {
@@ -43,20 +43,21 @@ describe("invalidation by jobs", () => {
     const key = cacheKeys.invoice(invoice.id);
     const load = () => db.prisma.invoice.findUniqueOrThrow({ where: { id: invoice.id }, select: { total: true } });
     expect((await cache.getOrLoad(key, load, { kind: "reference" })).total.toFixed(2)).toBe("0.00");
-    expect(await redis.exists(`${config.QUEUE_PREFIX}:cache:${key}`)).toBe(1);
+    if (setup.withRedis) expect(await redis.exists(`${config.QUEUE_PREFIX}:cache:${key}`)).toBe(1);
+    // Cached in memory: without an invalidation this process would keep serving 0.00.
+    expect((await cache.getOrLoad(key, load, { kind: "reference" })).total.toFixed(2)).toBe("0.00");
+    expect(cache.stats().kinds.reference.l1Hits).toBe(1);
 
-    const eventsConnection = redis.duplicate();
-    const events = new QueueEvents("invoice-totals", { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
+    const events = await producer.store.queueEvents("invoice-totals");
     try {
       await events.waitUntilReady();
       const job = await producer.enqueue("invoice-totals", { invoiceIds: [invoice.id] });
       await job.waitUntilFinished(events, 60_000);
     } finally {
       await events.close();
-      eventsConnection.disconnect();
     }
 
-    expect(await redis.exists(`${config.QUEUE_PREFIX}:cache:${key}`)).toBe(0);
+    if (setup.withRedis) expect(await redis.exists(`${config.QUEUE_PREFIX}:cache:${key}`)).toBe(0);
     // The message reaches this process's memory tier asynchronously; allow for a loaded machine.
     const deadline = Date.now() + 10_000;
     let total = "";

@@ -1,19 +1,28 @@
-import { afterAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCache, type TwoTierCache } from "../src/cache/cache.js";
-import { loadConfig } from "../src/lib/config.js";
+import type { Config } from "../src/lib/config.js";
 import { Prisma } from "../src/lib/db.js";
-import { memoryLogger, testPrefix, testRedis, testRedisUrl } from "./support/test-env.js";
+import { cacheOptionsFrom, cacheSetups, cacheTestConfig } from "./support/cache-setups.js";
+import { memoryLogger, testRedis, useTestDb } from "./support/test-env.js";
 
-describe("cache round trip", () => {
-  const prefix = testPrefix();
-  const config = loadConfig({});
+describe.each(cacheSetups())("cache round trip ($name)", (setup) => {
+  const testDatabase = useTestDb();
+  let config: Config;
+  let prefix: string;
   const caches: TwoTierCache[] = [];
   const redis = testRedis();
-  const open = async () => {
-    const cache = await createCache({ redis: testRedisUrl(), prefix, config, logger: memoryLogger("warn").logger });
+  const open = async (overrides: Record<string, string> = {}) => {
+    const cache = await createCache(
+      cacheOptionsFrom(cacheTestConfig(testDatabase.url, setup, { QUEUE_PREFIX: prefix, ...overrides }), memoryLogger("warn").logger),
+    );
     caches.push(cache);
     return cache;
   };
+
+  beforeAll(() => {
+    config = cacheTestConfig(testDatabase.url, setup);
+    prefix = config.QUEUE_PREFIX;
+  });
 
   afterAll(async () => {
     await Promise.all(caches.map((cache) => cache.close()));
@@ -34,7 +43,7 @@ describe("cache round trip", () => {
     tricky: { $t: "Decimal", v: "1" },
   });
 
-  it("returns Decimal, Date and BigInt as the same types and values from Redis (another process's view)", async () => {
+  it.runIf(setup.withRedis)("returns Decimal, Date and BigInt as the same types and values from Redis (another process's view)", async () => {
     const writer = await open();
     const reader = await open();
     await writer.getOrLoad("entity:acc-1", async () => account(), { kind: "reference" });
@@ -85,14 +94,8 @@ describe("cache round trip", () => {
     expect(undefinedLoads).toBe(2);
   });
 
-  it("stores entries in Redis with the kind's TTL from config", async () => {
-    const short = await createCache({
-      redis: testRedisUrl(),
-      prefix,
-      config: loadConfig({ CACHE_TTL_BALANCE_MS: "1500", CACHE_TTL_AGGREGATE_MS: "45000" }),
-      logger: memoryLogger("warn").logger,
-    });
-    caches.push(short);
+  it.runIf(setup.withRedis)("stores entries in Redis with the kind's TTL from config", async () => {
+    const short = await open({ CACHE_TTL_BALANCE_MS: "1500", CACHE_TTL_AGGREGATE_MS: "45000" });
     await short.getOrLoad("escrow:balance:ttl", async () => ({ balance: new Prisma.Decimal(1) }), { kind: "balance" });
     await short.getOrLoad("counts:ttl", async () => ({ users: 1n }), { kind: "aggregate" });
     const balanceTtl = await redis.pttl(`${prefix}:cache:escrow:balance:ttl`);
@@ -101,5 +104,29 @@ describe("cache round trip", () => {
     expect(balanceTtl).toBeLessThanOrEqual(1500);
     expect(aggregateTtl).toBeGreaterThan(1500);
     expect(aggregateTtl).toBeLessThanOrEqual(45_000);
+  });
+
+  it.runIf(!setup.withRedis)("without Redis shares nothing: another process's cache loads from the database, and keeps the value in memory", async () => {
+    const first = await open();
+    const second = await open();
+    expect(second.stats().l2).toEqual({ tier: "none", available: false });
+    let loads = 0;
+    const load = async () => {
+      loads++;
+      return { balance: new Prisma.Decimal("12.30"), at: new Date("2026-01-01T00:00:00.000Z") };
+    };
+    await first.getOrLoad("escrow:balance:solo", load, { kind: "balance" });
+    const value = await second.getOrLoad("escrow:balance:solo", load, { kind: "balance" });
+    expect(loads).toBe(2);
+    // In memory, the loader's own value: nothing was serialized on the way.
+    expect(value.balance).toBeInstanceOf(Prisma.Decimal);
+    await second.getOrLoad("escrow:balance:solo", load, { kind: "balance" });
+    expect(loads).toBe(2);
+    expect(second.stats().kinds.balance).toMatchObject({ l1Hits: 1, l2Hits: 0, misses: 1, loads: 1 });
+    expect(config.REDIS_URL).toBeUndefined();
+  });
+
+  it.runIf(!setup.withRedis)("refuses to start with neither Redis nor a database to hear invalidations from, naming both options", async () => {
+    await expect(createCache({ prefix, config, logger: memoryLogger("warn").logger })).rejects.toThrow(/`redis` \(REDIS_URL.*`databaseUrl` \(DATABASE_URL/);
   });
 });

@@ -1,18 +1,19 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { Queue, Worker } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../src/lib/config.js";
+import { type Config, queueStoreOptions } from "../src/lib/config.js";
+import { type AnyQueue, createQueueStore, type QueueStore } from "../src/lib/queue-store.js";
 import { queueNames } from "../src/queues/contracts.js";
 import { readScheduleHealth } from "../src/queues/schedule-health.js";
 import { type RunningScheduler, startScheduler } from "../src/queues/scheduler.js";
-import { schedulerLockKey } from "../src/queues/scheduler-lock.js";
+import { schedulerLock } from "../src/queues/scheduler-lock.js";
 import { declaredSchedules, type ScheduleDefinition } from "../src/queues/schedules.js";
 import { cliEnv, spawnCli } from "./support/spawn-cli.js";
-import { memoryLogger, testConfig, testRedis } from "./support/test-env.js";
+import { createTestDatabase, memoryLogger, testConfig, testQueueBackend, testRedis, testRedisUrl } from "./support/test-env.js";
 
-// The scheduler needs no database; test schedules target invoice-totals.
-const databaseUrl = "postgresql://postgres@127.0.0.1:5432/unused";
+// On Redis the scheduler needs no database (a random prefix isolates each test); on PostgreSQL
+// the queues live in the database, so each test gets a database of its own. Test schedules target invoice-totals.
+const unusedDatabaseUrl = "postgresql://postgres@127.0.0.1:5432/unused";
 const everyThreeSeconds = "*/3 * * * * *";
 
 function testSchedule(id: string, cron = everyThreeSeconds): ScheduleDefinition {
@@ -27,7 +28,7 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: numbe
   }
 }
 
-describe("scheduler: one registration however many start", () => {
+describe(`scheduler: one registration however many start (${testQueueBackend()})`, () => {
   let redis: Redis;
   const cleanups: (() => Promise<unknown>)[] = [];
 
@@ -40,11 +41,27 @@ describe("scheduler: one registration however many start", () => {
     redis.disconnect();
   });
 
-  /** Job scheduler ids over every queue of the prefix. */
-  async function registeredIds(config: Config): Promise<string[]> {
+  /** A config and a queue store of the test's own: a fresh prefix on Redis, a fresh database on PostgreSQL; all gone after the file. */
+  async function isolated(): Promise<{ config: Config; store: QueueStore }> {
+    let config: Config;
+    if (testQueueBackend() === "postgres") {
+      const database = await createTestDatabase();
+      cleanups.unshift(() => database.drop());
+      config = testConfig(database.url);
+    } else {
+      config = testConfig(unusedDatabaseUrl);
+      dropPrefixLater(config);
+    }
+    const store = createQueueStore({ ...queueStoreOptions(config), role: "worker", logger: memoryLogger("warn").logger });
+    cleanups.push(() => store.close());
+    return { config, store };
+  }
+
+  /** Job scheduler ids over every queue. */
+  async function registeredIds(store: QueueStore): Promise<string[]> {
     const ids: string[] = [];
     for (const name of queueNames) {
-      const queue = new Queue(name, { connection: redis, prefix: config.QUEUE_PREFIX });
+      const queue = await store.queue(name);
       ids.push(...(await queue.getJobSchedulers()).map((item) => item.key));
       await queue.close();
     }
@@ -54,8 +71,9 @@ describe("scheduler: one registration however many start", () => {
   /** Leaves nothing of a test prefix in the shared Redis. */
   function dropPrefixLater(config: Config): void {
     cleanups.unshift(async () => {
+      const store = createQueueStore({ ...queueStoreOptions(config), redisConnection: redis });
       for (const name of queueNames) {
-        const queue = new Queue(name, { connection: redis, prefix: config.QUEUE_PREFIX });
+        const queue = await store.queue(name);
         await queue.obliterate({ force: true });
         await queue.close();
       }
@@ -64,15 +82,14 @@ describe("scheduler: one registration however many start", () => {
     });
   }
 
-  function queueFor(config: Config): Queue {
-    const queue = new Queue("invoice-totals", { connection: redis, prefix: config.QUEUE_PREFIX });
+  async function queueFor(store: QueueStore): Promise<AnyQueue> {
+    const queue = await store.queue("invoice-totals");
     cleanups.push(() => queue.close());
     return queue;
   }
 
   it("three schedulers started at once leave one job scheduler and never double-fire, across a take-over", async () => {
-    const config = testConfig(databaseUrl);
-    dropPrefixLater(config);
+    const { config, store } = await isolated();
     const schedule = testSchedule("test-every-3s");
     const { logger } = memoryLogger("warn");
     const schedulers: RunningScheduler[] = [0, 1, 2].map(() => startScheduler({ config, logger, schedules: [schedule], leaseMs: 2000 }));
@@ -80,21 +97,17 @@ describe("scheduler: one registration however many start", () => {
     await Promise.all(schedulers.map((scheduler) => scheduler.ready));
 
     const fires: { id: string; startedAt: number }[] = [];
-    const workerConnection = testRedis();
-    const worker = new Worker(
+    const worker = await store.worker(
       "invoice-totals",
       async (job) => {
         fires.push({ id: String(job.id), startedAt: Date.now() });
       },
-      { connection: workerConnection, prefix: config.QUEUE_PREFIX, concurrency: 4 },
+      { concurrency: 4 },
     );
-    cleanups.push(async () => {
-      await worker.close();
-      workerConnection.disconnect();
-    });
+    cleanups.push(() => worker.close());
 
     expect(schedulers.filter((scheduler) => scheduler.isLeader())).toHaveLength(1);
-    const queue = queueFor(config);
+    const queue = await queueFor(store);
     expect((await queue.getJobSchedulers()).map((scheduler) => scheduler.key)).toEqual(["test-every-3s"]);
 
     await waitFor(() => fires.length >= 3, 30_000, "three fires");
@@ -115,7 +128,7 @@ describe("scheduler: one registration however many start", () => {
     for (const time of fireTimes) expect(time % 3000).toBe(0);
     for (const fire of fires) expect(fire.id.startsWith("repeat:test-every-3s:")).toBe(true);
 
-    const health = await readScheduleHealth({ redis, prefix: config.QUEUE_PREFIX, config });
+    const health = await readScheduleHealth({ store, config });
     const entry = health.find((item) => item.id === "test-every-3s");
     expect(entry).toMatchObject({ queue: "invoice-totals", registered: true, declared: false, missedFires: 0 });
     expect(entry?.lastFireAt).toBe(Math.max(...fireTimes.filter((time) => time <= Date.now())));
@@ -123,9 +136,8 @@ describe("scheduler: one registration however many start", () => {
   });
 
   it("registers every declared schedule and removes job schedulers that are no longer declared", async () => {
-    const config = testConfig(databaseUrl);
-    dropPrefixLater(config);
-    const queue = queueFor(config);
+    const { config, store } = await isolated();
+    const queue = await queueFor(store);
     await queue.upsertJobScheduler("retired-schedule", { pattern: "0 0 * * *", tz: "UTC" }, { name: "retired-schedule", data: { all: true } });
 
     const { logger } = memoryLogger("info");
@@ -138,31 +150,29 @@ describe("scheduler: one registration however many start", () => {
     const expected = schedules.map((item) => item.id);
     const registered: string[] = [];
     for (const name of new Set(schedules.map((item) => item.queue))) {
-      const other = new Queue(name, { connection: redis, prefix: config.QUEUE_PREFIX });
+      const other = await store.queue(name);
       registered.push(...(await other.getJobSchedulers()).map((item) => item.key));
       await other.close();
     }
     expect(registered.sort()).toEqual(expected.sort());
     expect(registered).not.toContain("retired-schedule");
 
-    const health = await readScheduleHealth({ redis, prefix: config.QUEUE_PREFIX, config });
+    const health = await readScheduleHealth({ store, config });
     expect(health.find((entry) => entry.id === "retired-schedule")).toBeUndefined();
   });
 
   it("a bad cron override is reported naming its variable and nothing is registered for it", async () => {
-    const config = testConfig(databaseUrl);
-    dropPrefixLater(config);
+    const { config, store } = await isolated();
     const { logger, lines } = memoryLogger("info");
     const scheduler = startScheduler({ config, logger, schedules: [testSchedule("test-bad", "not a cron")], leaseMs: 2000 });
     cleanups.push(() => scheduler.close());
     await scheduler.ready;
-    expect(await queueFor(config).getJobSchedulers()).toEqual([]);
+    expect(await (await queueFor(store)).getJobSchedulers()).toEqual([]);
     expect(lines().some((line) => line.msg === "schedule not registered" && line.schedule === "test-bad")).toBe(true);
   });
 
   it("a schedule whose new cron override is bad keeps the scheduler it had", async () => {
-    const config = testConfig(databaseUrl);
-    dropPrefixLater(config);
+    const { config, store } = await isolated();
     const first = startScheduler({ config, logger: memoryLogger("warn").logger, schedules: [testSchedule("test-kept", "0 * * * *")], leaseMs: 2000 });
     await first.ready;
     await first.close();
@@ -171,33 +181,34 @@ describe("scheduler: one registration however many start", () => {
     cleanups.push(() => second.close());
     await second.ready;
     expect(lines().some((line) => line.msg === "schedule not registered" && line.schedule === "test-kept")).toBe(true);
-    const kept = await queueFor(config).getJobSchedulers();
+    const kept = await (await queueFor(store)).getJobSchedulers();
     expect(kept.map((scheduler) => [scheduler.key, scheduler.pattern])).toEqual([["test-kept", "0 * * * *"]]);
   });
 
   it("counts missed fires when no worker takes the schedule's jobs", async () => {
-    const config = testConfig(databaseUrl);
-    dropPrefixLater(config);
+    const { config, store } = await isolated();
     const { logger } = memoryLogger("warn");
     const scheduler = startScheduler({ config, logger, schedules: [testSchedule("test-unserved", "*/2 * * * * *")], leaseMs: 2000 });
     cleanups.push(() => scheduler.close());
     await scheduler.ready;
     // The first job waits for a worker that never comes, so BullMQ creates no later ones.
     await waitFor(
-      async () =>
-        ((await readScheduleHealth({ redis, prefix: config.QUEUE_PREFIX, config })).find((item) => item.id === "test-unserved")?.missedFires ?? 0) >= 2,
+      async () => ((await readScheduleHealth({ store, config })).find((item) => item.id === "test-unserved")?.missedFires ?? 0) >= 2,
       30_000,
       "two missed fires",
     );
-    const entry = (await readScheduleHealth({ redis, prefix: config.QUEUE_PREFIX, config })).find((item) => item.id === "test-unserved");
+    const entry = (await readScheduleHealth({ store, config })).find((item) => item.id === "test-unserved");
     expect(entry?.lastFireAt).not.toBeNull();
     expect(entry?.registered).toBe(true);
   });
 
   it("dbjobs scheduler processes: one holds the lease, a standby takes over when it is killed, SIGTERM exits 0", async () => {
-    const config = testConfig(databaseUrl);
-    dropPrefixLater(config);
-    const env = cliEnv(config, { SCHEDULER_LEASE_MS: "2000" });
+    const { config, store } = await isolated();
+    const env = cliEnv({ ...config, REDIS_URL: testRedisUrl() }, { SCHEDULER_LEASE_MS: "2000", QUEUE_BACKEND: config.QUEUE_BACKEND });
+    // On PostgreSQL the scheduler must not need Redis at all.
+    if (config.QUEUE_BACKEND === "postgres") delete env.REDIS_URL;
+    // The lease's token in Redis; on PostgreSQL the pid of the session holding the advisory lock.
+    const lockHolder = () => schedulerLock({ store }).holder();
     const runs = [0, 1, 2].map(() => spawnCli(["scheduler"], env));
     cleanups.push(async () => {
       for (const run of runs) if (run.child.exitCode === null && run.child.signalCode === null) run.child.kill("SIGKILL");
@@ -208,13 +219,13 @@ describe("scheduler: one registration however many start", () => {
     await sleep(2500);
     expect(holders()).toHaveLength(1);
     const leader = holders()[0] as (typeof runs)[number];
-    const token = await redis.get(schedulerLockKey(config.QUEUE_PREFIX));
+    const token = await lockHolder();
     expect(token).not.toBeNull();
 
     // Every declared schedule has exactly one job scheduler.
     const expected = declaredSchedules(config);
-    await waitFor(async () => (await registeredIds(config)).length >= expected.length, 20_000, "the schedules to be registered");
-    expect((await registeredIds(config)).sort()).toEqual(expected.map((item) => item.id).sort());
+    await waitFor(async () => (await registeredIds(store)).length >= expected.length, 20_000, "the schedules to be registered");
+    expect((await registeredIds(store)).sort()).toEqual(expected.map((item) => item.id).sort());
 
     leader.child.kill("SIGKILL");
     await leader.exited;
@@ -223,13 +234,13 @@ describe("scheduler: one registration however many start", () => {
       20_000,
       "a standby to take over",
     );
-    expect(await redis.get(schedulerLockKey(config.QUEUE_PREFIX))).not.toBe(token);
+    expect(await lockHolder()).not.toBe(token);
 
     const survivors = runs.filter((run) => run !== leader);
     for (const run of survivors) run.child.kill("SIGTERM");
     const exits = await Promise.all(survivors.map((run) => run.exited));
     expect(exits.map((exit) => exit.code)).toEqual([0, 0]);
     // The holder released its lease on the way out.
-    expect(await redis.get(schedulerLockKey(config.QUEUE_PREFIX))).toBeNull();
+    expect(await lockHolder()).toBeNull();
   }, 120_000);
 });

@@ -1,45 +1,77 @@
-import { Redis, type RedisOptions } from "ioredis";
+import type { Redis } from "ioredis";
 import { LRUCache } from "lru-cache";
+import pg from "pg";
 import type { Config } from "../lib/config.js";
+import { ConfigError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
-import { redactUrl } from "../lib/logger.js";
-import { flushMetrics, redisMetricsStore } from "../lib/metrics.js";
-import { invalidateCacheKeys, invalidationChannel } from "./cache-invalidation.js";
-import { readWithSequence, storeIfNotInvalidated } from "./cache-redis-tier.js";
+import { flushMetrics, type MetricsStore } from "../lib/metrics.js";
+import { postgresMetricsStore } from "../lib/metrics-postgres.js";
+import type { InvalidationLink, LinkEvents } from "./cache-links.js";
+import { PostgresInvalidationLink } from "./cache-postgres-link.js";
+import { openRedisLink, type RedisCacheLink } from "./cache-redis-link.js";
 import { deserializeCacheValue } from "./cache-serializer.js";
 import { CacheCounters, type CacheKind, type CacheStatsSnapshot } from "./cache-stats.js";
 
 export { type CacheKind, type CacheKindStats, type CacheStatsSnapshot, cacheKinds, readCacheStats } from "./cache-stats.js";
 
 /**
- * The two-tier cache: an in-process LRU (L1) in front of Redis (L2).
+ * The two-tier cache: an in-process LRU (L1) in front of a shared tier (L2)
+ * in Redis when there is one, then the loader (the database).
  *
  * - Reads: L1, then L2, then the loader; concurrent misses on one key in one
  *   process share one load (stampede protection).
  * - Writes to L2 are compare-and-set against the invalidation sequence read
  *   with the miss, so a value read from the database before a write can never
  *   land in Redis after that write's invalidation (see cache-scripts.ts).
- * - Invalidation deletes from Redis and publishes the keys; every cache
- *   subscribes and drops them from its L1. Jobs invalidate through
- *   `ctx.invalidateCache`, which runs the same script.
- * - Redis down: answered from L1 and the loader, one warning per outage, and
- *   L1 is cleared when the invalidation channel comes back (messages sent
- *   while it was away are lost). Invalidations made meanwhile are replayed.
+ * - Invalidation reaches every process's L1: through Redis pub/sub with a
+ *   Redis tier, else through PostgreSQL LISTEN/NOTIFY on the application's
+ *   database. A load that an invalidation overtakes is returned to its
+ *   callers but not kept.
+ * - Redis or the LISTEN connection down: answered from L1 and the loader,
+ *   one warning per outage, and L1 is cleared when the channel comes back
+ *   (messages sent while it was away are lost). Invalidations made meanwhile
+ *   are replayed.
+ *
+ * Without Redis there is no shared tier, by choice: reading one in PostgreSQL
+ * costs the same round trip as the primary-key loaders it would front (see
+ * docs/cache.md, "Without Redis").
  *
  * Values held in L1 are shared between callers: treat them as read-only.
  */
 export interface CacheOptions {
-  /** A Redis URL, or a connection whose options are copied; the cache always opens its own two connections. */
-  redis: string | Redis;
-  /** Key prefix, normally config.QUEUE_PREFIX; keys live at `<prefix>:cache:<key>`. */
+  /**
+   * The shared tier and invalidation channel: a Redis URL (normally
+   * REDIS_URL), or a connection whose options are copied (the cache opens its
+   * own two). Without it there is no shared tier, and invalidations travel
+   * through PostgreSQL (`databaseUrl`). Every process must agree: a worker
+   * with REDIS_URL invalidates through Redis.
+   * @defaultValue none: no shared tier
+   */
+  redis?: string | Redis;
+  /**
+   * The application's database (normally DATABASE_URL), where jobs send
+   * their invalidations with NOTIFY when there is no Redis; the cache LISTENs
+   * on one dedicated connection. Required without `redis`. Also where the
+   * counters are flushed when the queues live in PostgreSQL (unless
+   * `config.QUEUE_DATABASE_URL` names another database).
+   * @defaultValue none
+   */
+  databaseUrl?: string;
+  /** Key prefix, normally config.QUEUE_PREFIX; Redis keys live at `<prefix>:cache:<key>`. */
   prefix: string;
-  config: Pick<Config, "CACHE_TTL_REFERENCE_MS" | "CACHE_TTL_BALANCE_MS" | "CACHE_TTL_AGGREGATE_MS" | "CACHE_L1_MAX_ENTRIES">;
+  /**
+   * TTLs and L1 size; QUEUE_BACKEND and QUEUE_DATABASE_URL say where the
+   * counters go: the queue store's metrics (a Redis hash, or table
+   * dbjobs.metric_samples), which /metrics and `dbjobs status` read.
+   */
+  config: Pick<Config, "CACHE_TTL_REFERENCE_MS" | "CACHE_TTL_BALANCE_MS" | "CACHE_TTL_AGGREGATE_MS" | "CACHE_L1_MAX_ENTRIES"> &
+    Partial<Pick<Config, "QUEUE_BACKEND" | "QUEUE_DATABASE_URL">>;
   logger: Logger;
   /** How long one Redis command may take before the read is answered from the loader instead. @defaultValue 1000 */
   redisTimeoutMs?: number;
-  /** How often counters are flushed to the metrics hash in Redis. @defaultValue 5000 */
+  /** How often counters are flushed to the metrics store. @defaultValue 5000 */
   metricsFlushMs?: number;
-  /** How long `createCache` waits for Redis before starting degraded. @defaultValue 5000 */
+  /** How long `createCache` waits for Redis, or for the LISTEN connection, before starting degraded. @defaultValue 5000 */
   connectTimeoutMs?: number;
   /** Called after an invalidation message from any process has dropped keys from this process's memory (tests, benchmarks, tracing). */
   onInvalidation?(keys: string[]): void;
@@ -53,7 +85,10 @@ export interface GetOrLoadOptions {
 
 export interface CacheStats extends CacheStatsSnapshot {
   l1: { entries: number; maxEntries: number };
-  l2: { available: boolean };
+  /** The shared tier: "redis", or "none" without Redis. */
+  l2: { tier: "redis" | "none"; available: boolean };
+  /** How invalidations reach this process, and whether they do right now. */
+  invalidation: { via: "redis" | "postgres"; connected: boolean };
 }
 
 interface Flight {
@@ -62,74 +97,57 @@ interface Flight {
   invalidated: boolean;
 }
 
-/** Invalidations kept for replay while Redis is down; beyond this, TTLs bound staleness. */
-const maxPendingInvalidations = 100_000;
-
 export class TwoTierCache {
   private readonly l1: LRUCache<string, { value: unknown }>;
   private readonly inflight = new Map<string, Flight>();
   private readonly counters = new CacheCounters();
-  private readonly pendingInvalidations = new Set<string>();
   private readonly flushTimer: NodeJS.Timeout;
-  private l2Down = false;
-  private subscriberLost = false;
+  /** The shared tier, with Redis; it is also the invalidation link then. */
+  private readonly shared: RedisCacheLink | undefined;
+  private readonly link: InvalidationLink;
+  private readonly metrics: { store: MetricsStore; close(): Promise<void> } | undefined;
   private closed = false;
 
-  constructor(
-    private readonly options: CacheOptions,
-    private readonly redis: Redis,
-    private readonly subscriber: Redis,
-  ) {
-    const { config } = options;
+  constructor(private readonly options: CacheOptions) {
+    const { config, logger } = options;
+    if (!options.redis && !options.databaseUrl) {
+      throw new ConfigError(
+        "createCache needs `redis` (REDIS_URL: the shared tier, and invalidations through Redis) or `databaseUrl` (DATABASE_URL: invalidations through PostgreSQL LISTEN/NOTIFY); with neither, no other process's invalidation could reach this cache.",
+      );
+    }
     this.l1 = new LRUCache({
       max: config.CACHE_L1_MAX_ENTRIES,
       ttl: Math.max(config.CACHE_TTL_REFERENCE_MS, config.CACHE_TTL_BALANCE_MS, config.CACHE_TTL_AGGREGATE_MS),
     });
-    const log = options.logger;
-
-    // ── Listeners below must never throw. ──
-    redis.on("error", (err: Error) => this.l2Failed(err));
-    redis.on("close", () => this.l2Failed(new Error("connection to Redis closed")));
-    redis.on("ready", () => {
-      this.l2Recovered();
-      void this.replayInvalidations();
-    });
-    subscriber.on("error", (err: Error) => log.debug({ err: err.message }, "cache invalidation subscriber error; reconnecting"));
-    subscriber.on("close", () => {
-      this.subscriberLost = true;
-    });
-    subscriber.on("ready", () => {
-      if (!this.subscriberLost) return;
-      this.subscriberLost = false;
-      // Subscribed again here rather than by ioredis's autoResubscribe, which
-      // leaves its SUBSCRIBE's promise unhandled: a close before the reply (a
-      // shutdown, or Redis going down again) made it an unhandled rejection,
-      // and by default that ends a Node process.
-      subscriber
-        .subscribe(invalidationChannel(options.prefix))
-        .catch((err: Error) => log.debug({ err: err.message }, "cache invalidation resubscribe failed; retrying on reconnect"));
-      // Invalidations published while we were away never reached us.
-      this.l1.clear();
-      log.info("cache invalidation channel back; in-memory tier cleared");
-    });
-    subscriber.on("message", (_channel: string, message: string) => {
-      let keys: string[];
-      try {
-        keys = JSON.parse(message) as string[];
+    const events: LinkEvents = {
+      onKeys: (keys) => {
         this.dropFromMemory(keys);
-      } catch (err) {
-        log.warn({ err }, "ignored a malformed cache invalidation message");
-        return;
-      }
-      try {
-        options.onInvalidation?.(keys);
-      } catch (err) {
-        log.warn({ err }, "onInvalidation listener threw");
-      }
-    });
-
+        try {
+          options.onInvalidation?.(keys);
+        } catch (err) {
+          logger.warn({ err }, "onInvalidation listener threw");
+        }
+      },
+      onResumed: () => {
+        // Anything held, or being loaded, may be what a lost invalidation was about.
+        this.l1.clear();
+        for (const flight of this.inflight.values()) flight.invalidated = true;
+      },
+    };
+    if (options.redis) {
+      this.shared = openRedisLink(options.redis, { prefix: options.prefix, logger, timeoutMs: options.redisTimeoutMs ?? 1000, events });
+      this.link = this.shared;
+    } else {
+      this.link = new PostgresInvalidationLink(options.databaseUrl as string, logger, events);
+    }
+    this.metrics = this.metricsTarget();
     this.flushTimer = setInterval(() => void this.flushMetrics(), options.metricsFlushMs ?? 5000);
     this.flushTimer.unref();
+  }
+
+  /** Resolves once the invalidation channel listens, or after `timeoutMs` with one warning (it keeps trying). */
+  ready(timeoutMs: number): Promise<boolean> {
+    return this.link.ready(timeoutMs);
   }
 
   /** The TTL of a kind of data, from config. */
@@ -163,28 +181,23 @@ export class TwoTierCache {
     return outcome.value as T;
   }
 
-  /** Removes the keys from this process's memory, from Redis and (through the channel) from every other process's memory. */
+  /**
+   * Removes the keys from this process's memory at once, then from the shared
+   * tier and every other process's memory (through Redis, or NOTIFY). Call it
+   * after the write has committed.
+   */
   async invalidate(keys: string[]): Promise<void> {
     if (keys.length === 0) return;
     this.dropFromMemory(keys);
-    if (!this.l2Usable()) {
-      this.rememberInvalidations(keys);
-      return;
-    }
-    try {
-      await invalidateCacheKeys(this.redis, this.options.prefix, keys);
-      this.l2Recovered();
-    } catch (err) {
-      this.l2Failed(err);
-      this.rememberInvalidations(keys);
-    }
+    await this.link.invalidate(keys);
   }
 
   stats(): CacheStats {
     return {
       ...this.counters.snapshot(),
       l1: { entries: this.l1.size, maxEntries: this.options.config.CACHE_L1_MAX_ENTRIES },
-      l2: { available: this.l2Usable() },
+      l2: { tier: this.shared ? "redis" : "none", available: this.shared?.available ?? false },
+      invalidation: { via: this.link.via, connected: this.link.connected },
     };
   }
 
@@ -193,39 +206,28 @@ export class TwoTierCache {
     this.closed = true;
     clearInterval(this.flushTimer);
     await this.flushMetrics();
-    this.subscriber.disconnect();
-    this.redis.disconnect();
+    await this.link.close();
+    await this.metrics?.close();
     this.l1.clear();
   }
 
   private async fill(key: string, loader: () => Promise<unknown>, kind: CacheKind, ttlMs: number, flight: Flight) {
+    const shared = this.closed ? undefined : this.shared;
     let sequence: number | undefined;
-    if (this.l2Usable()) {
-      try {
-        const read = await readWithSequence(this.redis, this.options.prefix, key);
-        this.l2Recovered();
-        if (read.text !== null) {
-          const value = deserializeCacheValue(read.text);
-          if (!flight.invalidated) this.l1.set(key, { value }, { ttl: read.ttlMs > 0 ? Math.min(read.ttlMs, ttlMs) : ttlMs });
-          return { value, source: "l2" as const };
-        }
-        sequence = read.sequence;
-      } catch (err) {
-        this.l2Failed(err);
+    if (shared?.available) {
+      const read = await shared.read(key);
+      if (read?.text != null) {
+        const value = deserializeCacheValue(read.text);
+        if (!flight.invalidated) this.l1.set(key, { value }, { ttl: read.ttlMs > 0 ? Math.min(read.ttlMs, ttlMs) : ttlMs });
+        return { value, source: "l2" as const };
       }
+      sequence = read?.sequence;
     }
     this.counters.load(kind);
     const value = await loader();
     if (value === undefined) return { value, source: "load" as const };
-    let current = true;
-    if (sequence !== undefined) {
-      try {
-        // 0 stored: a write invalidated the key while we loaded, so what we hold is already old.
-        current = (await storeIfNotInvalidated(this.redis, this.options.prefix, [{ key, value }], sequence, ttlMs)) === 1;
-      } catch (err) {
-        this.l2Failed(err);
-      }
-    }
+    // false: a write invalidated the key while we loaded, so what we hold is already old.
+    const current = shared && sequence !== undefined ? await shared.store(key, value, sequence, ttlMs) : true;
     if (current && !flight.invalidated) this.l1.set(key, { value }, { ttl: ttlMs });
     return { value, source: "load" as const };
   }
@@ -238,89 +240,52 @@ export class TwoTierCache {
     }
   }
 
-  private l2Usable(): boolean {
-    return !this.closed && this.redis.status === "ready";
-  }
-
-  /** @internal Logs the first Redis failure of an outage; later ones are silent until it recovers. */
-  l2Failed(err: unknown): void {
-    if (this.l2Down || this.closed) return;
-    this.l2Down = true;
-    this.options.logger.warn(
-      { err: err instanceof Error ? err.message : String(err) },
-      "Redis cache tier unavailable; answering from memory and the database until it returns",
-    );
-  }
-
-  private l2Recovered(): void {
-    if (!this.l2Down) return;
-    this.l2Down = false;
-    this.options.logger.info("Redis cache tier available again");
-  }
-
-  private rememberInvalidations(keys: string[]): void {
-    for (const key of keys) {
-      if (this.pendingInvalidations.size >= maxPendingInvalidations) return;
-      this.pendingInvalidations.add(key);
-    }
-  }
-
-  private async replayInvalidations(): Promise<void> {
-    if (this.pendingInvalidations.size === 0) return;
-    const keys = [...this.pendingInvalidations];
-    this.pendingInvalidations.clear();
-    try {
-      await invalidateCacheKeys(this.redis, this.options.prefix, keys);
-      this.options.logger.info({ keys: keys.length }, "replayed cache invalidations made while Redis was down");
-    } catch (err) {
-      this.rememberInvalidations(keys);
-      this.l2Failed(err);
-    }
+  /**
+   * Where the counters go: the queue store's metrics, so /metrics and `dbjobs
+   * status` count this process. The Redis hash when the queues live in Redis;
+   * else table dbjobs.metric_samples in the queue database, on one pooled
+   * connection that closes when idle. None when neither can be reached.
+   */
+  private metricsTarget(): { store: MetricsStore; close(): Promise<void> } | undefined {
+    const { config, logger } = this.options;
+    const backend = config.QUEUE_BACKEND ?? (this.shared ? "redis" : "postgres");
+    if (backend === "redis") return this.shared && { store: this.shared.metricsStore(), close: async () => undefined };
+    const url = config.QUEUE_DATABASE_URL ?? this.options.databaseUrl;
+    if (!url) return undefined;
+    let pool: pg.Pool | undefined;
+    const open = async () => {
+      if (!pool) {
+        pool = new pg.Pool({
+          connectionString: url,
+          max: 1,
+          idleTimeoutMillis: 10_000,
+          connectionTimeoutMillis: 5000,
+          application_name: "dbjobs:cache-metrics",
+        });
+        pool.on("error", (err) => logger.debug({ err: err.message }, "cache metrics connection lost; reconnecting at the next flush"));
+      }
+      return pool;
+    };
+    return { store: postgresMetricsStore(open), close: async () => void (await pool?.end().catch(() => undefined)) };
   }
 
   private async flushMetrics(): Promise<void> {
-    if (this.redis.status !== "ready") return;
+    if (!this.metrics) return;
     try {
-      await flushMetrics(redisMetricsStore(this.redis, this.options.prefix));
+      await flushMetrics(this.metrics.store);
     } catch (err) {
       this.options.logger.debug({ err }, "cache metrics flush failed; will retry");
     }
   }
 }
 
-function cacheRedisOptions(timeoutMs: number): RedisOptions {
-  return {
-    // A read must not wait for Redis: while it is down, fail at once and ask the loader.
-    enableOfflineQueue: false,
-    maxRetriesPerRequest: 0,
-    commandTimeout: timeoutMs,
-    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
-  };
-}
-
-function subscriberOptions(): RedisOptions {
-  return {
-    maxRetriesPerRequest: null,
-    enableOfflineQueue: true,
-    autoResubscribe: false,
-    retryStrategy: (times: number) => Math.min(100 * 2 ** Math.min(times, 5), 2000),
-  };
-}
-
-/** Opens the cache's connections and subscribes to invalidations; starts degraded (with one warning) if Redis does not answer. */
+/**
+ * Opens the cache's connections and starts listening for invalidations.
+ * Starts degraded, with one warning, if Redis (or PostgreSQL, without Redis)
+ * does not answer within `connectTimeoutMs`, and keeps trying.
+ */
 export async function createCache(options: CacheOptions): Promise<TwoTierCache> {
-  const timeoutMs = options.redisTimeoutMs ?? 1000;
-  const redis =
-    typeof options.redis === "string" ? new Redis(options.redis, cacheRedisOptions(timeoutMs)) : options.redis.duplicate(cacheRedisOptions(timeoutMs));
-  const subscriber = typeof options.redis === "string" ? new Redis(options.redis, subscriberOptions()) : options.redis.duplicate(subscriberOptions());
-  const cache = new TwoTierCache(options, redis, subscriber);
-  const subscribed = subscriber.subscribe(invalidationChannel(options.prefix));
-  const timeout = new Promise<"timeout">((resolve) => setTimeout(resolve, options.connectTimeoutMs ?? 5000, "timeout").unref());
-  const ready = new Promise<void>((resolve) => (redis.status === "ready" ? resolve() : redis.once("ready", () => resolve())));
-  const outcome = await Promise.race([Promise.all([subscribed, ready]), timeout]).catch((err: unknown) => err);
-  if (outcome === "timeout" || outcome instanceof Error) {
-    const where = typeof options.redis === "string" ? redactUrl(options.redis) : "the given connection";
-    cache.l2Failed(new Error(`no answer from Redis at ${where} at start-up`));
-  }
+  const cache = new TwoTierCache(options);
+  await cache.ready(options.connectTimeoutMs ?? 5000);
   return cache;
 }

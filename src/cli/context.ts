@@ -1,7 +1,6 @@
-import { pino } from "pino";
 import { type Config, loadConfig } from "../lib/config.js";
 import { createDb, type Db } from "../lib/db.js";
-import { createLogger, type Logger } from "../lib/logger.js";
+import { createLogger, type Logger, logDestination } from "../lib/logger.js";
 import { Producer } from "../queues/producer.js";
 
 /** What every CLI verb needs, created lazily so `--help` touches nothing. Logs go to stderr; stdout is for results. */
@@ -15,14 +14,15 @@ export interface CliContext {
 
 export function createCliContext(options: { quiet?: boolean } = {}): CliContext {
   const config = loadConfig();
-  const logger = createLogger({ level: options.quiet ? "warn" : config.LOG_LEVEL }, pino.destination(2));
+  const logger = createLogger({ level: options.quiet ? "warn" : config.LOG_LEVEL }, logDestination(config.LOG_FORMAT, 2));
   let producer: Producer | undefined;
   let db: Db | undefined;
   return {
     config,
     logger,
     producer() {
-      producer ??= new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX, connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS, logger });
+      // A quiet verb reports an unreachable queue store in its one error line, not in log lines too.
+      producer ??= Producer.fromConfig(config, options.quiet ? undefined : logger);
       return producer;
     },
     db() {

@@ -1,5 +1,6 @@
-import type { Job, Queue } from "bullmq";
+import type { Job } from "bullmq";
 import { type ErrorFingerprint, fingerprintFailure } from "../lib/error-fingerprint.js";
+import type { AnyQueue } from "../lib/queue-store.js";
 
 /** Failed jobs of a queue grouped by error fingerprint, largest group first. */
 export interface FailureGroup extends ErrorFingerprint {
@@ -13,7 +14,7 @@ export interface FailureGroup extends ErrorFingerprint {
 const PAGE_SIZE = 500;
 
 /** Every failed job, newest first, at most `maxJobs`. */
-export async function failedJobs(queue: Queue, maxJobs: number): Promise<Job[]> {
+export async function failedJobs(queue: AnyQueue, maxJobs: number): Promise<Job[]> {
   const jobs: Job[] = [];
   for (let start = 0; jobs.length < maxJobs; start += PAGE_SIZE) {
     const page = await queue.getFailed(start, Math.min(start + PAGE_SIZE, maxJobs) - 1);

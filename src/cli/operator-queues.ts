@@ -1,7 +1,7 @@
-import { type Job, Queue } from "bullmq";
-import type { Redis } from "ioredis";
+import type { Job } from "bullmq";
+import { queueStoreOptions } from "../lib/config.js";
 import { UnknownQueueError } from "../lib/errors.js";
-import { createRedis, waitForRedis } from "../lib/redis.js";
+import { type AnyQueue, createQueueStore, type QueueStore } from "../lib/queue-store.js";
 import { isQueueName, type QueueName, queueNames } from "../queues/contracts.js";
 import type { CliContext } from "./context.js";
 import { BadArgumentError, BadJobStateError, UnknownJobError } from "./operator-errors.js";
@@ -41,49 +41,48 @@ export function parseLimit(text: string): number {
   return value;
 }
 
-/** Opens queues on one fail-fast connection; `close()` closes them all. */
+/** Opens queues on the configured queue store, failing fast when it does not answer; `close()` closes them all. */
 export class OperatorQueues {
-  private connection: Redis | undefined;
-  private readonly queues = new Map<string, Queue>();
+  private opened: QueueStore | undefined;
+  private readonly queues = new Map<string, AnyQueue>();
 
   constructor(private readonly context: CliContext) {}
 
-  /** Connects once; fails fast with what to do when Redis cannot be reached. */
+  /** Connects once; fails fast with what to do when the queue store cannot be reached. */
   async connect(): Promise<void> {
-    if (this.connection) return;
-    const connection = createRedis(this.context.config.REDIS_URL, "producer");
-    this.connection = connection;
-    await waitForRedis(connection, this.context.config.REDIS_URL, this.context.config.QUEUE_CONNECT_TIMEOUT_MS);
+    if (this.opened) return;
+    this.opened = createQueueStore({ ...queueStoreOptions(this.context.config), role: "producer", poolSize: 2, applicationName: "dbjobs:cli" });
+    await this.opened.ready(this.context.config.QUEUE_CONNECT_TIMEOUT_MS);
   }
 
-  get redis(): Redis {
-    if (!this.connection) throw new Error("OperatorQueues.connect() must be awaited first");
-    return this.connection;
+  get store(): QueueStore {
+    if (!this.opened) throw new Error("OperatorQueues.connect() must be awaited first");
+    return this.opened;
   }
 
   get prefix(): string {
     return this.context.config.QUEUE_PREFIX;
   }
 
-  open(name: string): Queue {
+  async open(name: string): Promise<AnyQueue> {
     const queueName = checkQueueName(name);
     let queue = this.queues.get(queueName);
     if (!queue) {
-      queue = new Queue(queueName, { connection: this.redis, prefix: this.prefix });
+      queue = await this.store.queue(queueName);
       this.queues.set(queueName, queue);
     }
     return queue;
   }
 
   async job(name: string, id: string): Promise<Job> {
-    const job = await this.open(name).getJob(id);
+    const job = await (await this.open(name)).getJob(id);
     if (!job) throw new UnknownJobError(name, id);
     return job;
   }
 
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map((queue) => queue.close()));
-    this.connection?.disconnect();
+    await this.opened?.close();
   }
 }
 

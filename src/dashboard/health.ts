@@ -1,7 +1,7 @@
-import type { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import type pg from "pg";
 import type { Logger } from "../lib/logger.js";
+import type { AnyQueue, QueueStore } from "../lib/queue-store.js";
 import { redisErrorCode, waitForRedis } from "../lib/redis.js";
 
 /**
@@ -25,7 +25,10 @@ export interface HealthReport {
   status: "ok" | "degraded" | "down";
   checkedAt: string;
   postgres: DependencyHealth;
-  redis: DependencyHealth;
+  /** The queue store: Redis, or the queue database on the PostgreSQL backend. */
+  queueStore: DependencyHealth & { kind: QueueStore["kind"] };
+  /** The same figures under their old name when the queues live in Redis. */
+  redis?: DependencyHealth;
   /** Connected workers per queue; null when Redis could not be asked. */
   queues: { queue: string; workers: number | null }[];
   /** Why the status is `down`. */
@@ -36,8 +39,8 @@ export interface HealthReport {
 
 export interface HealthSources {
   pool: pg.Pool;
-  redis: Redis;
-  queues: readonly Queue[];
+  store: QueueStore;
+  queues: readonly AnyQueue[];
   logger: Logger;
   /** Each check gives up after this long. @defaultValue 3000 */
   timeoutMs?: number;
@@ -84,13 +87,14 @@ async function pingRedis(redis: Redis, timeoutMs: number): Promise<void> {
 
 export async function checkHealth(sources: HealthSources): Promise<HealthReport> {
   const timeoutMs = sources.timeoutMs ?? 3000;
-  const [postgres, redis] = await Promise.all([
+  const { store } = sources;
+  const [postgres, queueStore] = await Promise.all([
     check("postgres", () => sources.pool.query("SELECT 1"), timeoutMs, sources.logger),
-    check("redis", () => pingRedis(sources.redis, timeoutMs), timeoutMs, sources.logger),
+    check(store.kind, () => (store.redis ? pingRedis(store.redis, timeoutMs) : store.ready(timeoutMs)), timeoutMs, sources.logger),
   ]);
   const queues = await Promise.all(
     sources.queues.map(async (queue) => {
-      if (!redis.ok) return { queue: queue.name, workers: null };
+      if (!queueStore.ok) return { queue: queue.name, workers: null };
       try {
         return { queue: queue.name, workers: await withTimeout(queue.getWorkersCount(), timeoutMs) };
       } catch (err) {
@@ -102,15 +106,16 @@ export async function checkHealth(sources: HealthSources): Promise<HealthReport>
 
   const reasons: string[] = [];
   if (!postgres.ok) reasons.push(`PostgreSQL did not answer SELECT 1 (${postgres.error})`);
-  if (!redis.ok) reasons.push(`Redis did not answer PING (${redis.error})`);
+  if (!queueStore.ok) reasons.push(store.redis ? `Redis did not answer PING (${queueStore.error})` : `The queue database did not answer (${queueStore.error})`);
   const warnings = queues.filter((entry) => entry.workers === 0).map((entry) => `no worker connected to queue ${entry.queue}`);
-  if (redis.ok) warnings.push(...queues.filter((entry) => entry.workers === null).map((entry) => `could not count the workers of queue ${entry.queue}`));
+  if (queueStore.ok) warnings.push(...queues.filter((entry) => entry.workers === null).map((entry) => `could not count the workers of queue ${entry.queue}`));
 
   return {
     status: reasons.length > 0 ? "down" : warnings.length > 0 ? "degraded" : "ok",
     checkedAt: new Date().toISOString(),
     postgres,
-    redis,
+    queueStore: { kind: store.kind, ...queueStore },
+    ...(store.redis ? { redis: queueStore } : {}),
     queues,
     reasons,
     warnings,

@@ -1,6 +1,6 @@
-import type { Queue } from "bullmq";
 import { collectDefaultMetrics, Gauge, Registry } from "prom-client";
 import type { MetricsStore } from "../lib/metrics.js";
+import type { AnyQueue } from "../lib/queue-store.js";
 import { flushedMetricsRegistry } from "./flushed-metrics.js";
 
 /**
@@ -17,7 +17,7 @@ export interface ScheduleMisses {
 }
 
 export interface MetricsSources {
-  queues: readonly Queue[];
+  queues: readonly AnyQueue[];
   /** Where every process flushes its counters. */
   store: MetricsStore;
   /** Schedule health (src/queues/schedule-health.ts); omitted, no schedule gauges are exported. */
@@ -29,7 +29,7 @@ export const metricsContentType = Registry.PROMETHEUS_CONTENT_TYPE;
 const queueStates = ["waiting", "active", "delayed", "prioritized", "waiting-children", "failed", "completed"] as const;
 
 /** Everything the scrape reads from Redis, read before any gauge is built so one failure fails the whole scrape. */
-async function readQueueSnapshot(queue: Queue) {
+async function readQueueSnapshot(queue: AnyQueue) {
   const [counts, paused, workers, oldestWaiting] = await Promise.all([
     queue.getJobCounts(...queueStates),
     queue.isPaused(),

@@ -1,12 +1,9 @@
 import type { AddressInfo } from "node:net";
-import type { Queue } from "bullmq";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
-import type { Redis } from "ioredis";
 import pg from "pg";
-import type { Config } from "../lib/config.js";
+import { type Config, queueStoreOptions } from "../lib/config.js";
 import type { Logger } from "../lib/logger.js";
-import { redisMetricsStore } from "../lib/metrics.js";
-import { createRedis } from "../lib/redis.js";
+import { type AnyQueue, createQueueStore, type QueueStore } from "../lib/queue-store.js";
 import { queueNames } from "../queues/contracts.js";
 import { Producer } from "../queues/producer.js";
 import { readScheduleHealth } from "../queues/schedule-health.js";
@@ -43,9 +40,9 @@ export interface DashboardDependencies {
   auth: DashboardAuth;
   logger: Logger;
   producer: Producer;
-  redis: Redis;
+  store: QueueStore;
   pool: pg.Pool;
-  queues: readonly Queue[];
+  queues: readonly AnyQueue[];
   prefix: string;
   bodyLimit?: string;
   readScheduleHealth?: () => Promise<ScheduleMisses[]>;
@@ -64,12 +61,12 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
   app.disable("x-powered-by");
   const renderMetrics = createMetricsRenderer({
     queues: deps.queues,
-    store: redisMetricsStore(deps.redis, deps.prefix),
+    store: deps.store.metrics(),
     readScheduleHealth: deps.readScheduleHealth,
   });
 
   app.get("/health", async (_req, res) => {
-    const report = await checkHealth({ pool: deps.pool, redis: deps.redis, queues: deps.queues, logger: deps.logger });
+    const report = await checkHealth({ pool: deps.pool, store: deps.store, queues: deps.queues, logger: deps.logger });
     res
       .status(report.status === "down" ? 503 : 200)
       .set("Cache-Control", "no-store")
@@ -121,11 +118,11 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   const logger = options.logger.child({ component: "dashboard" });
   const auth = resolveDashboardAuth(config, host);
 
-  // Producer-role connection: a request made while Redis is down fails at once
+  // Producer role: a request made while the queue store is down fails fast
   // instead of hanging the page, the scrape or the health check.
-  const redis = createRedis(config.REDIS_URL, "producer", logger);
-  const producer = new Producer({ connection: redis, redisUrl: config.REDIS_URL, prefix, connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS, logger });
-  const queues = queueNames.map((name) => producer.queue(name));
+  const store = createQueueStore({ ...queueStoreOptions(config), prefix, role: "producer", poolSize: 4, applicationName: "dbjobs:dashboard", logger });
+  const producer = new Producer({ store, connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS, logger });
+  const queues = await Promise.all(queueNames.map((name) => producer.queue(name)));
   const pool = new pg.Pool({
     connectionString: config.DATABASE_URL,
     max: 2,
@@ -138,12 +135,12 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     auth,
     logger,
     producer,
-    redis,
+    store,
     pool,
     queues,
     prefix,
     bodyLimit: options.bodyLimit,
-    readScheduleHealth: options.readScheduleHealth ?? (() => readScheduleHealth({ redis, prefix, config })),
+    readScheduleHealth: options.readScheduleHealth ?? (() => readScheduleHealth({ store, config })),
   });
   const server = app.listen(port, host);
   try {
@@ -153,7 +150,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     });
   } catch (err) {
     await producer.close();
-    redis.disconnect();
+    await store.close();
     await pool.end().catch(() => undefined);
     throw err;
   }
@@ -184,7 +181,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
         await closed;
         clearTimeout(force);
         await producer.close();
-        redis.disconnect();
+        await store.close();
         await pool.end().catch(() => undefined);
         logger.info("dashboard stopped");
       })();

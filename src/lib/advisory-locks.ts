@@ -22,6 +22,8 @@ export const lockNames = {
   dbMaintenance: () => "dbjobs:db-maintenance",
   /** bulk-messaging: one job at a time per campaign and channel. */
   campaign: (channel: string, campaignId: string) => `dbjobs:bulk-messaging:${channel}:${campaignId}`,
+  /** `dbjobs scheduler` on the PostgreSQL queue backend: the one process that registers schedules, per queue database. */
+  scheduler: () => "dbjobs:scheduler",
 } as const;
 
 type Queryable = Pick<pg.ClientBase, "query">;
@@ -32,6 +34,15 @@ const tryLockSql = "SELECT pg_try_advisory_lock(hashtextextended($1, 0)) AS acqu
 const lockSql = "SELECT pg_advisory_lock(hashtextextended($1, 0))";
 // Takes $1 the lock name. Returns whether this session held it.
 const unlockSql = "SELECT pg_advisory_unlock(hashtextextended($1, 0)) AS released";
+
+// Takes $1 the lock name. Returns the pid of the session of this database holding it (no row when free).
+// pg_locks shows a bigint key as its high half in classid and its low half in objid, with objsubid 1.
+const holderSql = `
+SELECT pid FROM pg_locks
+ WHERE locktype = 'advisory' AND granted AND objsubid = 1
+   AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+   AND classid = ((hashtextextended($1, 0) >> 32) & 4294967295)::oid
+   AND objid = (hashtextextended($1, 0) & 4294967295)::oid`;
 
 export async function tryAdvisoryLock(client: Queryable, name: string): Promise<boolean> {
   const { rows } = await client.query<{ acquired: boolean }>(tryLockSql, [name]);
@@ -46,6 +57,12 @@ export async function advisoryLock(client: Queryable, name: string): Promise<voi
 /** A failed unlock (a lost connection) is harmless: the lock ends with the session. */
 export async function advisoryUnlock(client: Queryable, name: string): Promise<void> {
   await client.query(unlockSql, [name]).catch(() => undefined);
+}
+
+/** The backend pid of the session holding the lock, or null when nobody does; for operators, tests and a holder's self-check. */
+export async function advisoryLockHolder(client: Queryable, name: string): Promise<number | null> {
+  const { rows } = await client.query<{ pid: number }>(holderSql, [name]);
+  return rows[0]?.pid ?? null;
 }
 
 export type AdvisoryLockOutcome<T> = { acquired: true; value: T } | { acquired: false };

@@ -12,12 +12,28 @@ const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min
 export const configSchema = z.object({
   /** @defaultValue postgresql://postgres@127.0.0.1:5432/dbjobs */
   DATABASE_URL: z.url().default("postgresql://postgres@127.0.0.1:5432/dbjobs"),
-  /** @defaultValue redis://127.0.0.1:6379 */
-  REDIS_URL: z.url().default("redis://127.0.0.1:6379"),
+  /**
+   * Where the queues live: `postgres` (BullMQ's PostgreSQL backend, schema
+   * bullmq, no Redis needed) or `redis`. @defaultValue postgres
+   */
+  QUEUE_BACKEND: z.enum(["postgres", "redis"], { error: 'must be "postgres" or "redis"' }).default("postgres"),
+  /** The database the queues live in when QUEUE_BACKEND=postgres. @defaultValue DATABASE_URL */
+  QUEUE_DATABASE_URL: z.url().optional(),
+  /**
+   * Redis: the queues when QUEUE_BACKEND=redis (then it defaults to
+   * redis://127.0.0.1:6379), and the cache's shared tier whenever it is set.
+   */
+  REDIS_URL: z.url().optional(),
   /** How long a producer, the CLI or the HTTP route waits for the queue store before failing. @defaultValue 3000 */
   QUEUE_CONNECT_TIMEOUT_MS: intFromEnv(100, 120_000).default(3000),
   /** Prefix of every BullMQ key in Redis. @defaultValue dbjobs */
   QUEUE_PREFIX: z.string().min(1).max(64).default("dbjobs"),
+  /**
+   * `pretty`: readable lines (pino-pretty); `json`: one JSON object per line,
+   * for log shippers; `auto`: pretty when the output is a terminal, else JSON.
+   * @defaultValue auto
+   */
+  LOG_FORMAT: z.enum(["auto", "pretty", "json"], { error: 'must be "auto", "pretty" or "json"' }).default("auto"),
   /** @defaultValue info */
   LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
   /** PostgreSQL connections per process. @defaultValue 10 */
@@ -81,5 +97,14 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     const problems = parsed.error.issues.map((issue) => `${issue.path.join(".")}: ${issue.message}`);
     throw new ConfigError(`Invalid environment: ${problems.join("; ")}. Fix these variables and start again.`);
   }
-  return parsed.data;
+  const config = parsed.data;
+  if (config.QUEUE_BACKEND === "redis") config.REDIS_URL ??= "redis://127.0.0.1:6379";
+  return config;
+}
+
+/** The queue store a process of this configuration uses. */
+export function queueStoreOptions(config: Config) {
+  return config.QUEUE_BACKEND === "redis"
+    ? ({ kind: "redis", redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX } as const)
+    : ({ kind: "postgres", databaseUrl: config.QUEUE_DATABASE_URL ?? config.DATABASE_URL, prefix: config.QUEUE_PREFIX } as const);
 }

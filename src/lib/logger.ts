@@ -1,4 +1,5 @@
 import { type Logger, pino } from "pino";
+import { PinoPretty } from "pino-pretty";
 
 export type { Logger } from "pino";
 
@@ -56,6 +57,25 @@ function scrubbing(destination: pino.DestinationStream): pino.DestinationStream 
       return typeof value === "function" ? value.bind(target) : value;
     },
   });
+}
+
+export type LogFormat = "auto" | "pretty" | "json";
+
+/** Readable lines for a terminal: time, level, message, then the fields; still scrubbed (the JSON is scrubbed before it is prettified). */
+function prettyStream(fd: 1 | 2): pino.DestinationStream {
+  return PinoPretty({
+    destination: fd,
+    colorize: Boolean((fd === 1 ? process.stdout : process.stderr).isTTY),
+    translateTime: "SYS:HH:MM:ss.l",
+    ignore: "pid,hostname",
+    sync: true,
+  });
+}
+
+/** Where a process's log lines go: `fd` as JSON, or prettified when `format` asks for it (or `auto` and `fd` is a terminal). */
+export function logDestination(format: LogFormat, fd: 1 | 2 = 1): pino.DestinationStream {
+  const tty = (fd === 1 ? process.stdout : process.stderr).isTTY;
+  return format === "pretty" || (format === "auto" && tty) ? prettyStream(fd) : pino.destination(fd);
 }
 
 export function createLogger(options: { level?: string; name?: string } = {}, destination?: pino.DestinationStream): Logger {

@@ -6,6 +6,7 @@ import { advisoryLock, advisoryUnlock, lockNames } from "./advisory-locks.js";
 import { MigrationError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { packageRoot } from "./paths.js";
+import { queueSchema } from "./queue-store.js";
 
 /**
  * Applies prisma/migrations/<name>/migration.sql in name order, recording each
@@ -15,11 +16,17 @@ import { packageRoot } from "./paths.js";
  * cannot be downloaded on air-gapped machines.
  */
 export const defaultMigrationsDir = join(packageRoot, "prisma", "migrations");
+/** The queue database's bookkeeping (schema dbjobs beside bullmq), applied wherever the queues live. */
+export const queueMigrationsDir = join(packageRoot, "prisma", "queue-migrations");
 
 export interface MigrateResult {
   createdDatabase: boolean;
   applied: string[];
   alreadyApplied: string[];
+  /** BullMQ's PostgreSQL backend schema version after the run, when the queues live in PostgreSQL. */
+  queueSchemaVersion?: number;
+  /** prisma/queue-migrations applied to the queue database by this run. */
+  queueMigrationsApplied?: string[];
 }
 
 export interface MigrationFile {
@@ -88,7 +95,80 @@ export async function ensureDatabase(url: string): Promise<boolean> {
   }
 }
 
-export async function migrate(options: { url: string; logger?: Logger; migrationsDir?: string }): Promise<MigrateResult> {
+export interface MigrateOptions {
+  url: string;
+  logger?: Logger;
+  migrationsDir?: string;
+  /** Also create or upgrade BullMQ's PostgreSQL backend (schema bullmq) in this database. @defaultValue none */
+  queueDatabaseUrl?: string;
+}
+
+export async function migrate(options: MigrateOptions): Promise<MigrateResult> {
+  const result = await migrateApplication(options);
+  if (!options.queueDatabaseUrl) return result;
+  return { ...result, ...(await migrateQueueDatabase(options.queueDatabaseUrl, options.logger)) };
+}
+
+// The queue database's ledger: like _prisma_migrations, but ours alone, since
+// the queue database may be the application's (where Prisma owns that table).
+const createQueueLedger = `
+CREATE SCHEMA IF NOT EXISTS "dbjobs";
+CREATE TABLE IF NOT EXISTS "dbjobs"."queue_migrations" (
+    "name" TEXT PRIMARY KEY,
+    "checksum" TEXT NOT NULL,
+    "applied_at" TIMESTAMPTZ NOT NULL DEFAULT now()
+)`;
+
+/**
+ * The database the queues live in: BullMQ's own migrations for its PostgreSQL
+ * backend (transactional, serialised by its own advisory lock), then ours for
+ * its bookkeeping (prisma/queue-migrations), each in a transaction, under the
+ * migration lock.
+ */
+export async function migrateQueueDatabase(url: string, logger?: Logger): Promise<{ queueSchemaVersion: number; queueMigrationsApplied: string[] }> {
+  await ensureDatabase(url);
+  const { runMigrations } = await import("bullmq");
+  const migrations = await readMigrations(queueMigrationsDir);
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    const queueSchemaVersion = await runMigrations(client, queueSchema);
+    logger?.info({ schema: queueSchema, version: queueSchemaVersion }, "queue schema up to date");
+    await advisoryLock(client, lockNames.migrate());
+    await client.query(createQueueLedger);
+    const { rows } = await client.query<{ name: string; checksum: string }>(`SELECT "name", "checksum" FROM "dbjobs"."queue_migrations"`);
+    const recorded = new Map(rows.map((row) => [row.name, row.checksum]));
+    const queueMigrationsApplied: string[] = [];
+    for (const migration of migrations) {
+      const checksum = recorded.get(migration.name);
+      if (checksum !== undefined) {
+        if (checksum !== migration.checksum) {
+          throw new MigrationError(
+            `Queue migration "${migration.name}" was edited after it was applied. Restore the original file and put the change in a new migration.`,
+          );
+        }
+        continue;
+      }
+      await client.query("BEGIN");
+      try {
+        await client.query(migration.sql);
+        await client.query(`INSERT INTO "dbjobs"."queue_migrations" ("name", "checksum") VALUES ($1, $2)`, [migration.name, migration.checksum]);
+        await client.query("COMMIT");
+      } catch (err) {
+        await client.query("ROLLBACK").catch(() => undefined);
+        throw new MigrationError(`Queue migration "${migration.name}" failed and was rolled back: ${(err as Error).message}`, { cause: err });
+      }
+      logger?.info({ migration: migration.name }, "queue migration applied");
+      queueMigrationsApplied.push(migration.name);
+    }
+    return { queueSchemaVersion, queueMigrationsApplied };
+  } finally {
+    await advisoryUnlock(client, lockNames.migrate());
+    await client.end();
+  }
+}
+
+async function migrateApplication(options: MigrateOptions): Promise<MigrateResult> {
   const createdDatabase = await ensureDatabase(options.url);
   const migrations = await readMigrations(options.migrationsDir);
   const client = new pg.Client({ connectionString: options.url });

@@ -30,10 +30,10 @@ export interface SessionOptions {
 export async function withSession<T>(pool: pg.Pool, work: (session: Session) => Promise<T>, options: SessionOptions = {}): Promise<T> {
   const client = await pool.connect();
   const lost = new AbortController();
-  // Stays attached after a destroying release too: the closing socket may still emit.
-  client.on("error", (err) => {
+  const onError = (err: Error) => {
     if (!lost.signal.aborted) lost.abort(new SessionLostError(err));
-  });
+  };
+  client.on("error", onError);
   const settings = Object.entries(options.settings ?? {});
   let failed = false;
   try {
@@ -56,7 +56,11 @@ export async function withSession<T>(pool: pg.Pool, work: (session: Session) => 
         failed = true;
       });
     }
-    client.release(failed || lost.signal.aborted);
+    const destroy = failed || lost.signal.aborted;
+    // A destroyed connection keeps the listener (its closing socket may still emit); a pooled one
+    // must not collect one per session (the pool listens while it is idle).
+    if (!destroy) client.off("error", onError);
+    client.release(destroy);
   }
 }
 

@@ -1,5 +1,6 @@
 import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
+import type { SharedCacheTier } from "../cache/invalidator.js";
 import type { Config } from "../lib/config.js";
 import type { Db } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
@@ -15,14 +16,16 @@ export interface JobContext {
   /** Child logger carrying `{ queue, jobId }`. */
   log: Logger;
   db: Db;
-  /** The worker's Redis connection (blocking-safe: `maxRetriesPerRequest: null`). */
-  redis: Redis;
+  /** The worker's Redis connection when the queues live in Redis (blocking-safe: `maxRetriesPerRequest: null`). */
+  redis: Redis | undefined;
   config: Config;
   /** BullMQ key prefix of this process. */
   prefix: string;
   /** Outside services, created from the config unless the worker was started with its own. */
   services: WorkerServices;
-  /** Removes keys from Redis and from every process's in-memory cache tier. */
+  /** The cache's shared tier (Redis, when REDIS_URL is set), for jobs that write to it; unset when there is none. */
+  sharedCache?: SharedCacheTier;
+  /** Removes keys from the shared cache tier and from every process's in-memory tier. */
   invalidateCache(keys: string[]): Promise<void>;
   /** Reports progress to BullMQ; never throws (a lost progress update must not fail the job). */
   reportProgress(progress: number | object): Promise<void>;

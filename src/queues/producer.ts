@@ -1,29 +1,42 @@
-import { type Job, type JobsOptions, Queue } from "bullmq";
+import type { Job, JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
+import type { Config } from "../lib/config.js";
+import { queueStoreOptions } from "../lib/config.js";
 import type { Logger } from "../lib/logger.js";
-import { createRedis, waitForRedis } from "../lib/redis.js";
+import { type AnyQueue, createQueueStore, type QueueBackendKind, type QueueStore } from "../lib/queue-store.js";
 import { getContract, type PayloadInput, type QueueName } from "./contracts.js";
+import { type EnqueuedInTransaction, enqueueInTransaction, type TransactionClient } from "./transactional-enqueue.js";
 import { validatePayload } from "./validate-payload.js";
+
+export type { EnqueuedInTransaction, TransactionClient } from "./transactional-enqueue.js";
 
 /**
  * The typed producer for applications. A bad payload is rejected here, before
- * it reaches Redis, with a PayloadValidationError naming each bad field.
- * While Redis is down, `enqueue` fails within `connectTimeoutMs` with a
- * QueueBackendUnavailableError (one line, credentials masked) and adds
- * nothing, so a producer's request never hangs on an outage; the connection
- * keeps reconnecting in the background.
+ * it reaches the queue store, with a PayloadValidationError naming each bad
+ * field. While the store (PostgreSQL or Redis) does not answer, `enqueue`
+ * fails within `connectTimeoutMs` with a QueueBackendUnavailableError (one
+ * line, credentials masked) and adds nothing, so a producer's request never
+ * hangs on an outage.
  */
 export interface ProducerOptions {
-  /** @defaultValue redis://127.0.0.1:6379 */
+  /** Where the queues live; must match the workers'. @defaultValue "redis" when `redisUrl` or `connection` is given, else "postgres" */
+  backend?: QueueBackendKind;
+  /** PostgreSQL backend: the database the queues live in. @defaultValue postgresql://postgres@127.0.0.1:5432/dbjobs */
+  databaseUrl?: string;
+  /** Redis backend. @defaultValue redis://127.0.0.1:6379 */
   redisUrl?: string;
-  /** Reuse a connection; it should be created with role "producer" (give its `redisUrl` too, for error messages). */
+  /** Redis backend: reuse a connection; it should be created with role "producer" (give its `redisUrl` too, for error messages). */
   connection?: Redis;
-  /** BullMQ key prefix; must match the workers'. @defaultValue dbjobs */
+  /** BullMQ key prefix on Redis; must match the workers'. @defaultValue dbjobs */
   prefix?: string;
-  /** How long `enqueue` waits for Redis before failing. @defaultValue 3000 */
+  /** How long `enqueue` waits for the queue store before failing. @defaultValue 3000 */
   connectTimeoutMs?: number;
   /** Connection errors are logged here, once per outage; without one they are dropped (never a stack dump). */
   logger?: Logger;
+  /** Use this store instead of opening one; it is closed with the producer only when `closeStore` is set. */
+  store?: QueueStore;
+  /** @defaultValue false */
+  closeStore?: boolean;
 }
 
 /**
@@ -40,57 +53,117 @@ export function deduplicationOptions(deduplication: { id: string; ttlMs: number 
   return { deduplication: { id: deduplication.id, keepLastIfActive: true }, delay: deduplication.ttlMs };
 }
 
-export class Producer {
-  private readonly connection: Redis;
-  private readonly ownsConnection: boolean;
-  private readonly queues = new Map<QueueName, Queue>();
-  readonly prefix: string;
+/** Job options plus the transaction to enqueue in. */
+export interface EnqueueInTransactionOptions extends JobsOptions {
+  /**
+   * A Prisma interactive-transaction client (`tx` of `prisma.$transaction(async (tx) => …)`)
+   * or a pg client inside BEGIN … COMMIT: the job is written in that
+   * transaction, so a commit gives exactly one job, a rollback none, and the
+   * job never starts before the transaction's rows are visible. On Redis it
+   * reaches the queue through the outbox and `dbjobs relay`.
+   */
+  tx: TransactionClient;
+}
 
-  private readonly redisUrl: string;
+export class Producer {
+  readonly store: QueueStore;
+  private readonly ownsStore: boolean;
+  private readonly queues = new Map<QueueName, Promise<AnyQueue>>();
   private readonly connectTimeoutMs: number;
 
-  constructor(private readonly options: ProducerOptions = {}) {
-    this.redisUrl = options.redisUrl ?? "redis://127.0.0.1:6379";
-    this.connection = options.connection ?? createRedis(this.redisUrl, "producer", options.logger);
-    this.ownsConnection = !options.connection;
-    this.prefix = options.prefix ?? "dbjobs";
+  constructor(options: ProducerOptions = {}) {
+    this.ownsStore = !options.store || options.closeStore === true;
+    this.store =
+      options.store ??
+      createQueueStore({
+        kind: options.backend ?? (options.redisUrl || options.connection ? "redis" : "postgres"),
+        redisUrl: options.redisUrl,
+        redisConnection: options.connection,
+        role: "producer",
+        databaseUrl: options.databaseUrl ?? "postgresql://postgres@127.0.0.1:5432/dbjobs",
+        poolSize: 4,
+        statementTimeoutMs: options.connectTimeoutMs ?? 3000,
+        applicationName: "dbjobs:producer",
+        prefix: options.prefix,
+        logger: options.logger,
+      });
     this.connectTimeoutMs = options.connectTimeoutMs ?? 3000;
+  }
+
+  /** A producer on the queue store `config` names (QUEUE_BACKEND and its URL). */
+  static fromConfig(config: Config, logger?: Logger): Producer {
+    return new Producer({
+      store: createQueueStore({
+        ...queueStoreOptions(config),
+        role: "producer",
+        poolSize: 4,
+        statementTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS,
+        applicationName: "dbjobs:producer",
+        logger,
+      }),
+      closeStore: true,
+      connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS,
+      logger,
+    });
+  }
+
+  get prefix(): string {
+    return this.store.prefix;
   }
 
   /** Resolves once the queue store answers; rejects with a QueueBackendUnavailableError after `connectTimeoutMs`. */
   ready(): Promise<void> {
-    return waitForRedis(this.connection, this.redisUrl, this.connectTimeoutMs);
+    return this.store.ready(this.connectTimeoutMs);
   }
 
-  /** Validates `payload` against the queue's schema and adds the job. */
-  async enqueue<Q extends QueueName>(queue: Q, payload: PayloadInput<Q>, options: JobsOptions = {}): Promise<Job> {
+  /**
+   * Validates `payload` against the queue's schema and adds the job. With
+   * `{ tx }` the job is written in that transaction instead (see
+   * EnqueueInTransactionOptions); a bad payload then throws before anything
+   * is written, inside the transaction, so the caller can roll back.
+   */
+  enqueue<Q extends QueueName>(queue: Q, payload: PayloadInput<Q>, options: EnqueueInTransactionOptions): Promise<EnqueuedInTransaction>;
+  enqueue<Q extends QueueName>(queue: Q, payload: PayloadInput<Q>, options?: JobsOptions): Promise<Job>;
+  enqueue<Q extends QueueName>(
+    queue: Q,
+    payload: PayloadInput<Q>,
+    options: JobsOptions | EnqueueInTransactionOptions = {},
+  ): Promise<Job | EnqueuedInTransaction> {
     return this.enqueueUnknown(queue, payload, options);
   }
 
   /** Same as `enqueue` for payloads whose type is not known at compile time (CLI, HTTP). */
-  async enqueueUnknown(queue: string, payload: unknown, options: JobsOptions = {}): Promise<Job> {
+  enqueueUnknown(queue: string, payload: unknown, options: EnqueueInTransactionOptions): Promise<EnqueuedInTransaction>;
+  enqueueUnknown(queue: string, payload: unknown, options?: JobsOptions): Promise<Job>;
+  enqueueUnknown(queue: string, payload: unknown, options?: JobsOptions | EnqueueInTransactionOptions): Promise<Job | EnqueuedInTransaction>;
+  async enqueueUnknown(queue: string, payload: unknown, options: JobsOptions | EnqueueInTransactionOptions = {}): Promise<Job | EnqueuedInTransaction> {
     const contract = getContract(queue);
     const data = validatePayload(contract.name, contract.payload, payload);
-    // Only a connected client sends the add, so an add never lands after the caller was told it failed.
+    const { tx, ...jobOptions } = options as Partial<EnqueueInTransactionOptions>;
+    const merged = { ...deduplicationOptions(contract.deduplicate?.(data as never)), ...jobOptions };
+    if (tx) {
+      // Only the caller's connection is used: neither Redis nor the store's pool needs to answer.
+      return enqueueInTransaction({ tx, backend: this.store.kind, queue: contract.name, payload, defaults: contract.jobOptions, options: merged });
+    }
+    // Only a store that answered gets the add, so an add never lands after the caller was told it failed.
     await this.ready();
-    return this.queue(contract.name).add(contract.name, payload, { ...deduplicationOptions(contract.deduplicate?.(data as never)), ...options });
+    const target = await this.queue(contract.name);
+    return target.add(contract.name, payload, merged);
   }
 
   /** The BullMQ Queue for `name`, created once and reused. */
-  queue(name: QueueName): Queue {
+  queue(name: QueueName): Promise<AnyQueue> {
     let queue = this.queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: this.connection, prefix: this.prefix, defaultJobOptions: getContract(name).jobOptions });
-      // Without a listener BullMQ prints every connection error as a stack dump; the connection logs outages itself.
-      queue.on("error", (err) => this.options.logger?.debug({ err, queue: name }, "queue connection error"));
+      queue = this.store.queue(name, { defaultJobOptions: getContract(name).jobOptions });
       this.queues.set(name, queue);
     }
     return queue;
   }
 
   async close(): Promise<void> {
-    await Promise.all([...this.queues.values()].map((queue) => queue.close()));
+    await Promise.all([...this.queues.values()].map(async (queue) => (await queue).close()));
     this.queues.clear();
-    if (this.ownsConnection) this.connection.disconnect();
+    if (this.ownsStore) await this.store.close();
   }
 }

@@ -1,15 +1,17 @@
-import { Queue } from "bullmq";
+import type { JobType } from "bullmq";
 import { CronExpressionParser } from "cron-parser";
-import type { Redis } from "ioredis";
 import type { Config } from "../lib/config.js";
+import type { AnyQueue, QueueStore } from "../lib/queue-store.js";
 import { getContract, isQueueName, queueNames } from "./contracts.js";
+import { scheduleRegistrations } from "./schedule-registrations.js";
 import { declaredSchedules } from "./schedules.js";
 
 /**
  * Schedule health (issue 8): for each schedule, its last and next fire and the
- * fires it missed. BullMQ names every job a job scheduler creates
- * `repeat:<schedulerId>:<fireMillis>`, so the fire times that produced a job
- * are read from the job ids alone, without loading any job.
+ * fires it missed, on either queue backend. BullMQ names every job a job
+ * scheduler creates `repeat:<schedulerId>:<fireMillis>` (on Redis and in
+ * PostgreSQL alike), so the fire times that produced a job are read from the
+ * job ids alone, through BullMQ's own Queue API, without loading any job.
  *
  * A fire is missed when a time the cron pattern expected, since the schedule
  * was registered (and within the look-back window), has no job: the scheduler
@@ -36,50 +38,21 @@ const GRACE_MS = 5000;
 /** Upper bound on expected fires examined per schedule (a per-second cron over a day). */
 const MAX_EXPECTED_FIRES = 10_000;
 
-/** Hash written by the scheduler: schedule id → `{ queue, cron, registeredAt }`. */
-export function registeredSchedulesKey(prefix: string): string {
-  return `${prefix}:dbjobs:schedules`;
-}
+/** Every state a job can be in (a paused queue keeps its jobs waiting, on both backends). */
+const jobStates: JobType[] = ["completed", "failed", "delayed", "prioritized", "waiting-children", "wait", "active"];
 
-export interface ScheduleRegistration {
-  queue: string;
-  cron: string;
-  registeredAt: number;
-}
-
-export async function readRegistrations(redis: Redis, prefix: string): Promise<Map<string, ScheduleRegistration>> {
-  const raw = await redis.hgetall(registeredSchedulesKey(prefix));
-  const result = new Map<string, ScheduleRegistration>();
-  for (const [id, json] of Object.entries(raw)) {
-    try {
-      result.set(id, JSON.parse(json) as ScheduleRegistration);
-    } catch {
-      // A hand-edited entry is ignored rather than failing the health read.
-    }
-  }
-  return result;
-}
-
-/** Fire times (ms) of every job still in Redis that a job scheduler of `queue` created, per scheduler id. */
-async function fireTimesByScheduler(redis: Redis, prefix: string, queue: string): Promise<Map<string, number[]>> {
-  const key = (suffix: string) => `${prefix}:${queue}:${suffix}`;
-  const pipeline = redis.pipeline();
-  for (const set of ["completed", "failed", "delayed", "prioritized", "waiting-children"]) pipeline.zrange(key(set), 0, -1);
-  for (const list of ["wait", "paused", "active"]) pipeline.lrange(key(list), 0, -1);
-  const replies = (await pipeline.exec()) ?? [];
+/** Fire times (ms) of every job still in the queue that one of its job schedulers created, per scheduler id. */
+async function fireTimesByScheduler(queue: AnyQueue): Promise<Map<string, number[]>> {
   const fires = new Map<string, number[]>();
-  for (const [err, ids] of replies) {
-    if (err || !Array.isArray(ids)) continue;
-    for (const id of ids as string[]) {
-      if (!id.startsWith("repeat:")) continue;
-      const separator = id.lastIndexOf(":");
-      const millis = Number(id.slice(separator + 1));
-      if (!Number.isFinite(millis) || separator <= "repeat:".length) continue;
-      const schedulerId = id.slice("repeat:".length, separator);
-      const list = fires.get(schedulerId) ?? [];
-      list.push(millis);
-      fires.set(schedulerId, list);
-    }
+  for (const id of await queue.getRanges(jobStates, 0, -1)) {
+    if (!id.startsWith("repeat:")) continue;
+    const separator = id.lastIndexOf(":");
+    const millis = Number(id.slice(separator + 1));
+    if (!Number.isFinite(millis) || separator <= "repeat:".length) continue;
+    const schedulerId = id.slice("repeat:".length, separator);
+    const list = fires.get(schedulerId) ?? [];
+    list.push(millis);
+    fires.set(schedulerId, list);
   }
   return fires;
 }
@@ -87,13 +60,19 @@ async function fireTimesByScheduler(redis: Redis, prefix: string, queue: string)
 /**
  * Completed jobs beyond the queue's retention count are deleted by BullMQ, so
  * fires older than the oldest retained completed job cannot be told from misses.
+ * That job is the first of the completed ones by finish time on both backends.
  */
-async function retentionHorizon(redis: Redis, prefix: string, queue: string, keepCount: number | undefined): Promise<number> {
+async function retentionHorizon(queue: AnyQueue, keepCount: number | undefined): Promise<number> {
   if (!keepCount) return 0;
-  const completedKey = `${prefix}:${queue}:completed`;
-  if ((await redis.zcard(completedKey)) < keepCount) return 0;
-  const oldest = await redis.zrange(completedKey, 0, 0, "WITHSCORES");
-  return oldest[1] ? Number(oldest[1]) : 0;
+  if ((await queue.getJobCountByTypes("completed")) < keepCount) return 0;
+  // Retention may delete the oldest between the two reads; the next oldest is then the horizon.
+  for (let attempt = 0; attempt < 3; attempt++) {
+    const [oldestId] = await queue.getRanges(["completed"], 0, 0, true);
+    if (oldestId === undefined) return 0;
+    const finishedOn = (await queue.getJob(oldestId))?.finishedOn;
+    if (finishedOn !== undefined) return finishedOn;
+  }
+  return 0;
 }
 
 /** Cron times in [fromMs, toMs], newest first, at most MAX_EXPECTED_FIRES. */
@@ -121,22 +100,22 @@ function keepCountOf(queue: string): number | undefined {
   return undefined;
 }
 
-export async function readScheduleHealth(options: { redis: Redis; prefix: string; config: Config }): Promise<ScheduleHealth[]> {
-  const { redis, prefix, config } = options;
+export async function readScheduleHealth(options: { store: QueueStore; config: Config }): Promise<ScheduleHealth[]> {
+  const { store, config } = options;
   const now = Date.now();
   const declared = declaredSchedules(config);
-  const registrations = await readRegistrations(redis, prefix);
+  const registrations = await scheduleRegistrations(store, { connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS }).read();
   const queuesToRead = new Set<string>([...declared.map((schedule) => schedule.queue), ...[...registrations.values()].map((r) => r.queue)]);
 
   const health: ScheduleHealth[] = [];
   for (const queueName of queueNames) {
-    if (!queuesToRead.has(queueName) && !(await redis.exists(`${prefix}:${queueName}:repeat`))) continue;
-    // Sharing the caller's connection: a Queue never issues blocking commands.
-    const queue = new Queue(queueName, { connection: redis, prefix });
+    // On Redis it shares the store's connection: a Queue never issues blocking commands.
+    const queue = await store.queue(queueName);
     try {
+      if (!queuesToRead.has(queueName) && (await queue.getJobSchedulersCount()) === 0) continue;
       const schedulers = await queue.getJobSchedulers(0, -1, true);
-      const fires = await fireTimesByScheduler(redis, prefix, queueName);
-      const horizon = await retentionHorizon(redis, prefix, queueName, keepCountOf(queueName));
+      const fires = await fireTimesByScheduler(queue);
+      const horizon = await retentionHorizon(queue, keepCountOf(queueName));
       const ids = new Set<string>([
         ...declared.filter((schedule) => schedule.queue === queueName).map((schedule) => schedule.id),
         ...schedulers.map((scheduler) => scheduler.key),

@@ -1,21 +1,23 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { type JobSchedulerJson, Queue } from "bullmq";
-import type { Redis } from "ioredis";
-import type { Config } from "../lib/config.js";
+import type { JobSchedulerJson } from "bullmq";
+import { type Config, queueStoreOptions } from "../lib/config.js";
 import type { Logger } from "../lib/logger.js";
-import { createRedis } from "../lib/redis.js";
+import { type AnyQueue, createQueueStore, type QueueStore } from "../lib/queue-store.js";
 import { getContract, queueNames } from "./contracts.js";
-import { readRegistrations, registeredSchedulesKey, type ScheduleRegistration } from "./schedule-health.js";
-import { LeaseLock, schedulerLockKey } from "./scheduler-lock.js";
+import { type ScheduleRegistrations, scheduleRegistrations } from "./schedule-registrations.js";
+import { type LeaderLock, schedulerLock } from "./scheduler-lock.js";
 import { declaredSchedules, type ScheduleDefinition } from "./schedules.js";
 import { validatePayload } from "./validate-payload.js";
 
 /**
  * `dbjobs scheduler`: registers the declared cron schedules as BullMQ job
- * schedulers (UTC) and removes the ones no longer declared. However many
- * start, only the holder of a Redis lease registers; the others stand by and
- * one takes over when the holder's lease expires (BullMQ #2876, #3085, #3381:
- * several instances upserting at once double-fire or drop schedules).
+ * schedulers (UTC) and removes the ones no longer declared, on either queue
+ * backend. However many start, only the holder of the scheduler lock
+ * registers (scheduler-lock.ts: a lease in Redis, a session-level advisory
+ * lock on PostgreSQL); the others stand by and one takes over when the holder
+ * goes (BullMQ #2876, #3085, #3381: several instances upserting at once
+ * double-fire or drop schedules). A holder that learns it lost the lock stops
+ * registering before its next write and stands by.
  *
  * A schedule whose BullMQ scheduler already has the same pattern, time zone and
  * payload is left alone: upserting replaces the pending job, and if that job
@@ -28,9 +30,9 @@ export interface SchedulerOptions {
   prefix?: string;
   /** @defaultValue declaredSchedules(config) */
   schedules?: ScheduleDefinition[];
-  /** @defaultValue config.SCHEDULER_LEASE_MS */
+  /** The Redis lease; on PostgreSQL, how long the holder's self-check may take. Standbys poll every third of it. @defaultValue config.SCHEDULER_LEASE_MS */
   leaseMs?: number;
-  /** How often the holder checks that every schedule is still registered (e.g. after Redis lost its data). @defaultValue 30000 */
+  /** How often the holder checks that every schedule is still registered (e.g. after the queue store lost its data). @defaultValue 30000 */
   reconcileMs?: number;
 }
 
@@ -42,11 +44,11 @@ export interface RegistrationOutcome {
 }
 
 export interface RunningScheduler {
-  /** True while this process holds the lease. */
+  /** True while this process holds the scheduler lock. */
   isLeader(): boolean;
   /** Resolves after the first lock attempt (and registration, if it won). */
   ready: Promise<void>;
-  /** Stops, and releases the lease so a standby takes over at once. */
+  /** Stops, and releases the lock so a standby takes over at once. */
   close(): Promise<void>;
 }
 
@@ -60,50 +62,55 @@ function sameSchedule(existing: JobSchedulerJson | undefined, schedule: Schedule
   );
 }
 
-/** Brings BullMQ's job schedulers in line with `schedules`. Only the lease holder calls this. */
+/** Brings BullMQ's job schedulers in line with `schedules`. Only the lock holder calls this. */
 export async function registerSchedules(options: {
-  redis: Redis;
-  prefix: string;
+  store: QueueStore;
+  registrations: ScheduleRegistrations;
   schedules: ScheduleDefinition[];
   logger: Logger;
-  /** Upsert even when unchanged (first registration after taking the lease is not forced). @defaultValue false */
+  /** Upsert even when unchanged (first registration after taking the lock is not forced). @defaultValue false */
   force?: boolean;
+  /** Aborted when this process stops leading: registration stops before its next write, throwing the signal's reason. */
+  signal?: AbortSignal;
 }): Promise<RegistrationOutcome> {
-  const { redis, prefix, schedules, logger } = options;
+  const { store, registrations, schedules, logger, signal } = options;
   const outcome: RegistrationOutcome = { registered: [], unchanged: [], skipped: [], removed: [] };
   const keep = new Set<string>();
-  const registrations = await readRegistrations(redis, prefix);
-  const queues = new Map<string, Queue>();
-  const queueOf = (name: string) => {
+  const registered = await registrations.read();
+  const queues = new Map<string, AnyQueue>();
+  const queueOf = async (name: string) => {
     let queue = queues.get(name);
     if (!queue) {
-      queue = new Queue(name, { connection: redis, prefix });
+      queue = await store.queue(name);
       queues.set(name, queue);
     }
     return queue;
   };
   try {
     for (const schedule of schedules) {
+      signal?.throwIfAborted();
       const contract = getContract(schedule.queue);
       keep.add(schedule.id);
       try {
         validatePayload(contract.name, contract.payload, schedule.payload);
-        const queue = queueOf(schedule.queue);
+        const queue = await queueOf(schedule.queue);
         const existing = await queue.getJobScheduler(schedule.id);
         if (!options.force && sameSchedule(existing, schedule)) {
           outcome.unchanged.push(schedule.id);
         } else {
+          signal?.throwIfAborted();
           const { jobId: _jobId, delay: _delay, deduplication: _dedup, ...templateOpts } = contract.jobOptions;
           await queue.upsertJobScheduler(schedule.id, { pattern: schedule.cron, tz: "UTC" }, { name: schedule.id, data: schedule.payload, opts: templateOpts });
           outcome.registered.push(schedule.id);
           logger.info({ schedule: schedule.id, queue: schedule.queue, cron: schedule.cron }, "schedule registered");
         }
-        const previous = registrations.get(schedule.id);
+        const previous = registered.get(schedule.id);
         if (!previous || previous.cron !== schedule.cron || previous.queue !== schedule.queue) {
-          const registration: ScheduleRegistration = { queue: schedule.queue, cron: schedule.cron, registeredAt: Date.now() };
-          await redis.hset(registeredSchedulesKey(prefix), schedule.id, JSON.stringify(registration));
+          await registrations.record(schedule.id, { queue: schedule.queue, cron: schedule.cron, registeredAt: Date.now() });
         }
       } catch (err) {
+        // Lost the lock: not this schedule's fault, and nothing more may be written.
+        if (signal?.aborted) throw err;
         // Keep whatever was registered before: a typo in an override must not silently drop a working schedule.
         const reason = `${(err as Error).message}. Fix ${String(schedule.overrideVariable)} (a 5-field cron, or 6 fields with seconds first).`;
         outcome.skipped.push({ id: schedule.id, reason });
@@ -112,7 +119,7 @@ export async function registerSchedules(options: {
     }
 
     for (const name of queueNames) {
-      const queue = queueOf(name);
+      const queue = await queueOf(name);
       let existing: JobSchedulerJson[];
       try {
         existing = await queue.getJobSchedulers(0, -1, true);
@@ -124,15 +131,17 @@ export async function registerSchedules(options: {
         const declaredHere = schedules.some((schedule) => schedule.id === scheduler.key && schedule.queue === name);
         // Every declared schedule is kept, so one that failed to register keeps its previous scheduler.
         if (declaredHere && keep.has(scheduler.key)) continue;
+        signal?.throwIfAborted();
         await queue.removeJobScheduler(scheduler.key);
-        await redis.hdel(registeredSchedulesKey(prefix), scheduler.key);
+        await registrations.forget(scheduler.key);
         outcome.removed.push(scheduler.key);
         logger.info({ schedule: scheduler.key, queue: name }, "schedule removed: no longer declared");
       }
     }
-    for (const id of registrations.keys()) {
+    for (const id of registered.keys()) {
       if (!keep.has(id) && !outcome.removed.includes(id)) {
-        await redis.hdel(registeredSchedulesKey(prefix), id);
+        signal?.throwIfAborted();
+        await registrations.forget(id);
       }
     }
   } finally {
@@ -149,33 +158,40 @@ export function startScheduler(options: SchedulerOptions): RunningScheduler {
   const leaseMs = options.leaseMs ?? config.SCHEDULER_LEASE_MS;
   const tickMs = Math.max(100, Math.floor(leaseMs / 3));
   const reconcileMs = options.reconcileMs ?? 30_000;
-  const redis = createRedis(config.REDIS_URL, "worker", logger);
-  const lock = new LeaseLock({ redis, key: schedulerLockKey(prefix), leaseMs });
+  // PostgreSQL: one connection holds the lock while leading, the others serve BullMQ's queries.
+  const store = createQueueStore({ ...queueStoreOptions(config), prefix, role: "worker", poolSize: 4, applicationName: "dbjobs:scheduler", logger });
+  const lock: LeaderLock = schedulerLock({ store, leaseMs, connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS });
+  const registrations = scheduleRegistrations(store, { connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS });
+  const register = () => lock.whileHeld((signal) => registerSchedules({ store, registrations, schedules, logger, signal }));
 
   let leader = false;
   let stopped = false;
   let lastReconcile = 0;
   const wake = new AbortController();
 
+  const standDown = (reason: unknown) => {
+    leader = false;
+    logger.warn({ lock: lock.description, reason: reason instanceof Error ? reason.message : String(reason) }, "lost the scheduler lease; standing by");
+  };
+
   const tick = async () => {
     if (leader) {
-      if (!(await lock.extend())) {
-        leader = false;
-        logger.warn("lost the scheduler lease (Redis unreachable or too slow); standing by");
-        return;
-      }
+      if (!(await lock.stillHeld())) return standDown("the lock could not be confirmed (store unreachable, too slow, or the session ended)");
       if (Date.now() - lastReconcile >= reconcileMs) {
         lastReconcile = Date.now();
-        // Registering can outlast the lease (many schedules, a slow Redis): keep it meanwhile.
-        await lock.keepExtended(() => registerSchedules({ redis, prefix, schedules, logger }));
+        await register();
       }
       return;
     }
     if (await lock.acquire()) {
       leader = true;
-      logger.info({ leaseMs }, "holding the scheduler lease: registering schedules");
+      // Stand by the moment the lock is known lost (a killed session reports at once), not a tick later.
+      lock.signal.addEventListener("abort", (event) => {
+        if (leader && !stopped) standDown((event.target as AbortSignal).reason);
+      });
+      logger.info({ leaseMs, lock: lock.description }, "holding the scheduler lease: registering schedules");
       lastReconcile = Date.now();
-      const outcome = await lock.keepExtended(() => registerSchedules({ redis, prefix, schedules, logger }));
+      const outcome = await register();
       logger.info(
         { registered: outcome.registered, unchanged: outcome.unchanged, removed: outcome.removed, skipped: outcome.skipped.map((skip) => skip.id) },
         "schedules in place",
@@ -187,14 +203,18 @@ export function startScheduler(options: SchedulerOptions): RunningScheduler {
   const loop = async (onFirst: () => void) => {
     let first = true;
     while (!stopped) {
+      const ledBefore = leader;
       try {
         await tick();
       } catch (err) {
-        logger.warn({ err }, "scheduler tick failed; will retry");
+        // A registration cut short by a lost lock must not leave this process believing it leads.
+        if (leader && !(await lock.stillHeld().catch(() => false))) standDown(err);
+        // Work cut short by a stand-down already logged is no news.
+        else if (leader || !ledBefore) logger.warn({ err }, "scheduler tick failed; will retry");
       }
       if (!leader && !announcedStandby && !stopped) {
         announcedStandby = true;
-        logger.info({ leaseMs }, "another scheduler holds the lease: standing by");
+        logger.info({ leaseMs, lock: lock.description }, "another scheduler holds the lease: standing by");
       }
       if (leader) announcedStandby = false;
       if (first) {
@@ -219,14 +239,14 @@ export function startScheduler(options: SchedulerOptions): RunningScheduler {
       closing ??= (async () => {
         stopped = true;
         wake.abort();
-        // A tick stuck on an unreachable Redis must not hold up shutdown; the lease then just expires.
+        // A tick stuck on an unreachable store must not hold up shutdown; the lock then ends by itself (lease expiry, session end).
         await Promise.race([running, sleep(2000)]);
-        if (leader) {
-          await lock.release().catch((err: unknown) => logger.warn({ err }, "could not release the scheduler lease; it expires by itself"));
-          leader = false;
-          logger.info("released the scheduler lease");
-        }
-        redis.disconnect();
+        const wasLeader = leader;
+        leader = false;
+        // Always: an acquire still in flight must not take the lock after this.
+        await lock.release().catch((err: unknown) => logger.warn({ err }, "could not release the scheduler lease; it ends by itself"));
+        if (wasLeader) logger.info({ lock: lock.description }, "released the scheduler lease");
+        await store.close();
       })();
       return closing;
     },

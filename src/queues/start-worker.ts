@@ -1,18 +1,19 @@
-import { type Job, Worker } from "bullmq";
-import type { Redis } from "ioredis";
-import { invalidateCacheKeys } from "../cache/cache-invalidation.js";
-import type { Config } from "../lib/config.js";
+import type { Job } from "bullmq";
+import { createCacheInvalidator } from "../cache/invalidator.js";
+import { type Config, queueStoreOptions } from "../lib/config.js";
 import { createDb, type Db } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
-import { flushMetrics, redisMetricsStore } from "../lib/metrics.js";
-import { createRedis, warnUnlessNoEviction } from "../lib/redis.js";
+import { flushMetrics } from "../lib/metrics.js";
+import { type AnyWorker, createQueueStore } from "../lib/queue-store.js";
+import { warnUnlessNoEviction } from "../lib/redis.js";
 import type { QueueContract } from "./contract.js";
 import { getContract } from "./contracts.js";
 import { handlers } from "./handlers.js";
-import type { JobContext, JobHandler, WorkerServices } from "./job-context.js";
+import type { JobHandler, WorkerServices } from "./job-context.js";
 import { toJobFailure } from "./job-failure.js";
 import { validatePayload } from "./validate-payload.js";
 import { WorkerCounters } from "./worker-counters.js";
+import { type SharedContext, WorkerJobContext } from "./worker-job-context.js";
 import { workerServices } from "./worker-services.js";
 
 /** Jobs at least this long get their own "job completed" line at info. */
@@ -40,7 +41,7 @@ export interface StartWorkerOptions {
 }
 
 export interface RunningWorker {
-  worker: Worker;
+  worker: AnyWorker;
   db: Db;
   /** Stops taking jobs, waits for in-flight ones, then closes connections. */
   close(force?: boolean): Promise<void>;
@@ -64,11 +65,22 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       logger,
       applicationName: `dbjobs:${entry.name}`,
     });
-  const connection: Redis = createRedis(config.REDIS_URL, "worker", logger);
+  const concurrency = options.concurrency ?? config.WORKER_CONCURRENCY ?? contract.worker.concurrency;
+  const store = createQueueStore({
+    ...queueStoreOptions(config),
+    prefix,
+    role: "worker",
+    // BullMQ's claims, lock renewals and finishes, plus its LISTEN connection and our metrics flush.
+    poolSize: concurrency + 4,
+    applicationName: `dbjobs:${entry.name}`,
+    logger,
+  });
   const services = workerServices(config, options.services);
-  await warnUnlessNoEviction(connection, logger);
+  if (store.redis) await warnUnlessNoEviction(store.redis, logger);
+  const invalidator = createCacheInvalidator({ config, prefix, redis: store.redis, db, logger });
 
   const debugEnabled = logger.isLevelEnabled("debug");
+  const shared: SharedContext = { logger, db, redis: store.redis, config, prefix, services, invalidator };
   const processor = async (job: Job) => {
     let payload: unknown;
     try {
@@ -77,28 +89,7 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
     } catch (err) {
       throw toJobFailure(err);
     }
-    // The child logger is built on first use: most short jobs never log.
-    let jobLog: Logger | undefined;
-    const context: JobContext = {
-      job,
-      get log() {
-        jobLog ??= logger.child({ jobId: job.id });
-        return jobLog;
-      },
-      db,
-      redis: connection,
-      config,
-      prefix,
-      services,
-      invalidateCache: (keys) => invalidateCacheKeys(connection, prefix, keys),
-      reportProgress: async (progress) => {
-        try {
-          await job.updateProgress(progress);
-        } catch (err) {
-          context.log.warn({ err }, "could not report progress");
-        }
-      },
-    };
+    const context = new WorkerJobContext(job, shared);
     if (debugEnabled) context.log.debug({ attempt: job.attemptsMade + 1 }, "job started");
     try {
       return await handle(payload, context);
@@ -107,16 +98,14 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
     }
   };
 
-  const worker = new Worker(entry.name, processor, {
-    connection,
-    prefix,
-    concurrency: options.concurrency ?? config.WORKER_CONCURRENCY ?? contract.worker.concurrency,
+  const worker = await store.worker(entry.name, processor, {
+    concurrency,
     lockDuration: contract.worker.lockDurationMs ?? 30_000,
     autorun: true,
   });
 
   const counters = new WorkerCounters(entry.name);
-  const metricsStore = redisMetricsStore(connection, prefix);
+  const metricsStore = store.metrics();
   // The per-job "job completed" line carries only jobId and durationMs, so it
   // skips the redaction paths (half its cost, which matters for short jobs);
   // URL credentials are still scrubbed by the logger's stream.
@@ -161,7 +150,7 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
   }, options.metricsFlushMs ?? 5000);
   flushTimer.unref();
 
-  logger.info({ concurrency: worker.concurrency, prefix }, "worker started");
+  logger.info({ concurrency: worker.concurrency, backend: store.kind, ...(store.kind === "redis" ? { prefix } : {}) }, "worker started");
 
   let closing: Promise<void> | undefined;
   return {
@@ -172,7 +161,8 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
         clearInterval(flushTimer);
         await worker.close(force);
         await flush().catch(() => undefined);
-        connection.disconnect();
+        await invalidator.close();
+        await store.close();
         if (!options.db) await db.close();
       })();
       return closing;

@@ -7,20 +7,22 @@ import { createDb } from "../../src/lib/db.js";
 import { createLogger } from "../../src/lib/logger.js";
 
 /**
- * "Process B" of the cross-process invalidation test: its own cache, Redis
- * connections and database pool. Reads escrow balances on request, one JSON
- * line in ({"id": "..."}), one JSON line out ({"currentBalance", "stats"}).
+ * "Process B" of the cross-process invalidation test: its own cache,
+ * connections (Redis when REDIS_URL is set, else its LISTEN connection) and
+ * database pool. Reads escrow balances on request, one JSON line in
+ * ({"id": "..."}), one JSON line out ({"currentBalance", "stats"}).
  */
 const config = loadConfig();
 const logger = createLogger({ level: "warn" }, process.stderr);
 const db = createDb({ url: config.DATABASE_URL, poolSize: 2, logger });
-const cache = await createCache({ redis: config.REDIS_URL, prefix: config.QUEUE_PREFIX, config, logger });
+const cache = await createCache({ redis: config.REDIS_URL, databaseUrl: config.DATABASE_URL, prefix: config.QUEUE_PREFIX, config, logger });
 
 const lines = createInterface({ input: process.stdin });
 lines.on("line", async (line) => {
   const { id } = JSON.parse(line) as { id: string };
   const balance = await cache.getOrLoad(cacheKeys.escrowBalance(id), () => loadEscrowBalance(db, id), { kind: "balance" });
-  process.stdout.write(`${JSON.stringify({ currentBalance: balance?.currentBalance.toFixed(2), stats: cache.stats().kinds.balance })}\n`);
+  const stats = cache.stats();
+  process.stdout.write(`${JSON.stringify({ currentBalance: balance?.currentBalance.toFixed(2), stats: stats.kinds.balance, via: stats.invalidation.via })}\n`);
 });
 lines.on("close", async () => {
   await cache.close();

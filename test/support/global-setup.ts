@@ -22,7 +22,9 @@ export default async function setup(project: TestProject) {
   const services = await resolveTestServices();
   const runId = randomBytes(4).toString("hex");
   const templateDatabase = `dbjobs_tpl_${runId}`;
-  await migrate({ url: withDatabase(services.postgresAdminUrl, templateDatabase) });
+  const templateUrl = withDatabase(services.postgresAdminUrl, templateDatabase);
+  // The template carries BullMQ's PostgreSQL schema too, so every cloned database can hold queues.
+  await migrate({ url: templateUrl, queueDatabaseUrl: templateUrl });
 
   project.provide("postgresAdminUrl", services.postgresAdminUrl);
   project.provide("redisUrl", services.redisUrl);

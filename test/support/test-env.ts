@@ -58,8 +58,20 @@ export function testRedisUrl(): string {
   return inject("redisUrl");
 }
 
+/** The queue backend this test run exercises: TEST_QUEUE_BACKEND, else redis. */
+export function testQueueBackend(): "redis" | "postgres" {
+  return process.env.TEST_QUEUE_BACKEND === "postgres" ? "postgres" : "redis";
+}
+
 export function testConfig(databaseUrl: string, overrides: Record<string, string> = {}): Config {
-  return loadConfig({ DATABASE_URL: databaseUrl, REDIS_URL: testRedisUrl(), QUEUE_PREFIX: testPrefix(), LOG_LEVEL: "warn", ...overrides });
+  return loadConfig({
+    DATABASE_URL: databaseUrl,
+    QUEUE_BACKEND: testQueueBackend(),
+    REDIS_URL: testRedisUrl(),
+    QUEUE_PREFIX: testPrefix(),
+    LOG_LEVEL: "warn",
+    ...overrides,
+  });
 }
 
 /** A logger that keeps its lines in memory so tests can assert on them. */

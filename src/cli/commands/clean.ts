@@ -21,7 +21,7 @@ export function registerCleanCommand(program: Command): void {
       const state = parseState(options.state, cleanableStates);
       const graceMs = parseDurationMs(options.olderThan, "--older-than");
       await withQueues(createCliContext({ quiet: true }), async (queues) => {
-        const queue = queues.open(queueName);
+        const queue = await queues.open(queueName);
         let removed = 0;
         for (;;) {
           const ids = await queue.clean(graceMs, BATCH, state === "waiting" ? "wait" : state);

@@ -1,8 +1,6 @@
 import { readFile } from "node:fs/promises";
-import { QueueEvents } from "bullmq";
 import type { Command } from "commander";
 import { DbjobsError, PayloadValidationError } from "../../lib/errors.js";
-import { createRedis } from "../../lib/redis.js";
 import { getContract } from "../../queues/contracts.js";
 import { createCliContext, printJson } from "../context.js";
 
@@ -43,23 +41,20 @@ export function registerEnqueueCommand(program: Command): void {
         const payload = await readPayload(options.data);
         const producer = context.producer();
         await producer.ready();
-        if (options.wait && (await producer.queue(getContract(queue).name).isPaused())) {
+        if (options.wait && (await (await producer.queue(getContract(queue).name)).isPaused())) {
           throw new DbjobsError(
             "DBJOBS_QUEUE_PAUSED",
             `Queue "${queue}" is paused, so --wait would wait until it is resumed; nothing was enqueued. Run \`dbjobs resume ${queue}\` first, or enqueue without --wait.`,
           );
         }
         // Subscribe before adding so a fast job cannot finish unseen.
-        const eventsConnection = options.wait ? createRedis(context.config.REDIS_URL, "worker") : undefined;
-        const events = eventsConnection ? new QueueEvents(queue, { connection: eventsConnection, prefix: context.config.QUEUE_PREFIX }) : undefined;
-        events?.on("error", () => undefined);
+        const events = options.wait ? await producer.store.queueEvents(queue) : undefined;
         await events?.waitUntilReady();
         let job: Awaited<ReturnType<typeof producer.enqueueUnknown>>;
         try {
           job = await producer.enqueueUnknown(queue, payload);
         } catch (err) {
           await events?.close();
-          eventsConnection?.disconnect();
           if (err instanceof PayloadValidationError && options.data === undefined) {
             throw new DbjobsError("DBJOBS_INVALID_PAYLOAD", `${err.message} No --data was given: pass the payload with --data '<json>' or --data @file.json.`);
           }
@@ -84,7 +79,6 @@ export function registerEnqueueCommand(program: Command): void {
           process.exitCode = 1;
         } finally {
           await events.close();
-          eventsConnection?.disconnect();
         }
       } finally {
         await context.close();

@@ -15,7 +15,7 @@ export function registerFailedCommand(program: Command): void {
     .action(async (queueName: string, options: { group?: boolean; limit: string; json?: boolean }) => {
       const limit = parseLimit(options.limit);
       await withQueues(createCliContext({ quiet: true }), async (queues) => {
-        const jobs = await failedJobs(queues.open(queueName), limit);
+        const jobs = await failedJobs(await queues.open(queueName), limit);
         if (!options.group) {
           const summaries = jobs.map((job) => summariseJob(job, "failed"));
           if (options.json) printJson({ queue: queueName, jobs: summaries });

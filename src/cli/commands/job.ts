@@ -15,7 +15,7 @@ export function registerJobCommand(program: Command): void {
     .action(async (queueName: string, id: string, options: { json?: boolean; full?: boolean }) => {
       await withQueues(createCliContext({ quiet: true }), async (queues) => {
         const job = await queues.job(queueName, id);
-        const queue = queues.open(queueName);
+        const queue = await queues.open(queueName);
         const [state, logs] = await Promise.all([job.getState(), queue.getJobLogs(id, 0, 999, true)]);
         const fingerprint = job.failedReason ? fingerprintFailure(job.failedReason, job.stacktrace) : null;
         const detail = {

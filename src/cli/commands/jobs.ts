@@ -15,7 +15,7 @@ export function registerJobsCommand(program: Command): void {
       const states: ListableState[] = options.state ? [parseState(options.state, listableStates)] : [...listableStates];
       const limit = parseLimit(options.limit);
       await withQueues(createCliContext({ quiet: true }), async (queues) => {
-        const queue = queues.open(queueName);
+        const queue = await queues.open(queueName);
         const jobs: JobSummary[] = [];
         for (const state of states) {
           const found = await queue.getJobs(state, 0, limit - 1, false);

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
 import { redactUrl } from "../../lib/logger.js";
-import { migrate } from "../../lib/migrate.js";
+import { migrateForConfig } from "../../queues/migrate-all.js";
 import { createCliContext, printJson } from "../context.js";
 
 export function registerMigrateCommand(program: Command): void {
@@ -10,11 +10,14 @@ export function registerMigrateCommand(program: Command): void {
     .option("--json", "print the result as JSON")
     .action(async (options: { json?: boolean }) => {
       const context = createCliContext({ quiet: options.json });
-      const result = await migrate({ url: context.config.DATABASE_URL, logger: context.logger });
+      const result = await migrateForConfig(context.config, context.logger);
+      const { queueCatalog } = result;
       if (options.json) printJson(result);
       else {
         if (result.createdDatabase) console.log(`created database ${redactUrl(context.config.DATABASE_URL)}`);
         console.log(result.applied.length ? `applied: ${result.applied.join(", ")}` : "database is up to date");
+        if (result.queueSchemaVersion !== undefined) console.log(`queue schema bullmq at version ${result.queueSchemaVersion}`);
+        console.log(`dbjobs.enqueue knows ${queueCatalog.queues.length} queues, on ${queueCatalog.backend}`);
       }
     });
 }

@@ -14,7 +14,7 @@ export function registerPauseResumeCommands(program: Command): void {
       .option("--json", "print JSON")
       .action(async (queueName: string, options: { json?: boolean }) => {
         await withQueues(createCliContext({ quiet: true }), async (queues) => {
-          const queue = queues.open(queueName);
+          const queue = await queues.open(queueName);
           if (verb === "pause") await queue.pause();
           else await queue.resume();
           const paused = await queue.isPaused();

@@ -22,7 +22,7 @@ export function registerRetryCommand(program: Command): void {
         throw new BadArgumentError(`Say what to retry: \`dbjobs retry ${queueName} <job id>\`, \`--all\`, or \`--fingerprint F\` (one of them).`);
       }
       await withQueues(createCliContext({ quiet: true }), async (queues) => {
-        const queue = queues.open(queueName);
+        const queue = await queues.open(queueName);
         let retried: string[];
         if (id !== undefined) {
           const job = await queues.job(queueName, id);

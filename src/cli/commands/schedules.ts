@@ -11,7 +11,7 @@ export function registerSchedulesCommand(program: Command): void {
     .action(async (options: { json?: boolean }) => {
       const context = createCliContext({ quiet: true });
       await withQueues(context, async (queues) => {
-        const health = await readScheduleHealth({ redis: queues.redis, prefix: queues.prefix, config: context.config });
+        const health = await readScheduleHealth({ store: queues.store, config: context.config });
         if (options.json) {
           printJson({ schedules: health });
           return;

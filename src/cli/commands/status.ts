@@ -1,6 +1,5 @@
 import type { Command } from "commander";
 import { type CacheStatsSnapshot, readCacheStats } from "../../cache/cache-stats.js";
-import { redisMetricsStore } from "../../lib/metrics.js";
 import { queueNames } from "../../queues/contracts.js";
 import { createCliContext, printJson } from "../context.js";
 import { formatAge, withQueues } from "../operator-queues.js";
@@ -33,16 +32,14 @@ export function registerStatusCommand(program: Command): void {
         const minuteAgo = Date.now() - 60_000;
         const statuses: QueueStatus[] = [];
         for (const name of queueNames) {
-          const queue = queues.open(name);
-          const key = (suffix: string) => `${queues.prefix}:${name}:${suffix}`;
+          const queue = await queues.open(name);
           const [counts, paused, workers, oldest, jobsPerMinute, failedPerMinute] = await Promise.all([
             queue.getJobCounts("waiting", "active", "delayed", "prioritized", "failed", "completed"),
             queue.isPaused(),
             queue.getWorkersCount(),
             queue.getJobs("waiting", 0, 0, true),
-            // Finished sets are scored by finish time, so a count by score is exact and cheap.
-            queues.redis.zcount(key("completed"), minuteAgo, "+inf"),
-            queues.redis.zcount(key("failed"), minuteAgo, "+inf"),
+            queues.store.finishedSince(name, "completed", minuteAgo),
+            queues.store.finishedSince(name, "failed", minuteAgo),
           ]);
           statuses.push({
             queue: name,
@@ -61,7 +58,7 @@ export function registerStatusCommand(program: Command): void {
         }
         let cache: CacheStatsSnapshot | null = null;
         try {
-          cache = await readCacheStats(redisMetricsStore(queues.redis, queues.prefix));
+          cache = await readCacheStats(queues.store.metrics());
         } catch {
           // Cache figures are a bonus; the queue table is what status is for.
         }

@@ -159,3 +159,52 @@ export function streamActiveEscrowBalances(db: Db, limit: number, chunkSize: num
 export function streamRecentlyActiveUsers(db: Db, limit: number, chunkSize: number, onChunk: (entries: SerializedEntry[]) => Promise<void>): Promise<void> {
   return streamSerialized(db, recentlyActiveUsersSql, limit, cacheKeys.user, chunkSize, onChunk);
 }
+
+/*
+ * Without a shared tier (no Redis) there is nowhere to store the hot set for
+ * other processes, and a process's own memory is filled by its own reads. What
+ * every process does share is PostgreSQL: these statements read the hot rows
+ * one by one through their primary key, the path the single-key loaders
+ * above take, so the index and heap pages those loaders will read are in
+ * PostgreSQL's buffer cache. OFFSET 0 keeps each lateral subquery from being
+ * flattened into a join the planner could answer with a sequential scan,
+ * which on a large table does not stay in the buffer cache.
+ */
+
+// Takes $1 the row limit. Returns one row, read: how many of the `limit` most
+// recently changed ACTIVE escrow accounts were read through escrow_accounts_pkey.
+const readHotEscrowBalancesSql = `
+WITH hot AS (
+  SELECT "id" FROM "escrow_accounts" WHERE "status" = 'ACTIVE' ORDER BY "updatedAt" DESC, "id" LIMIT $1
+)
+SELECT count(a."version")::int AS read
+  FROM hot CROSS JOIN LATERAL (
+    SELECT e."currentBalance", e."availableBalance", e."pendingBalance", e."heldBalance", e."version", e."updatedAt"
+      FROM "escrow_accounts" e WHERE e."id" = hot."id" OFFSET 0
+  ) a`;
+
+// Takes $1 the row limit. Returns one row, read: how many of the `limit` most
+// recently active users were read through users_pkey.
+const readHotUsersSql = `
+WITH hot AS (
+  SELECT "id" FROM "users" WHERE "lastActiveAt" IS NOT NULL ORDER BY "lastActiveAt" DESC, "id" LIMIT $1
+)
+SELECT count(u."updatedAt")::int AS read
+  FROM hot CROSS JOIN LATERAL (
+    SELECT x."email", x."name", x."lastActiveAt", x."updatedAt" FROM "users" x WHERE x."id" = hot."id" OFFSET 0
+  ) u`;
+
+async function readThroughPrimaryKey(db: Db, sql: string, limit: number): Promise<number> {
+  const { rows } = await db.pool.query<{ read: number }>(sql, [limit]);
+  return rows[0]?.read ?? 0;
+}
+
+/** Reads the balances of the `limit` most recently changed ACTIVE escrow accounts as loadEscrowBalance does; returns how many. */
+export function readHotEscrowBalances(db: Db, limit: number): Promise<number> {
+  return readThroughPrimaryKey(db, readHotEscrowBalancesSql, limit);
+}
+
+/** Reads the `limit` most recently active users as loadUser does; returns how many. */
+export function readHotUsers(db: Db, limit: number): Promise<number> {
+  return readThroughPrimaryKey(db, readHotUsersSql, limit);
+}

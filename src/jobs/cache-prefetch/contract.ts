@@ -5,10 +5,19 @@ export const prefetchKinds = ["escrowBalances", "activeUsers", "globalCounts"] a
 export type PrefetchKind = (typeof prefetchKinds)[number];
 
 export interface CachePrefetchResult {
-  /** Entries stored per kind. */
+  /**
+   * "redis": the hot set was stored in the cache's shared tier. "none": there
+   * is no shared tier (no REDIS_URL), so nothing was stored; the hot rows were
+   * read through their primary keys instead, as the cache's loaders read them,
+   * which puts their pages in PostgreSQL's buffer cache.
+   */
+  sharedTier: "redis" | "none";
+  /** Entries stored in the shared tier per kind (0 without one). */
   warmed: Record<PrefetchKind, number>;
   /** Entries left out because a write invalidated them while the prefetch ran. */
   skipped: Record<PrefetchKind, number>;
+  /** Rows of the hot set read per kind (warmed + skipped with a shared tier). */
+  read: Record<PrefetchKind, number>;
   durationMs: number;
 }
 

@@ -1,0 +1,250 @@
+import type { IQueueBackend, JobsOptions, Processor, Queue, QueueEvents, Worker, WorkerOptions } from "bullmq";
+import type { Redis } from "ioredis";
+import type pg from "pg";
+import { ConfigError, QueueBackendUnavailableError } from "./errors.js";
+import type { Logger } from "./logger.js";
+import { redactUrl } from "./logger.js";
+import { type MetricsStore, redisMetricsStore } from "./metrics.js";
+import { postgresMetricsStore } from "./metrics-postgres.js";
+import { createRedis, type RedisRole, waitForRedis } from "./redis.js";
+
+/**
+ * Where the queues live: Redis, or PostgreSQL through BullMQ's PostgreSQL
+ * backend (its objects in schema `bullmq`). Everything that builds a BullMQ
+ * Queue, Worker or QueueEvents goes through a store, so no other module
+ * knows which one is in use. bullmq and pg are loaded on first use, so
+ * importing this module (and the producer) loads neither.
+ */
+export type QueueBackendKind = "redis" | "postgres";
+
+// biome-ignore lint/suspicious/noExplicitAny: the stores hand out BullMQ objects for any payload; contracts type them at the edges
+export type AnyQueue = Queue<any, any, string, any, any, string, IQueueBackend, any>;
+// biome-ignore lint/suspicious/noExplicitAny: as above
+export type AnyWorker = Worker<any, any, string, IQueueBackend, any, any>;
+// biome-ignore lint/suspicious/noExplicitAny: as above
+export type AnyQueueEvents = QueueEvents<any, IQueueBackend, any>;
+
+export interface QueueStore {
+  readonly kind: QueueBackendKind;
+  /** "Redis" or "PostgreSQL", for messages. */
+  readonly service: string;
+  /** The store's URL with its password masked. */
+  readonly redactedUrl: string;
+  /** The variable that configures it. */
+  readonly setting: string;
+  /** BullMQ key prefix (Redis); the schema `bullmq` isolates queues on PostgreSQL. */
+  readonly prefix: string;
+  /** The Redis connection of a Redis store (for the cache's Redis tier and metrics), else undefined. */
+  readonly redis: Redis | undefined;
+  /** The pg pool of a PostgreSQL store (search_path `bullmq`), else undefined. */
+  readonly pool: pg.Pool | undefined;
+  queue(name: string, options?: { defaultJobOptions?: JobsOptions }): Promise<AnyQueue>;
+  worker(name: string, processor: Processor, options: Omit<WorkerOptions, "connection" | "prefix">): Promise<AnyWorker>;
+  queueEvents(name: string): Promise<AnyQueueEvents>;
+  /** Resolves once the store answers; rejects with a QueueBackendUnavailableError after `timeoutMs`, having changed nothing. */
+  ready(timeoutMs: number): Promise<void>;
+  /** Where this process flushes its metrics. */
+  metrics(): MetricsStore;
+  /** Jobs of `queue` that ended in `state` at or after `sinceMs` (epoch ms); for jobs-per-minute figures. */
+  finishedSince(queue: string, state: "completed" | "failed", sinceMs: number): Promise<number>;
+  close(): Promise<void>;
+}
+
+export interface QueueStoreOptions {
+  kind: QueueBackendKind;
+  /** Redis store: its URL. */
+  redisUrl?: string;
+  /** Redis store: reuse a connection (its owner closes it). */
+  redisConnection?: Redis;
+  /** Redis store: `producer` fails fast, `worker` waits through outages. @defaultValue producer */
+  role?: RedisRole;
+  /** PostgreSQL store: the database the queues live in. */
+  databaseUrl?: string;
+  /** PostgreSQL store: connections in its pool. @defaultValue 10 */
+  poolSize?: number;
+  /** PostgreSQL store: cancel any statement running longer (producers: an add that cannot finish rolls back). @defaultValue none */
+  statementTimeoutMs?: number;
+  /** Sent as application_name. @defaultValue dbjobs */
+  applicationName?: string;
+  prefix?: string;
+  logger?: Logger;
+}
+
+/** The schema BullMQ's PostgreSQL backend keeps its tables and functions in. */
+export const queueSchema = "bullmq";
+
+export function createQueueStore(options: QueueStoreOptions): QueueStore {
+  return options.kind === "redis" ? redisStore(options) : postgresStore(options);
+}
+
+function redisStore(options: QueueStoreOptions): QueueStore {
+  const url = options.redisUrl ?? "redis://127.0.0.1:6379";
+  const redis = options.redisConnection ?? createRedis(url, options.role ?? "producer", options.logger);
+  const prefix = options.prefix ?? "dbjobs";
+  const opened: { close(): Promise<unknown> }[] = [];
+  const quiet = <T extends { on(event: "error", listener: (err: Error) => void): unknown }>(emitter: T): T => {
+    // Without a listener BullMQ prints every connection error as a stack dump; the connection logs outages itself.
+    emitter.on("error", (err) => options.logger?.debug({ err }, "queue connection error"));
+    return emitter;
+  };
+  return {
+    kind: "redis",
+    service: "Redis",
+    redactedUrl: redactUrl(url),
+    setting: "REDIS_URL",
+    prefix,
+    redis,
+    pool: undefined,
+    async queue(name, queueOptions = {}) {
+      const { Queue } = await import("bullmq");
+      return quiet(new Queue(name, { connection: redis, prefix, ...queueOptions }));
+    },
+    async worker(name, processor, workerOptions) {
+      const { Worker } = await import("bullmq");
+      return quiet(new Worker(name, processor, { ...workerOptions, connection: redis, prefix }));
+    },
+    async queueEvents(name) {
+      const { QueueEvents } = await import("bullmq");
+      // A blocking reader: its own connection that waits through outages.
+      const connection = createRedis(url, "worker", options.logger);
+      const events = quiet(new QueueEvents(name, { connection, prefix }));
+      opened.push({ close: async () => connection.disconnect() });
+      const close = events.close.bind(events);
+      events.close = async () => {
+        await close();
+        connection.disconnect();
+      };
+      return events;
+    },
+    ready: (timeoutMs) => waitForRedis(redis, url, timeoutMs),
+    metrics: () => redisMetricsStore(redis, prefix),
+    // Finished sets are scored by finish time, so a count by score is exact and cheap.
+    finishedSince: (queue, state, sinceMs) => redis.zcount(`${prefix}:${queue}:${state}`, sinceMs, "+inf"),
+    async close() {
+      await Promise.allSettled(opened.map((entry) => entry.close()));
+      if (!options.redisConnection) redis.disconnect();
+    },
+  };
+}
+
+function postgresStore(options: QueueStoreOptions): QueueStore {
+  const url = options.databaseUrl;
+  if (!url) throw new QueueBackendUnavailableError("PostgreSQL", "(no URL)", "QUEUE_DATABASE_URL or DATABASE_URL", "no database URL given");
+  let pool: pg.Pool | undefined;
+  const openPool = async (): Promise<pg.Pool> => {
+    if (pool) return pool;
+    const { default: pgModule } = await import("pg");
+    // BullMQ's SQL names its objects unqualified: every connection of this pool resolves them in schema bullmq.
+    pool = new pgModule.Pool({
+      connectionString: url,
+      max: options.poolSize ?? 10,
+      options: `-c search_path=${queueSchema}${options.statementTimeoutMs ? ` -c statement_timeout=${Math.round(options.statementTimeoutMs)}` : ""}`,
+      keepAlive: true,
+      application_name: options.applicationName ?? "dbjobs",
+      connectionTimeoutMillis: 5000,
+    });
+    pool.on("error", (err) => options.logger?.warn({ err }, "idle queue-database connection lost; the pool will reconnect"));
+    return pool;
+  };
+  const backend = async () => (await import("bullmq")).createPostgresBackend;
+  const quiet = <T extends { on(event: "error", listener: (err: Error) => void): unknown }>(emitter: T): T => {
+    emitter.on("error", (err) => options.logger?.debug({ err }, "queue connection error"));
+    return emitter;
+  };
+  const store: QueueStore = {
+    kind: "postgres",
+    service: "PostgreSQL",
+    redactedUrl: redactUrl(url),
+    setting: "QUEUE_DATABASE_URL (or DATABASE_URL)",
+    prefix: options.prefix ?? "dbjobs",
+    redis: undefined,
+    get pool() {
+      return pool;
+    },
+    async queue(name, queueOptions = {}) {
+      const { Queue } = await import("bullmq");
+      const [connection, createBackend] = [await openPool(), await backend()];
+      return quiet(unlistenOnClose(connection, () => new Queue(name, { connection, ...queueOptions }, createBackend))) as AnyQueue;
+    },
+    async worker(name, processor, workerOptions) {
+      const { Worker } = await import("bullmq");
+      const [connection, createBackend] = [await openPool(), await backend()];
+      return quiet(unlistenOnClose(connection, () => new Worker(name, processor, { ...workerOptions, connection }, createBackend))) as AnyWorker;
+    },
+    async queueEvents(name) {
+      const { QueueEvents } = await import("bullmq");
+      const [connection, createBackend] = [await openPool(), await backend()];
+      return quiet(unlistenOnClose(connection, () => new QueueEvents(name, { connection }, createBackend))) as AnyQueueEvents;
+    },
+    async ready(timeoutMs) {
+      const connected = await openPool();
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        await Promise.race([
+          connected.query("SELECT 1"),
+          new Promise((_resolve, reject) => {
+            timer = setTimeout(() => reject(Object.assign(new Error("no answer"), { code: `no answer for ${timeoutMs} ms` })), timeoutMs);
+          }),
+        ]);
+      } catch (err) {
+        const code = (err as { code?: string }).code ?? (err as Error).message;
+        throw new QueueBackendUnavailableError("PostgreSQL", redactUrl(url), "QUEUE_DATABASE_URL (or DATABASE_URL)", code, { cause: err });
+      } finally {
+        clearTimeout(timer);
+      }
+    },
+    metrics: () => postgresMetricsStore(() => openPool()),
+    async finishedSince(queue, state, sinceMs) {
+      // Takes $1 queue, $2 state, $3 epoch ms. Served by BullMQ's job_finished_idx (queue, state, finished_at_ms).
+      const { rows } = await (await openPool()).query<{ count: number }>(
+        "SELECT count(*)::int AS count FROM job WHERE queue = $1 AND state = $2::job_state AND finished_at_ms >= $3",
+        [queue, state, sinceMs],
+      );
+      return rows[0]?.count ?? 0;
+    },
+    async close() {
+      await pool?.end().catch(() => undefined);
+      pool = undefined;
+    },
+  };
+  return store;
+}
+
+/**
+ * BullMQ 6.7's PostgresConnection adds an 'error' listener to a pool it was
+ * given and does not remove it on close, so every Queue built and closed on
+ * the store's pool would leave one behind (with the closed connection it
+ * holds): a leak for callers that open queues per request. Building is
+ * synchronous, so the listeners that appear meanwhile are that object's own.
+ */
+type Closable = { close(...args: never[]): Promise<void> };
+
+function unlistenOnClose<T extends Closable>(pool: pg.Pool, build: () => T): T {
+  const before = new Set(pool.listeners("error"));
+  const built = build();
+  const added = pool.listeners("error").filter((listener) => !before.has(listener));
+  // Keeps close's arguments (Worker.close(force)).
+  const closable = built as unknown as { close(...args: unknown[]): Promise<void> };
+  const close = closable.close.bind(built);
+  closable.close = async (...args) => {
+    try {
+      await close(...args);
+    } finally {
+      for (const listener of added) pool.off("error", listener as (err: Error) => void);
+    }
+  };
+  return built;
+}
+
+/** The Redis connection of a Redis store; features still written against Redis keys call this. */
+export function requireRedis(store: QueueStore, feature: string): Redis {
+  if (store.redis) return store.redis;
+  throw new ConfigError(`${feature} needs the Redis queue backend for now: set QUEUE_BACKEND=redis and REDIS_URL.`);
+}
+
+/** The pg pool of a PostgreSQL store, opened first (failing after `connectTimeoutMs`); for dbjobs' own SQL on the queue database. */
+export async function queueDatabasePool(store: QueueStore, connectTimeoutMs: number): Promise<pg.Pool> {
+  if (!store.pool) await store.ready(connectTimeoutMs);
+  if (store.pool) return store.pool;
+  throw new ConfigError(`The ${store.service} queue store has no PostgreSQL pool; this needs QUEUE_BACKEND=postgres.`);
+}

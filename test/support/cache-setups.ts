@@ -1,0 +1,42 @@
+import type { CacheOptions } from "../../src/cache/cache.js";
+import type { Config } from "../../src/lib/config.js";
+import type { Logger } from "../../src/lib/logger.js";
+import { testConfig, testQueueBackend } from "./test-env.js";
+
+/**
+ * The cache setups a cache test runs under. Redis as the shared tier always
+ * (REDIS_URL set, on either queue backend); on the PostgreSQL queue backend
+ * also no Redis at all: memory only, invalidation by LISTEN/NOTIFY. On the
+ * Redis queue backend REDIS_URL is always set, so that setup cannot occur.
+ */
+export interface CacheSetup {
+  name: string;
+  withRedis: boolean;
+}
+
+export function cacheSetups(): CacheSetup[] {
+  const withRedis = { name: `Redis tier, queues on ${testQueueBackend()}`, withRedis: true };
+  return testQueueBackend() === "postgres" ? [withRedis, { name: "no Redis, queues on postgres", withRedis: false }] : [withRedis];
+}
+
+/** testConfig for a setup; without Redis, REDIS_URL is unset (loadConfig drops empty values). */
+export function cacheTestConfig(databaseUrl: string, setup: CacheSetup, overrides: Record<string, string> = {}): Config {
+  return testConfig(databaseUrl, { ...(setup.withRedis ? {} : { REDIS_URL: "" }), ...overrides });
+}
+
+/** createCache options as an application builds them from its config. */
+export function cacheOptionsFrom(config: Config, logger: Logger, extra: Partial<CacheOptions> = {}): CacheOptions {
+  return { redis: config.REDIS_URL, databaseUrl: config.DATABASE_URL, prefix: config.QUEUE_PREFIX, config, logger, ...extra };
+}
+
+/** The environment of a child process of this setup: REDIS_URL is blanked, so an inherited one cannot leak in. */
+export function cacheChildEnv(config: Config, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    DATABASE_URL: config.DATABASE_URL,
+    REDIS_URL: config.REDIS_URL ?? "",
+    QUEUE_BACKEND: config.QUEUE_BACKEND,
+    QUEUE_PREFIX: config.QUEUE_PREFIX,
+    LOG_LEVEL: "warn",
+    ...extra,
+  };
+}
