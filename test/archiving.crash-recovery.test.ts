@@ -51,7 +51,7 @@ describe("archiving survives a worker killed with SIGKILL mid-run", () => {
     const archivedCount = async () => (await client.query<{ n: number }>("SELECT count(*)::int AS n FROM transactions_archive")).rows[0]?.n ?? 0;
 
     const worker = spawnCli(["worker", "archiving"], cliEnv(config));
-    const producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    const producer = Producer.fromConfig(config);
     try {
       await worker.waitForOutput(/worker started/, 60_000);
       await producer.enqueue("archiving", { batchSize: 100 });
@@ -69,7 +69,7 @@ describe("archiving survives a worker killed with SIGKILL mid-run", () => {
       expect((await client.query(checksumSql)).rows[0]).toEqual(before);
 
       // The killed job stays "active" until BullMQ's stall check; clear it so the rerun is the only run.
-      await producer.queue("archiving").obliterate({ force: true });
+      await (await producer.queue("archiving")).obliterate({ force: true });
       const { logger } = memoryLogger("warn");
       const rerun = await startWorker("archiving", { config, logger });
       const events = new QueueEvents("archiving", { connection: testRedis(), prefix: config.QUEUE_PREFIX });

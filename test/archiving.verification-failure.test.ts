@@ -40,7 +40,7 @@ describe("archiving fails loudly when its check fails", () => {
   });
 
   it("fails the job without retries, names the problem, loses no row and runs no more batches", async () => {
-    const producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    const producer = Producer.fromConfig(config);
     const memory = memoryLogger("info");
     const worker = await startWorker("archiving", { config, logger: memory.logger });
     const events = new QueueEvents("archiving", { connection: testRedis(), prefix: config.QUEUE_PREFIX });
@@ -48,7 +48,7 @@ describe("archiving fails loudly when its check fails", () => {
       await events.waitUntilReady();
       const job = await producer.enqueue("archiving", { batchSize: 100 });
       await expect(job.waitUntilFinished(events, 60_000)).rejects.toThrow(/Archive verification failed in batch 5, which deleted 100 rows but archived 99/);
-      const failed = await producer.queue("archiving").getJob(job.id as string);
+      const failed = await (await producer.queue("archiving")).getJob(job.id as string);
       expect(await failed?.getState()).toBe("failed");
       expect(failed?.attemptsMade).toBe(1);
       expect(memory.lines().some((line) => line.level === 50 && String(line.msg).includes("Archive verification failed"))).toBe(true);

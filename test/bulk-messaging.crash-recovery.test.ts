@@ -58,7 +58,7 @@ describe("bulk-messaging survives a worker killed mid-campaign", () => {
     );
     // Half of the answers come slowly, so requests are in flight when the worker dies.
     sms.respond = (_request, n) => ({ kind: "accept", delayMs: n % 2 === 0 ? 150 : 0 });
-    const producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    const producer = Producer.fromConfig(config);
     const events = new QueueEvents("bulk-messaging", { connection: testRedis(), prefix: config.QUEUE_PREFIX });
     try {
       await events.waitUntilReady();
@@ -89,7 +89,7 @@ describe("bulk-messaging survives a worker killed mid-campaign", () => {
       startWorkerProcess();
       const result = await job.waitUntilFinished(events, 240_000);
       expect(result).toEqual({ processed: recipients, total: recipients, sent: recipients, failed: 0, skipped: 0 });
-      const finished = await producer.queue("bulk-messaging").getJob(job.id as string);
+      const finished = await (await producer.queue("bulk-messaging")).getJob(job.id as string);
       expect(await finished?.getState()).toBe("completed");
     } finally {
       await events.close();

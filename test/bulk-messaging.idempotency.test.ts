@@ -24,7 +24,7 @@ describe("bulk-messaging enqueued twice sends once", () => {
     sms = await startFakeSmsServer();
     const provider = new HttpProvider({ baseUrl: sms.url, accountSid: sms.accountSid, authToken: sms.authToken, from: "dbjobs", baseDelayMs: 10 });
     worker = await startWorker("bulk-messaging", { config, logger: memoryLogger("warn").logger, db, services: { messaging: () => provider } });
-    producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    producer = Producer.fromConfig(config);
     events = new QueueEvents("bulk-messaging", { connection: testRedis(), prefix: config.QUEUE_PREFIX });
     await events.waitUntilReady();
   });

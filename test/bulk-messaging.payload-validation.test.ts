@@ -56,7 +56,7 @@ describe("bulk-messaging rejects bad payloads before they reach Redis, naming ea
   });
 
   it("accepts the largest valid campaign and nothing bad reached the queue", async () => {
-    const queue = producer.queue("bulk-messaging");
+    const queue = await producer.queue("bulk-messaging");
     expect(await queue.count()).toBe(0);
     const job = await producer.enqueueUnknown("bulk-messaging", {
       ...valid(),

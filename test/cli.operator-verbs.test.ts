@@ -38,7 +38,7 @@ describe("dbjobs operator verbs", { timeout: 240_000 }, () => {
     config = testConfig(database.url);
     env = cliEnv(config, { LOG_LEVEL: "warn" });
     redis = testRedis();
-    producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    producer = Producer.fromConfig(config);
 
     const settled = new Set<string>();
     const workerConnection = testRedis();
@@ -68,7 +68,7 @@ describe("dbjobs operator verbs", { timeout: 240_000 }, () => {
   });
 
   afterAll(async () => {
-    await producer?.queue("invoice-totals").obliterate({ force: true });
+    await (await producer?.queue("invoice-totals"))?.obliterate({ force: true });
     await producer?.close();
     redis?.disconnect();
     await database?.drop();

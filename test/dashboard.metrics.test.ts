@@ -116,7 +116,7 @@ describe("/metrics", () => {
     db = await createTestDatabase();
     config = testConfig(db.url, { DASHBOARD_TOKEN: token });
     redis = testRedis();
-    producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    producer = Producer.fromConfig(config);
     rawQueue = new Queue("invoice-totals", { connection: redis, prefix: config.QUEUE_PREFIX });
     dashboard = await startDashboard({ config, logger: memoryLogger("warn").logger, host: "127.0.0.1", port: 0 });
   });

@@ -101,7 +101,7 @@ describe("db-maintenance ANALYZE picks its tables from the database's own statis
   });
 
   it("rejects pg_class and an injection attempt at enqueue time, naming the field, and nothing reaches Redis", async () => {
-    const queue = h.producer.queue("db-maintenance");
+    const queue = await h.producer.queue("db-maintenance");
     const countBefore = await queue.count();
     for (const name of ["pg_class", "x; drop table users"]) {
       const attempt = h.producer.enqueueUnknown("db-maintenance", { tables: [name] });
@@ -115,7 +115,7 @@ describe("db-maintenance ANALYZE picks its tables from the database's own statis
   it("fails a job naming a table that is not ours (another schema, a typo) without retries, whatever reached the queue", async () => {
     await h.sql("CREATE SCHEMA other");
     await h.sql("CREATE TABLE other.secrets (id int)");
-    const queue = h.producer.queue("db-maintenance");
+    const queue = await h.producer.queue("db-maintenance");
     // Bypass the producer's check, as a foreign producer might, to see the worker's own.
     for (const tables of [["secrets"], ["no_such_table", "maint_busy"], ["pg_class"]]) {
       const job = await queue.add("db-maintenance", { tables });
@@ -144,7 +144,7 @@ describe("db-maintenance ANALYZE picks its tables from the database's own statis
   });
 
   async function waitForFinalState(jobId: string) {
-    const queue = h.producer.queue("db-maintenance");
+    const queue = await h.producer.queue("db-maintenance");
     const deadline = Date.now() + 60_000;
     for (;;) {
       const state = await queue.getJobState(jobId);

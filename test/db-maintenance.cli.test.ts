@@ -26,8 +26,8 @@ describe("db-maintenance from the command line", () => {
   afterAll(async () => {
     worker?.child.kill("SIGTERM");
     await worker?.exited;
-    const producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
-    await producer.queue("db-maintenance").obliterate({ force: true });
+    const producer = Producer.fromConfig(config);
+    await (await producer.queue("db-maintenance")).obliterate({ force: true });
     await producer.close();
     await database?.drop();
   });

@@ -11,26 +11,26 @@ import { createMaintenanceHarness, type MaintenanceHarness, waitForModCounts } f
 describe("db-maintenance takes internal tables only when they are named", () => {
   let h: MaintenanceHarness;
   let client: pg.Client;
-  const internal = ["_prisma_migrations", "bullmq.jobs", "dbjobs_ledger"];
+  const internal = ["_prisma_migrations", "bullmq.probe_jobs", "dbjobs_ledger"];
 
   beforeAll(async () => {
     h = await createMaintenanceHarness();
     client = new pg.Client({ connectionString: h.database.url });
     await client.connect();
     // What BullMQ's PostgreSQL backend and dbjobs' own bookkeeping would bring, next to an application table.
-    await client.query("CREATE SCHEMA bullmq");
-    await client.query("CREATE TABLE bullmq.jobs (id int PRIMARY KEY, n int NOT NULL) WITH (autovacuum_enabled = false)");
+    await client.query("CREATE SCHEMA IF NOT EXISTS bullmq");
+    await client.query("CREATE TABLE bullmq.probe_jobs (id int PRIMARY KEY, n int NOT NULL) WITH (autovacuum_enabled = false)");
     await client.query("CREATE TABLE dbjobs_ledger (id int PRIMARY KEY, n int NOT NULL) WITH (autovacuum_enabled = false)");
     await client.query("CREATE TABLE maint_orders (id int PRIMARY KEY, n int NOT NULL) WITH (autovacuum_enabled = false)");
     await client.query("ALTER TABLE _prisma_migrations SET (autovacuum_enabled = false)");
-    for (const table of ["bullmq.jobs", "dbjobs_ledger", "maint_orders"]) {
+    for (const table of ["bullmq.probe_jobs", "dbjobs_ledger", "maint_orders"]) {
       await client.query(`INSERT INTO ${table} SELECT g, 0 FROM generate_series(1, 200) g`);
     }
     // Enough changes to pass every table's analyze threshold (50 + 10% of its rows).
     for (let round = 0; round < 30; round++) await client.query('UPDATE _prisma_migrations SET "logs" = "logs"');
     await client.query("SELECT pg_stat_force_next_flush()");
     await client.query("SELECT 1");
-    await waitForModCounts(h.database.url, { _prisma_migrations: 60, jobs: 200, dbjobs_ledger: 200, maint_orders: 200 });
+    await waitForModCounts(h.database.url, { _prisma_migrations: 60, probe_jobs: 200, dbjobs_ledger: 200, maint_orders: 200 });
   });
 
   afterAll(async () => {
@@ -58,14 +58,14 @@ describe("db-maintenance takes internal tables only when they are named", () => 
     const [row] = await h.sql<{ at: Date | null }>("SELECT last_analyze AS at FROM pg_stat_all_tables WHERE relid = '_prisma_migrations'::regclass");
     expect(row?.at).not.toBeNull();
 
-    const queueTables = await h.run({ tables: ["bullmq.jobs", "dbjobs_ledger"], dryRun: true });
-    expect(queueTables.planned.map((action) => action.target).sort()).toEqual(["bullmq.jobs", "dbjobs_ledger"]);
+    const queueTables = await h.run({ tables: ["bullmq.probe_jobs", "dbjobs_ledger"], dryRun: true });
+    expect(queueTables.planned.map((action) => action.target).sort()).toEqual(["bullmq.probe_jobs", "dbjobs_ledger"]);
   });
 
   it("fails a name that is not a table, naming the tables it takes and the internal ones", async () => {
     const attempt = h.run({ tables: ["maint_order"] });
     await expect(attempt).rejects.toThrow(/"maint_order" is not a table db-maintenance takes/);
     await expect(attempt).rejects.toThrow(/Known tables: [^.]*\bmaint_orders\b[^.]*\btransactions\b/);
-    await expect(attempt).rejects.toThrow(/Internal tables, taken only when named: _prisma_migrations, dbjobs_ledger, bullmq\.jobs\./);
+    await expect(attempt).rejects.toThrow(/Internal tables, taken only when named: _prisma_migrations, dbjobs_ledger, [^]*\bbullmq\.probe_jobs\b/);
   });
 });

@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
-import type { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { InvoiceTotalsResult } from "../src/jobs/invoice-totals/contract.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
+import type { AnyQueueEvents } from "../src/lib/queue-store.js";
 import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import {
@@ -28,7 +28,7 @@ describe(`invoice-totals computes totals exactly (seed ${seed}; replay with TEST
   let config: Config;
   let producer: Producer;
   let worker: RunningWorker;
-  let events: QueueEvents;
+  let events: AnyQueueEvents;
   let client: QueueClient;
   let invoices: InvoiceSpec[];
 

@@ -1,7 +1,7 @@
-import type { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
+import type { AnyQueueEvents } from "../src/lib/queue-store.js";
 import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { type InvoiceSpec, insertInvoices, liveInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
@@ -14,13 +14,13 @@ describe("invoice-totals jobs for one invoice enqueued close together collapse i
   let db: Db;
   let config: Config;
   let producer: Producer;
-  let events: QueueEvents;
+  let events: AnyQueueEvents;
   let client: QueueClient;
   let worker: RunningWorker | undefined;
   let a: InvoiceSpec;
   let b: InvoiceSpec;
 
-  const counts = () => producer.queue("invoice-totals").getJobCounts("waiting", "delayed", "active", "completed", "failed", "prioritized");
+  const counts = async () => (await producer.queue("invoice-totals")).getJobCounts("waiting", "delayed", "active", "completed", "failed", "prioritized");
 
   beforeAll(async () => {
     db = testDatabase.db;

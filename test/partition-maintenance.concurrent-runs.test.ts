@@ -123,7 +123,7 @@ describe("partition-maintenance runs side by side and from the queue", () => {
   });
 
   it("runs from the queue through a worker and returns its result", async () => {
-    const producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    const producer = Producer.fromConfig(config);
     const worker = await startWorker("partition-maintenance", { config, logger: memoryLogger("warn").logger, db: dbA });
     const events = new QueueEvents("partition-maintenance", { connection: testRedis(), prefix: config.QUEUE_PREFIX });
     try {
@@ -143,7 +143,7 @@ describe("partition-maintenance runs side by side and from the queue", () => {
   });
 
   it("rejects bad payloads before they reach Redis, naming the field", async () => {
-    const producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    const producer = Producer.fromConfig(config);
     const rejected = async (queue: string, payload: unknown) => {
       try {
         await producer.enqueueUnknown(queue, payload);
@@ -163,7 +163,7 @@ describe("partition-maintenance runs side by side and from the queue", () => {
       expect(await rejected("archiving", { statuses: [] })).toEqual(["statuses"]);
       expect(await rejected("archiving", { maxRows: 0, dryRun: "yes" })).toEqual(["maxRows", "dryRun"]);
       await expect(producer.enqueueUnknown("partition-maintenance", { table: "users; drop table users" })).rejects.toThrow(/table: must be "transactions"/);
-      expect(await producer.queue("partition-maintenance").getJobCounts("waiting")).toEqual({ waiting: 0 });
+      expect(await (await producer.queue("partition-maintenance")).getJobCounts("waiting")).toEqual({ waiting: 0 });
       const { rows } = await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_class WHERE relname = 'users'");
       expect(rows[0]?.n).toBe(1);
     } finally {

@@ -70,7 +70,7 @@ describe("the producer rejects bad payloads before Redis", () => {
       expect(error.fields.map((field) => field.path)).toEqual(fields);
       expect(error.message).toMatch(text);
       expect(error.message).toContain('queue "invoice-totals"');
-      expect(await producer.queue("invoice-totals").getJobCounts()).toEqual(
+      expect(await (await producer.queue("invoice-totals")).getJobCounts()).toEqual(
         expect.objectContaining({ waiting: 0, active: 0, delayed: 0, completed: 0, failed: 0, prioritized: 0 }),
       );
     } finally {
@@ -97,12 +97,12 @@ describe("the producer rejects bad payloads before Redis", () => {
       const job = await producer.enqueue("invoice-totals", { all: true });
       expect(job.id).toBeTruthy();
       expect(job.data).toEqual({ all: true });
-      const counts = await producer.queue("invoice-totals").getJobCounts("waiting", "delayed", "prioritized");
+      const counts = await (await producer.queue("invoice-totals")).getJobCounts("waiting", "delayed", "prioritized");
       expect((counts.waiting ?? 0) + (counts.delayed ?? 0) + (counts.prioritized ?? 0)).toBe(1);
       // The contract's job options reach Redis with the job.
       expect(job.opts.attempts).toBe(getContract("invoice-totals").jobOptions.attempts);
     } finally {
-      await producer.queue("invoice-totals").obliterate({ force: true });
+      await (await producer.queue("invoice-totals")).obliterate({ force: true });
       await producer.close();
     }
   });

@@ -38,13 +38,13 @@ describe("resilience: PostgreSQL connections killed under load", () => {
     invoices = liveInvoices(300, seededRandom(4242), { maxLines: 20 });
     await insertInvoices(db.pool, invoices);
     config = testConfig(database.url);
-    producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    producer = Producer.fromConfig(config);
   });
 
   afterAll(async () => {
     if (worker && worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill("SIGKILL");
     await worker?.exited;
-    await producer?.queue("invoice-totals").obliterate({ force: true });
+    await (await producer?.queue("invoice-totals"))?.obliterate({ force: true });
     await producer?.close();
     await db?.close();
     await database?.drop();
@@ -80,17 +80,17 @@ describe("resilience: PostgreSQL connections killed under load", () => {
     await waitFor(
       "every job to complete",
       async () => {
-        const counts = await producer.queue("invoice-totals").getJobCounts("completed", "failed");
+        const counts = await (await producer.queue("invoice-totals")).getJobCounts("completed", "failed");
         return (counts.completed ?? 0) + (counts.failed ?? 0) >= jobs.length;
       },
       180_000,
       250,
     );
-    const counts = await producer.queue("invoice-totals").getJobCounts("completed", "failed");
+    const counts = await (await producer.queue("invoice-totals")).getJobCounts("completed", "failed");
     expect(counts).toMatchObject({ completed: jobs.length, failed: 0 });
 
     // The held job failed its first attempt on the terminated connection and succeeded on a retry.
-    const finished = await producer.queue("invoice-totals").getJob(String(heldJob.id));
+    const finished = await (await producer.queue("invoice-totals")).getJob(String(heldJob.id));
     expect(await finished?.getState()).toBe("completed");
     expect(finished?.stacktrace?.length).toBeGreaterThanOrEqual(1);
     expect(finished?.stacktrace?.join("\n")).toMatch(/terminat|connection/i);

@@ -40,7 +40,7 @@ describe("resilience: Redis restarted under load", () => {
     await redis?.stop();
   });
 
-  const completedCount = async () => (await producer.queue("invoice-totals").getJobCounts("completed")).completed ?? 0;
+  const completedCount = async () => (await (await producer.queue("invoice-totals")).getJobCounts("completed")).completed ?? 0;
 
   it("workers reconnect and every enqueued job completes; the producer fails fast meanwhile", async () => {
     for (let index = 0; index < 2; index++) workers.push(spawnCli(["worker", "invoice-totals", "--concurrency", "2"], cliEnv(config, { LOG_LEVEL: "debug" })));
@@ -71,13 +71,10 @@ describe("resilience: Redis restarted under load", () => {
     await waitFor(
       "the producer to reconnect",
       async () =>
-        (await producer
-          .queue("invoice-totals")
-          .getJobCounts()
-          .then(
-            () => true,
-            () => false,
-          )) || undefined,
+        (await (await producer.queue("invoice-totals")).getJobCounts().then(
+          () => true,
+          () => false,
+        )) || undefined,
       30_000,
       200,
     );
@@ -88,13 +85,10 @@ describe("resilience: Redis restarted under load", () => {
       "both workers to reconnect",
       async () =>
         workers.every((worker, index) => /Redis connection restored/.test(worker.stderr().slice(outputAtKill[index]))) &&
-        (await producer
-          .queue("invoice-totals")
-          .getWorkers()
-          .then(
-            (connected) => connected.length >= workers.length,
-            () => false,
-          )),
+        (await (await producer.queue("invoice-totals")).getWorkers().then(
+          (connected: unknown[]) => connected.length >= workers.length,
+          () => false,
+        )),
       60_000,
       100,
     );
@@ -102,7 +96,7 @@ describe("resilience: Redis restarted under load", () => {
 
     // Jobs in flight when Redis died finish again once their lock expires (stalled-job recovery), hence the long wait.
     await waitFor("every job to complete", async () => (await completedCount()) >= invoices.length, 180_000, 500);
-    const counts = await producer.queue("invoice-totals").getJobCounts("completed", "failed", "waiting", "active", "delayed");
+    const counts = await (await producer.queue("invoice-totals")).getJobCounts("completed", "failed", "waiting", "active", "delayed");
     expect(counts).toMatchObject({ completed: invoices.length, failed: 0, waiting: 0, active: 0, delayed: 0 });
     expect(totalsMismatches(await readInvoices(db.pool))).toEqual([]);
 

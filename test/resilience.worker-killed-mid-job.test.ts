@@ -43,9 +43,9 @@ describe("resilience: a worker killed mid-job", () => {
   /** A worker holding a job that is blocked on a row the test has locked. */
   async function jobHeldBy(invoice: InvoiceSpec) {
     const config = testConfig(testDatabase.url);
-    const producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    const producer = Producer.fromConfig(config);
     cleanups.push(async () => {
-      await producer.queue("invoice-totals").obliterate({ force: true });
+      await (await producer.queue("invoice-totals")).obliterate({ force: true });
       await producer.close();
     });
     const blocker: pg.PoolClient = await db.pool.connect();
@@ -77,7 +77,7 @@ describe("resilience: a worker killed mid-job", () => {
     const completedLine = new RegExp(`"jobId":"${held.job.id}"[^\\n]*"msg":"job completed"`);
     await second.waitForOutput(completedLine, 30_000);
     expect(second.stderr()).toMatch(completedLine);
-    const finished = await held.producer.queue("invoice-totals").getJob(String(held.job.id));
+    const finished = await (await held.producer.queue("invoice-totals")).getJob(String(held.job.id));
     expect(finished?.returnvalue).toMatchObject({ invoicesUpdated: 1, invoicesChanged: 1 });
     expect(totalsMismatches(await readInvoices(db.pool, [invoice.id]))).toEqual([]);
     second.child.kill("SIGTERM");
@@ -96,9 +96,9 @@ describe("resilience: a worker killed mid-job", () => {
 
   it("SIGTERM with several jobs in flight: each finishes within the drain timeout and the process exits 0", async () => {
     const config = testConfig(testDatabase.url, { SHUTDOWN_TIMEOUT_MS: "60000" });
-    const producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    const producer = Producer.fromConfig(config);
     cleanups.push(async () => {
-      await producer.queue("invoice-totals").obliterate({ force: true });
+      await (await producer.queue("invoice-totals")).obliterate({ force: true });
       await producer.close();
     });
     const targets = [invoices[2], invoices[3]] as InvoiceSpec[];
@@ -129,7 +129,7 @@ describe("resilience: a worker killed mid-job", () => {
     const { code } = await worker.exited;
     expect(code).toBe(0);
     for (const job of jobs) {
-      const finished = await producer.queue("invoice-totals").getJob(String(job.id));
+      const finished = await (await producer.queue("invoice-totals")).getJob(String(job.id));
       expect(await finished?.getState()).toBe("completed");
     }
     expect(

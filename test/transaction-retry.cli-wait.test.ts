@@ -23,8 +23,8 @@ describe("dbjobs enqueue transaction-retry --wait, with a worker process", () =>
       worker.child.kill("SIGTERM");
       await worker.exited;
     }
-    const producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
-    await producer.queue("transaction-retry").obliterate({ force: true });
+    const producer = Producer.fromConfig(config);
+    await (await producer.queue("transaction-retry")).obliterate({ force: true });
     await producer.close();
   });
 

@@ -1,4 +1,3 @@
-import type { QueueEvents } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cacheKeyPrefix } from "../src/cache/cache-invalidation.js";
@@ -6,6 +5,7 @@ import { cacheKeys } from "../src/cache/cache-keys.js";
 import type { SettlementMode, TransactionRetryResult } from "../src/jobs/transaction-retry/contract.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
+import type { AnyQueueEvents } from "../src/lib/queue-store.js";
 import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { checkLedger, createAccounts, createDueTransactions, statusCounts } from "./support/escrow-data.js";
@@ -26,7 +26,7 @@ describe.each<SettlementMode>(["serializable", "row-lock"])("transaction-retry: 
   let config: Config;
   let producer: Producer;
   let workers: RunningWorker[] = [];
-  let events: QueueEvents;
+  let events: AnyQueueEvents;
   let client: QueueClient;
   let redis: Redis;
   let accounts: string[];

@@ -1,9 +1,9 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { TransactionRetryResult } from "../src/jobs/transaction-retry/contract.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
+import type { AnyQueueEvents } from "../src/lib/queue-store.js";
 import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { checkLedger, createAccounts, createDueTransactions, statusCounts } from "./support/escrow-data.js";
@@ -22,7 +22,7 @@ describe("transaction-retry: a worker killed with SIGKILL mid-sweep, then a reru
   let producer: Producer;
   let child: CliRun | undefined;
   let worker: RunningWorker | undefined;
-  let events: QueueEvents;
+  let events: AnyQueueEvents;
   let client: QueueClient;
   let accounts: string[];
 

@@ -34,7 +34,7 @@ describe("dbjobs worker shuts down gracefully", () => {
   /** Starts a worker child, enqueues a job for `invoice` and returns once the job is blocked on the test's row lock. */
   async function jobInFlight(invoice: InvoiceSpec, env: Record<string, string> = {}) {
     const config: Config = testConfig(testDatabase.url);
-    const producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+    const producer = Producer.fromConfig(config);
     const blocker: pg.PoolClient = await db.pool.connect();
     let released = false;
     const release = async () => {
@@ -51,7 +51,7 @@ describe("dbjobs worker shuts down gracefully", () => {
     cleanups.push(async () => {
       await release();
       if (worker.child.exitCode === null) worker.child.kill("SIGKILL");
-      await producer.queue("invoice-totals").obliterate({ force: true });
+      await (await producer.queue("invoice-totals")).obliterate({ force: true });
       await producer.close();
     });
     await worker.waitForOutput(/worker started/, 60_000);
@@ -64,7 +64,7 @@ describe("dbjobs worker shuts down gracefully", () => {
   it("on SIGTERM stops taking jobs, finishes the job in flight, and exits 0", async () => {
     const [invoice, other] = invoices as [InvoiceSpec, InvoiceSpec];
     const { producer, worker, job, release } = await jobInFlight(invoice);
-    const listedWorkers = async () => (await producer.queue("invoice-totals").getWorkers()).length;
+    const listedWorkers = async () => (await (await producer.queue("invoice-totals")).getWorkers()).length;
     await waitFor("the worker to be listed", async () => (await listedWorkers()) === 1);
 
     worker.child.kill("SIGTERM");
@@ -85,7 +85,7 @@ describe("dbjobs worker shuts down gracefully", () => {
     const { code } = await worker.exited;
 
     expect(code).toBe(0);
-    const finished = await producer.queue("invoice-totals").getJob(job.id as string);
+    const finished = await (await producer.queue("invoice-totals")).getJob(job.id as string);
     expect(await finished?.getState()).toBe("completed");
     expect(finished?.returnvalue).toMatchObject({ invoicesUpdated: 1, invoicesChanged: 1 });
     expect(totalsMismatches(await readInvoices(db.pool, [invoice.id]))).toEqual([]);

@@ -31,7 +31,7 @@ export async function createMaintenanceHarness(): Promise<MaintenanceHarness> {
   const database = await createTestDatabase();
   const config = testConfig(database.url);
   const db = testDb(database.url);
-  const producer = new Producer({ redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX });
+  const producer = Producer.fromConfig(config);
   const eventsConnection: Redis = testRedis();
   const events = new QueueEvents("db-maintenance", { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
   await events.waitUntilReady();
@@ -68,7 +68,7 @@ export async function createMaintenanceHarness(): Promise<MaintenanceHarness> {
       await worker.close();
       await events.close();
       eventsConnection.disconnect();
-      await producer.queue("db-maintenance").obliterate({ force: true });
+      await (await producer.queue("db-maintenance")).obliterate({ force: true });
       await producer.close();
       await db.close();
       await database.drop();

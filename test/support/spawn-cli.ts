@@ -74,7 +74,18 @@ export async function runCli(args: string[], env: Record<string, string>, timeou
   return { code, stdout: run.stdout(), stderr: run.stderr() };
 }
 
-/** The environment a CLI child needs to reach the test's database, Redis and prefix. */
-export function cliEnv(config: { DATABASE_URL: string; REDIS_URL: string; QUEUE_PREFIX: string }, extra: Record<string, string> = {}): Record<string, string> {
-  return { DATABASE_URL: config.DATABASE_URL, REDIS_URL: config.REDIS_URL, QUEUE_PREFIX: config.QUEUE_PREFIX, LOG_LEVEL: "info", ...extra };
+/** The environment a CLI child needs to reach the test's database, queue backend and prefix. */
+export function cliEnv(
+  config: { DATABASE_URL: string; QUEUE_BACKEND: string; QUEUE_DATABASE_URL?: string; REDIS_URL?: string; QUEUE_PREFIX: string },
+  extra: Record<string, string> = {},
+): Record<string, string> {
+  const env: Record<string, string> = {
+    DATABASE_URL: config.DATABASE_URL,
+    QUEUE_BACKEND: config.QUEUE_BACKEND,
+    QUEUE_PREFIX: config.QUEUE_PREFIX,
+    LOG_LEVEL: "info",
+  };
+  if (config.QUEUE_DATABASE_URL) env.QUEUE_DATABASE_URL = config.QUEUE_DATABASE_URL;
+  if (config.REDIS_URL) env.REDIS_URL = config.REDIS_URL;
+  return { ...env, ...extra };
 }
