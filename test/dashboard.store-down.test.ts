@@ -102,7 +102,13 @@ describe.each(["redis", "postgres"] as const)("`dbjobs dashboard` with the queue
       expect(output).not.toContain(password);
       expect(output).not.toMatch(/^\s+at |"stack"/m);
       // Every line is structured, and the whole outage is one warning (the next would come 30 s later).
-      expect(run.stderr().trim().split("\n").every((line) => line.startsWith("{"))).toBe(true);
+      expect(
+        run
+          .stderr()
+          .trim()
+          .split("\n")
+          .every((line) => line.startsWith("{")),
+      ).toBe(true);
       const warnings = logLines(run.stderr()).filter((line) => Number(line.level) >= 40);
       expect(warnings).toEqual([expect.objectContaining({ service: expected[backend].service, code: "ECONNREFUSED", downForMs: 0 })]);
     } finally {

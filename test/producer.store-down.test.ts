@@ -73,7 +73,16 @@ describe.each(["redis", "postgres"] as const)("producers with the queue store do
 
       // The store comes back: a refused job must not arrive late (no offline queue, no retried add).
       forward = await forwardPort(port, realStore(backend, database.url));
-      await waitFor("the producer to reconnect", () => producer.ready().then(() => true, () => false), 20_000, 200);
+      await waitFor(
+        "the producer to reconnect",
+        () =>
+          producer.ready().then(
+            () => true,
+            () => false,
+          ),
+        20_000,
+        200,
+      );
       const queue = await producer.queue("invoice-totals");
       await new Promise((resolve) => setTimeout(resolve, 500));
       const total = async () => Object.values(await queue.getJobCounts()).reduce((sum, count) => sum + count, 0);

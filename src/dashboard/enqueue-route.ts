@@ -88,7 +88,9 @@ export function enqueueRouter(options: EnqueueRouteOptions): Router {
       }
       options.logger.error({ err, queue }, "enqueue over HTTP failed");
       const { service } = options.producer.store;
-      res.status(503).json({ error: `could not enqueue: ${service} did not take the job (${errorCodes(err)[0] ?? "error"}); retry later`, code: "DBJOBS_ENQUEUE_FAILED" });
+      res
+        .status(503)
+        .json({ error: `could not enqueue: ${service} did not take the job (${errorCodes(err)[0] ?? "error"}); retry later`, code: "DBJOBS_ENQUEUE_FAILED" });
     }
   });
 

@@ -66,13 +66,12 @@ export function waitForRedis(redis: Redis, url: string, timeoutMs: number): Prom
       else resolve();
     };
     const onReady = () => done();
-    const timer = setTimeout(
-      () => {
-        const code = redisErrorCode(redis);
-        done(new QueueBackendUnavailableError("Redis", redactUrl(url), "REDIS_URL", `${code ?? "no answer"} for ${timeoutMs} ms`, { reasonCode: code ?? "timeout" }));
-      },
-      timeoutMs,
-    );
+    const timer = setTimeout(() => {
+      const code = redisErrorCode(redis);
+      done(
+        new QueueBackendUnavailableError("Redis", redactUrl(url), "REDIS_URL", `${code ?? "no answer"} for ${timeoutMs} ms`, { reasonCode: code ?? "timeout" }),
+      );
+    }, timeoutMs);
     redis.on("ready", onReady);
   });
 }
