@@ -114,5 +114,5 @@ describe.each(["redis", "postgres"] as const)("`dbjobs dashboard` with the queue
     } finally {
       if (run.child.exitCode === null) run.child.kill("SIGKILL");
     }
-  });
+  }, 180_000);
 });

@@ -94,7 +94,7 @@ describe.each(["redis", "postgres"] as const)("producers with the queue store do
       await producer.close();
       await forward?.close();
     }
-  });
+  }, 180_000);
 
   it("`dbjobs enqueue` exits 2 within QUEUE_CONNECT_TIMEOUT_MS, printing one line that names the service and the setting, password masked", async () => {
     const port = await deadPort();
@@ -130,5 +130,5 @@ describe.each(["redis", "postgres"] as const)("producers with the queue store do
     expect(bad.code).toBe(2);
     expect(bad.stderr).toMatch(/invoiceIds\.0: must be an invoice id/);
     expect(bad.stderr).not.toMatch(/Cannot reach/);
-  });
+  }, 180_000);
 });

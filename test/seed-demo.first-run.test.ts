@@ -57,7 +57,7 @@ describe("seed-demo: a clean first run", () => {
     expect(rows).toMatchObject({ patients: 1000, invoices: 2000, invoice_line_items: 10_000, users: 200, escrow_accounts: 20, transactions: 200 });
     // Analyzed after the seed's own changes were counted, so only the partitioned parents (always listed) remain.
     expect(report.analyzeOverdue.filter((table) => !table.reason.startsWith("partitioned parent")).map((table) => table.table)).toEqual([]);
-  });
+  }, 180_000);
 
   it("run again, moves demo rows an older seed left in the default partition into their month, losing none", async () => {
     const past = addUtcMonths(utcMonthStart(new Date()), -2);
@@ -84,5 +84,5 @@ describe("seed-demo: a clean first run", () => {
     } finally {
       await client.end();
     }
-  });
+  }, 180_000);
 });
