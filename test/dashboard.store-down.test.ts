@@ -3,11 +3,11 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { HealthReport } from "../src/dashboard/health.js";
 import { deadPort } from "./support/dead-port.js";
 import { cliEnv, spawnCli } from "./support/spawn-cli.js";
-import { createTestDatabase, type TestDatabase, testConfig } from "./support/test-env.js";
+import { createTestDatabase, type TestDatabase, testConfig, testRedisUrl } from "./support/test-env.js";
 
 const password = "d4shboard-s3cret-pw";
 const token = "store-down-test-token-0123456789";
-const connectTimeoutMs = 1000;
+const connectTimeoutMs = 3000;
 const invoiceId = "0b6f7c1e-3f7a-4c1e-9d2a-5e8b7c6d4f21";
 
 type Backend = "redis" | "postgres";
@@ -31,6 +31,11 @@ function storeDownEnv(backend: Backend, databaseUrl: string, port: number): Reco
   return cliEnv(config, { LOG_FORMAT: "json", DASHBOARD_TOKEN: token, QUEUE_CONNECT_TIMEOUT_MS: String(connectTimeoutMs) });
 }
 
+/** The test's real queue store for `backend`. */
+function storeUpEnv(backend: Backend, databaseUrl: string): Record<string, string> {
+  return backend === "redis" ? { REDIS_URL: testRedisUrl() } : { QUEUE_DATABASE_URL: databaseUrl };
+}
+
 function logLines(stderr: string): Record<string, unknown>[] {
   return stderr
     .split("\n")
@@ -48,12 +53,19 @@ describe.each(["redis", "postgres"] as const)("`dbjobs dashboard` with the queue
   });
 
   it("listens at once, reports the outage on /health by its code, answers the enqueue route with a JSON 503, and logs the outage once", async () => {
-    const run = spawnCli(["dashboard", "--host", "127.0.0.1", "--port", "0"], storeDownEnv(backend, database.url, await deadPort()));
+    const args = ["dashboard", "--host", "127.0.0.1", "--port", "0"];
+    const run = spawnCli(args, storeDownEnv(backend, database.url, await deadPort()));
+    // The same dashboard with its store up, started beside it so both meet the same load on the machine.
+    const baseline = spawnCli(args, { ...storeDownEnv(backend, database.url, 0), ...storeUpEnv(backend, database.url) });
     try {
-      await run.waitForOutput(/dashboard listening/, 60_000);
+      await Promise.all([run.waitForOutput(/dashboard listening/, 90_000), baseline.waitForOutput(/dashboard listening/, 90_000)]);
+      baseline.child.kill("SIGTERM");
+      const startupMs = (output: string) => Number(logLines(output).find((line) => line.msg === "dashboard listening")?.startupMs);
       const listening = logLines(run.stderr()).find((line) => line.msg === "dashboard listening");
-      // Measured inside the process, from the start of startDashboard: the CLI's own start-up is not the dashboard's doing.
-      expect(listening?.startupMs).toBeLessThan(2000);
+      // startupMs is measured inside the process from the start of startDashboard (the CLI's own start-up is not
+      // the dashboard's doing). About 0.9 s on an idle machine; here it is compared with the store-up run, because
+      // on a loaded machine importing bullmq alone can take 2 s. Waiting for the store would add QUEUE_CONNECT_TIMEOUT_MS.
+      expect(startupMs(run.stderr()) - startupMs(baseline.stderr())).toBeLessThan(1500);
       const url = String(listening?.url);
 
       // ~6 s of a load balancer polling /health, plus producers posting jobs.
@@ -97,6 +109,7 @@ describe.each(["redis", "postgres"] as const)("`dbjobs dashboard` with the queue
       run.child.kill("SIGTERM");
       const { code } = await run.exited;
       expect(code).toBe(0);
+      expect((await baseline.exited).code).toBe(0);
 
       const output = run.stderr() + run.stdout();
       expect(output).not.toContain(password);
@@ -112,7 +125,7 @@ describe.each(["redis", "postgres"] as const)("`dbjobs dashboard` with the queue
       const warnings = logLines(run.stderr()).filter((line) => Number(line.level) >= 40);
       expect(warnings).toEqual([expect.objectContaining({ service: expected[backend].service, code: "ECONNREFUSED", downForMs: 0 })]);
     } finally {
-      if (run.child.exitCode === null) run.child.kill("SIGKILL");
+      for (const child of [run.child, baseline.child]) if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
     }
   }, 180_000);
 });
