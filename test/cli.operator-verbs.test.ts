@@ -1,12 +1,12 @@
 import { randomUUID } from "node:crypto";
 import { setTimeout as sleep } from "node:timers/promises";
-import { type Job, Worker } from "bullmq";
-import type { Redis } from "ioredis";
+import type { Job } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { Config } from "../src/lib/config.js";
+import { type Config, queueStoreOptions } from "../src/lib/config.js";
+import { createQueueStore } from "../src/lib/queue-store.js";
 import { Producer } from "../src/queues/producer.js";
 import { cliEnv, runCli } from "./support/spawn-cli.js";
-import { createTestDatabase, type TestDatabase, testConfig, testRedis } from "./support/test-env.js";
+import { createTestDatabase, type TestDatabase, testConfig } from "./support/test-env.js";
 
 /**
  * The operator verbs, run as the real CLI in child processes against real
@@ -18,7 +18,6 @@ describe("dbjobs operator verbs", { timeout: 240_000 }, () => {
   let database: TestDatabase;
   let config: Config;
   let env: Record<string, string>;
-  let redis: Redis;
   let producer: Producer;
   const rangeErrorIds: string[] = [randomUUID(), randomUUID(), randomUUID()];
   const refusedIds: string[] = [randomUUID(), randomUUID()];
@@ -37,12 +36,13 @@ describe("dbjobs operator verbs", { timeout: 240_000 }, () => {
     database = await createTestDatabase();
     config = testConfig(database.url);
     env = cliEnv(config, { LOG_LEVEL: "warn" });
-    redis = testRedis();
     producer = Producer.fromConfig(config);
 
     const settled = new Set<string>();
-    const workerConnection = testRedis();
-    const worker = new Worker(
+    // A bare BullMQ worker on the backend under test, so the jobs fail with the errors this file groups.
+    // Its own store with role "worker": a Redis worker's connection must wait through outages.
+    const workerStore = createQueueStore({ ...queueStoreOptions(config), role: "worker" });
+    const worker = await workerStore.worker(
       "invoice-totals",
       async (job: Job) => {
         const invoiceId = job.data.invoiceIds[0] as string;
@@ -52,7 +52,7 @@ describe("dbjobs operator verbs", { timeout: 240_000 }, () => {
         if (refusedIds.includes(invoiceId)) throw new Error(`connection to "db-${Math.floor(Math.random() * 9)}" refused`);
         return { invoicesUpdated: 1 };
       },
-      { connection: workerConnection, prefix: config.QUEUE_PREFIX, concurrency: 4 },
+      { concurrency: 4 },
     );
     worker.on("completed", (job) => settled.add(String(job.id)));
     worker.on("failed", (job) => settled.add(String(job?.id)));
@@ -63,14 +63,13 @@ describe("dbjobs operator verbs", { timeout: 240_000 }, () => {
     const deadline = Date.now() + 60_000;
     while (settled.size < 7 && Date.now() < deadline) await sleep(100);
     await worker.close();
-    workerConnection.disconnect();
+    await workerStore.close();
     expect(settled.size).toBe(7);
   });
 
   afterAll(async () => {
     await (await producer?.queue("invoice-totals"))?.obliterate({ force: true });
     await producer?.close();
-    redis?.disconnect();
     await database?.drop();
   });
 
@@ -202,10 +201,16 @@ describe("dbjobs operator verbs", { timeout: 240_000 }, () => {
     expect(text.stdout).toContain("not registered: is `dbjobs scheduler` running");
   });
 
-  it("a read verb against an unreachable Redis fails fast and says what to do", async () => {
-    const result = await runCli(["status", "--json"], { ...env, REDIS_URL: "redis://127.0.0.1:9" }, 30_000);
+  it("a read verb against an unreachable queue store fails fast and says what to do", async () => {
+    const onRedis = config.QUEUE_BACKEND === "redis";
+    const unreachable: Record<string, string> = onRedis
+      ? { REDIS_URL: "redis://127.0.0.1:9" }
+      : { QUEUE_DATABASE_URL: "postgresql://postgres@127.0.0.1:9/dbjobs" };
+    const result = await runCli(["status", "--json"], { ...env, ...unreachable }, 30_000);
     expect(result.code).not.toBe(0);
-    expect(result.stderr).toContain("Cannot reach Redis at redis://127.0.0.1:9");
-    expect(result.stderr).toContain("Start Redis or set REDIS_URL");
+    expect(result.stderr).toContain(
+      onRedis ? "Cannot reach Redis at redis://127.0.0.1:9" : "Cannot reach PostgreSQL at postgresql://postgres@127.0.0.1:9/dbjobs",
+    );
+    expect(result.stderr).toContain(onRedis ? "Start Redis or set REDIS_URL" : "set QUEUE_DATABASE_URL");
   });
 });

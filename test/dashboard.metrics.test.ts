@@ -1,4 +1,5 @@
 import type { Redis } from "ioredis";
+import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { flushedMetricsRegistry } from "../src/dashboard/flushed-metrics.js";
 import { startDashboard } from "../src/dashboard/server.js";
@@ -103,6 +104,17 @@ function parseExposition(text: string): Exposition {
 
 const token = "metrics-test-token-0123456789";
 
+async function backdate(queueDatabaseUrl: string, jobId: string, ms: number): Promise<void> {
+  const client = new pg.Client({ connectionString: queueDatabaseUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query("UPDATE bullmq.job SET added_at_ms = added_at_ms - $2 WHERE queue = 'invoice-totals' AND id = $1", [jobId, ms]);
+    expect(rowCount).toBe(1);
+  } finally {
+    await client.end();
+  }
+}
+
 describe("/metrics", () => {
   let db: TestDatabase;
   let producer: Producer;
@@ -203,8 +215,10 @@ describe("/metrics", () => {
   it("reports the age of the oldest waiting job, computed at scrape time", async () => {
     await worker?.close();
     worker = undefined;
-    await rawQueue.add("invoice-totals", { all: true }, { timestamp: Date.now() - 90_000 });
+    const old = await rawQueue.add("invoice-totals", { all: true }, { timestamp: Date.now() - 90_000 });
     await rawQueue.add("invoice-totals", { all: true });
+    // BullMQ's PostgreSQL backend stamps added_at itself and ignores `timestamp`: age the row directly.
+    if (config.QUEUE_BACKEND === "postgres") await backdate(config.DATABASE_URL, String(old.id), 90_000);
     const metrics = await scrape();
     const q = 'queue="invoice-totals"';
     expect(metrics.samples.get(`dbjobs_queue_jobs{${q},state="waiting"}`)).toBe(2);

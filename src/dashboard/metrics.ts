@@ -30,14 +30,16 @@ const queueStates = ["waiting", "active", "delayed", "prioritized", "waiting-chi
 
 /** Everything the scrape reads from Redis, read before any gauge is built so one failure fails the whole scrape. */
 async function readQueueSnapshot(queue: AnyQueue) {
-  const [counts, paused, workers, oldestWaiting] = await Promise.all([
+  const [counts, paused, workers, waiting] = await Promise.all([
     queue.getJobCounts(...queueStates),
     queue.isPaused(),
     queue.getWorkersCount(),
-    // BullMQ returns waiting jobs oldest first (it reads the wait list from its tail).
-    queue.getWaiting(0, 0),
+    // The first 100 of the wait list: BullMQ's PostgreSQL backend does not put the oldest job at
+    // either end of a one-job range, so the oldest is taken from a window (the whole list on Redis's order).
+    queue.getJobs(["wait"], 0, 99, true),
   ]);
-  return { name: queue.name, counts, paused, workers, oldestTimestamp: oldestWaiting[0]?.timestamp };
+  const stamps = waiting.map((job) => job.timestamp);
+  return { name: queue.name, counts, paused, workers, oldestTimestamp: stamps.length > 0 ? Math.min(...stamps) : undefined };
 }
 
 export function createMetricsRenderer(sources: MetricsSources): () => Promise<string> {
