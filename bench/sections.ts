@@ -6,6 +6,7 @@ import { importTimeBench } from "./import-time.js";
 import { invoiceTotalsBench } from "./invoice-totals.js";
 import { noopWorkerBench } from "./noop-worker.js";
 import { partitionRescueBench } from "./partition-rescue.js";
+import { queueBackendsBench } from "./queue-backends.js";
 import { transactionRetryBench } from "./transaction-retry.js";
 
 /** Every section of `npm run bench`, in order. Add one line per section. */
@@ -18,4 +19,5 @@ export const benchSections: BenchSection[] = [
   transactionRetryBench,
   archivingBench,
   partitionRescueBench,
+  queueBackendsBench,
 ];
