@@ -8,6 +8,7 @@ import { noopWorkerBench } from "./noop-worker.js";
 import { partitionRescueBench } from "./partition-rescue.js";
 import { queueBackendsBench } from "./queue-backends.js";
 import { transactionRetryBench } from "./transaction-retry.js";
+import { transactionalEnqueueBench } from "./transactional-enqueue.js";
 
 /** Every section of `npm run bench`, in order. Add one line per section. */
 export const benchSections: BenchSection[] = [
@@ -20,4 +21,5 @@ export const benchSections: BenchSection[] = [
   archivingBench,
   partitionRescueBench,
   queueBackendsBench,
+  transactionalEnqueueBench,
 ];
