@@ -6,7 +6,9 @@ import { importTimeBench } from "./import-time.js";
 import { invoiceTotalsBench } from "./invoice-totals.js";
 import { noopWorkerBench } from "./noop-worker.js";
 import { partitionRescueBench } from "./partition-rescue.js";
+import { queueBackendsBench } from "./queue-backends.js";
 import { transactionRetryBench } from "./transaction-retry.js";
+import { transactionalEnqueueBench } from "./transactional-enqueue.js";
 
 /** Every section of `npm run bench`, in order. Add one line per section. */
 export const benchSections: BenchSection[] = [
@@ -18,4 +20,6 @@ export const benchSections: BenchSection[] = [
   transactionRetryBench,
   archivingBench,
   partitionRescueBench,
+  queueBackendsBench,
+  transactionalEnqueueBench,
 ];
