@@ -72,6 +72,12 @@ export const configSchema = z.object({
   MESSAGING_HTTP_FROM: z.string().min(1).default("dbjobs"),
   /** @defaultValue 10000 */
   MESSAGING_HTTP_TIMEOUT_MS: intFromEnv(100, 120_000).default(10_000),
+  /** Provider calls per second, for every bulk-messaging worker together. @defaultValue no limit */
+  MESSAGING_RATE_PER_SECOND: intFromEnv(1, 100_000).optional(),
+  /** Calls any one second may carry above the rate. @defaultValue a tenth of the rate, at least 2 */
+  MESSAGING_RATE_BURST: intFromEnv(2, 1_000_000).optional(),
+  /** Staged recipient lists unused this long are deleted at the next staging. @defaultValue 7 */
+  RECIPIENT_LIST_RETENTION_DAYS: intFromEnv(1, 3650).default(7),
 
   /** Settlement attempts before a transaction is FAILED for good. @defaultValue 8 */
   TRANSACTION_MAX_ATTEMPTS: intFromEnv(1, 100).default(8),
@@ -85,7 +91,29 @@ export const configSchema = z.object({
   SCHEDULE_ARCHIVING: z.string().min(1).optional(),
   /** Scheduler lease: a standby takes over this long after the holder dies. @defaultValue 15000 */
   SCHEDULER_LEASE_MS: intFromEnv(1000, 600_000).default(15_000),
+}).superRefine((config, ctx) => {
+  const rate = config.MESSAGING_RATE_PER_SECOND;
+  if (rate === undefined) {
+    if (config.MESSAGING_RATE_BURST !== undefined) {
+      ctx.addIssue({ code: "custom", path: ["MESSAGING_RATE_BURST"], message: "needs MESSAGING_RATE_PER_SECOND; set the rate too, or unset the burst" });
+    }
+    return;
+  }
+  // The shared limiter cuts each second into slots holding half the burst each (provider-rate-limit.ts); shorter than 20 ms they would cost more store calls than sends.
+  const burst = messagingRateBurst(rate, config.MESSAGING_RATE_BURST);
+  if (rate / Math.floor(burst / 2) > 50) {
+    ctx.addIssue({
+      code: "custom",
+      path: ["MESSAGING_RATE_BURST"],
+      message: `must be at least ${2 * Math.ceil(rate / 50)} for MESSAGING_RATE_PER_SECOND=${rate} (about a 25th of the rate); raise it or leave it unset`,
+    });
+  }
 });
+
+/** The burst in use: MESSAGING_RATE_BURST, else a tenth of the rate, at least 2. */
+export function messagingRateBurst(ratePerSecond: number, burst: number | undefined): number {
+  return burst ?? Math.max(2, Math.ceil(ratePerSecond / 10));
+}
 
 export type Config = z.infer<typeof configSchema>;
 
