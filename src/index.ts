@@ -19,6 +19,7 @@ export {
   archivingPayload,
   finalStatuses,
 } from "./jobs/archiving/contract.js";
+export { RecipientListError, type StagedRecipientList } from "./jobs/bulk-messaging/recipient-lists.js";
 export { type BulkMessagingPayload, type BulkMessagingResult, bulkMessagingContract, bulkMessagingPayload } from "./jobs/bulk-messaging/contract.js";
 export {
   type CachePrefetchPayload,

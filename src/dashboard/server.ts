@@ -10,6 +10,7 @@ import { readScheduleHealth } from "../queues/schedule-health.js";
 import { type DashboardAuth, rejectCrossSiteWrites, requireAuth, resolveDashboardAuth } from "./auth.js";
 import { createBoardRouter } from "./board.js";
 import { enqueueRouter } from "./enqueue-route.js";
+import { recipientListsRouter } from "./recipient-lists-route.js";
 import { checkHealth } from "./health.js";
 import { createMetricsRenderer, metricsContentType, type ScheduleMisses } from "./metrics.js";
 
@@ -18,6 +19,7 @@ import { createMetricsRenderer, metricsContentType, type ScheduleMisses } from "
  *   GET  /health                 no auth (health.ts)
  *   GET  /metrics                Prometheus text (metrics.ts)
  *   POST /queues/<queue>/jobs    enqueue over HTTP (enqueue-route.ts)
+ *   POST /recipient-lists        stage a campaign's recipients (recipient-lists-route.ts)
  *   /                            bull-board (board.ts)
  * everything but /health behind auth.ts.
  */
@@ -45,6 +47,8 @@ export interface DashboardDependencies {
   queues: readonly AnyQueue[];
   prefix: string;
   bodyLimit?: string;
+  /** RECIPIENT_LIST_RETENTION_DAYS for POST /recipient-lists. @defaultValue 7 */
+  recipientListRetentionDays?: number;
   readScheduleHealth?: () => Promise<ScheduleMisses[]>;
 }
 
@@ -100,6 +104,7 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
   });
 
   app.use(enqueueRouter({ producer: deps.producer, logger: deps.logger, bodyLimit: deps.bodyLimit }));
+  app.use(recipientListsRouter({ pool: deps.pool, logger: deps.logger, retentionDays: deps.recipientListRetentionDays ?? 7 }));
   app.use("/", createBoardRouter(deps.queues, "/"));
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -140,6 +145,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     queues,
     prefix,
     bodyLimit: options.bodyLimit,
+    recipientListRetentionDays: config.RECIPIENT_LIST_RETENTION_DAYS,
     readScheduleHealth: options.readScheduleHealth ?? (() => readScheduleHealth({ store, config })),
   });
   const server = app.listen(port, host);

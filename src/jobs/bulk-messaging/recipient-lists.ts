@@ -27,7 +27,10 @@ export const recipientListIdPattern = /^[A-Za-z0-9_.-]{1,128}$/;
 const namedProblems = 5;
 
 export class RecipientListError extends DbjobsError {
-  constructor(code: "DBJOBS_BAD_RECIPIENTS" | "DBJOBS_RECIPIENT_LIST_CONFLICT" | "DBJOBS_RECIPIENT_LIST_MISSING", message: string) {
+  constructor(
+    code: "DBJOBS_BAD_RECIPIENTS" | "DBJOBS_TOO_MANY_RECIPIENTS" | "DBJOBS_RECIPIENT_LIST_CONFLICT" | "DBJOBS_RECIPIENT_LIST_MISSING",
+    message: string,
+  ) {
     super(code, message, { retryable: false });
   }
 }
@@ -60,7 +63,7 @@ export class RecipientIdCollector {
   finish(): string[] {
     if (this.total > maxRecipientsPerList) {
       throw new RecipientListError(
-        "DBJOBS_BAD_RECIPIENTS",
+        "DBJOBS_TOO_MANY_RECIPIENTS",
         `${this.source}: more than ${maxRecipientsPerList.toLocaleString("en")} recipients; split the campaign into several lists and campaigns. Nothing was staged.`,
       );
     }
