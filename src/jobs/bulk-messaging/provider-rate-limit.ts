@@ -17,7 +17,8 @@ import { RateLimiterPostgres, RateLimiterRedis, RateLimiterRes } from "rate-limi
  * share of the rate of at most half the burst; the shares of any n slots in a
  * row add up to the rate. Any one-second span then meets at most n + 1 slots:
  * the rate plus half the burst. The other half covers a send that reaches
- * the provider up to one slot after its token was taken. Keys are reused
+ * the provider up to one slot after its token was taken; a token the store
+ * grants only after its slot has ended is not used. Keys are reused
  * every 2n slots (a slot's key has long expired by then), so the store holds
  * at most 2n counters.
  */
@@ -86,7 +87,10 @@ export function createProviderRateLimit(options: ProviderRateLimitOptions): Prov
             throw rejection;
           },
         );
-        if (consumed <= allowed) return;
+        // A token whose answer came back after its slot ended is dropped: sent
+        // now, it would add to a later slot's share (a store answering slowly
+        // under load let several slots' sends through at once).
+        if (consumed <= allowed && Math.floor(Date.now() / slotMs) === slot) return;
       }
       await sleep(Math.max(1, (slot + 1) * slotMs - Date.now()));
     }
