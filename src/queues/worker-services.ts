@@ -13,24 +13,23 @@ import type { WorkerServices } from "./job-context.js";
  */
 export function workerServices(config: Config, given: Partial<WorkerServices> = {}, store?: QueueStore): WorkerServices {
   let rateLimit: ProviderRateLimit | undefined;
+  const messagingRateLimit =
+    given.messagingRateLimit ??
+    (() => {
+      const ratePerSecond = config.MESSAGING_RATE_PER_SECOND;
+      if (ratePerSecond === undefined || !store) return undefined;
+      rateLimit ??= createProviderRateLimit({
+        ratePerSecond,
+        burst: messagingRateBurst(ratePerSecond, config.MESSAGING_RATE_BURST),
+        keyPrefix: `${store.prefix}:messaging-rate`,
+        store: async () =>
+          store.redis ? { kind: "redis", redis: store.redis } : { kind: "postgres", pool: await queueDatabasePool(store, config.QUEUE_CONNECT_TIMEOUT_MS) },
+      });
+      return rateLimit;
+    });
   return {
     now: given.now ?? (() => new Date()),
-    messaging: given.messaging ?? ((log: Logger): MessagingProvider => createProvider(config, log)),
-    messagingRateLimit:
-      given.messagingRateLimit ??
-      (() => {
-        const ratePerSecond = config.MESSAGING_RATE_PER_SECOND;
-        if (ratePerSecond === undefined || !store) return undefined;
-        rateLimit ??= createProviderRateLimit({
-          ratePerSecond,
-          burst: messagingRateBurst(ratePerSecond, config.MESSAGING_RATE_BURST),
-          keyPrefix: `${store.prefix}:messaging-rate`,
-          store: async () =>
-            store.redis
-              ? { kind: "redis", redis: store.redis }
-              : { kind: "postgres", pool: await queueDatabasePool(store, config.QUEUE_CONNECT_TIMEOUT_MS) },
-        });
-        return rateLimit;
-      }),
+    messaging: given.messaging ?? ((log: Logger): MessagingProvider => createProvider(config, log, messagingRateLimit())),
+    messagingRateLimit,
   };
 }
