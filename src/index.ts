@@ -19,8 +19,8 @@ export {
   archivingPayload,
   finalStatuses,
 } from "./jobs/archiving/contract.js";
-export { RecipientListError, type StagedRecipientList } from "./jobs/bulk-messaging/recipient-lists.js";
 export { type BulkMessagingPayload, type BulkMessagingResult, bulkMessagingContract, bulkMessagingPayload } from "./jobs/bulk-messaging/contract.js";
+export { RecipientListError, type StagedRecipientList } from "./jobs/bulk-messaging/recipient-lists.js";
 export {
   type CachePrefetchPayload,
   type CachePrefetchResult,

@@ -119,7 +119,11 @@ describe("a 100,000-recipient campaign through every producer path", () => {
       `SELECT "campaignId", count(*)::int AS messages, count(DISTINCT "patientId")::int AS patients, count(*) FILTER (WHERE "status" = 'sent')::int AS sent
          FROM "messaging_messages" GROUP BY 1 ORDER BY 1`,
     );
-    expect(rows).toEqual(Object.keys(jobs).sort().map((campaignId) => ({ campaignId, messages: recipients, patients: recipients, sent: recipients })));
+    expect(rows).toEqual(
+      Object.keys(jobs)
+        .sort()
+        .map((campaignId) => ({ campaignId, messages: recipients, patients: recipients, sent: recipients })),
+    );
 
     // The provider: called once per message, and per campaign once per patient's phone.
     expect(provider.calls).toHaveLength(3 * recipients);

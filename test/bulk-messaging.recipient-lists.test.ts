@@ -92,7 +92,9 @@ describe("recipient lists", () => {
     const bad = [patientIds[0] as string, "42", patientIds[1] as string, "not-a-uuid"];
     const error = await producer.stageRecipients(bad).catch((err: unknown) => err);
     expect(error).toBeInstanceOf(RecipientListError);
-    expect((error as Error).message).toBe('ids: ids[1]: "42" is not a uuid; ids[3]: "not-a-uuid" is not a uuid. Give one patient uuid per entry; nothing was staged.');
+    expect((error as Error).message).toBe(
+      'ids: ids[1]: "42" is not a uuid; ids[3]: "not-a-uuid" is not a uuid. Give one patient uuid per entry; nothing was staged.',
+    );
 
     const response = await post("/recipient-lists", bad.join("\n"), { "content-type": "text/plain" });
     expect(response.status).toBe(400);

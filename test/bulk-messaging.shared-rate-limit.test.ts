@@ -94,7 +94,12 @@ describe.each(["redis", "postgres"] as const)("one provider rate limit for three
     // limit, not processes still loading and compiling their send path.
     const warmUps = await Promise.all(
       ["warm-1", "warm-2", "warm-3"].map((campaignId) =>
-        producer.enqueue("bulk-messaging", { campaignId, channel: "sms", body: `${campaignId} {{lastName}}`, patientIds: rows.slice(0, perWarmUp).map((row) => row.id) }),
+        producer.enqueue("bulk-messaging", {
+          campaignId,
+          channel: "sms",
+          body: `${campaignId} {{lastName}}`,
+          patientIds: rows.slice(0, perWarmUp).map((row) => row.id),
+        }),
       ),
     );
     for (const job of warmUps) await job.waitUntilFinished(events, 120_000);

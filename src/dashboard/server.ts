@@ -10,9 +10,9 @@ import { readScheduleHealth } from "../queues/schedule-health.js";
 import { type DashboardAuth, rejectCrossSiteWrites, requireAuth, resolveDashboardAuth } from "./auth.js";
 import { createBoardRouter } from "./board.js";
 import { enqueueRouter } from "./enqueue-route.js";
-import { recipientListsRouter } from "./recipient-lists-route.js";
 import { checkHealth } from "./health.js";
 import { createMetricsRenderer, metricsContentType, type ScheduleMisses } from "./metrics.js";
+import { recipientListsRouter } from "./recipient-lists-route.js";
 
 /**
  * The `dbjobs dashboard` process: one express app serving

@@ -180,7 +180,12 @@ export class Producer {
   async stageRecipients(ids: Iterable<string>, options: { listId?: string } = {}): Promise<StagedRecipientList> {
     const sortedIds = collectRecipientIds(ids);
     this.appPool ??= import("pg").then(({ default: pgModule }) => {
-      const pool = new pgModule.Pool({ connectionString: this.appDatabaseUrl, max: 2, application_name: "dbjobs:producer", connectionTimeoutMillis: this.connectTimeoutMs });
+      const pool = new pgModule.Pool({
+        connectionString: this.appDatabaseUrl,
+        max: 2,
+        application_name: "dbjobs:producer",
+        connectionTimeoutMillis: this.connectTimeoutMs,
+      });
       // An idle connection that dies is replaced on the next staging; the error itself needs no handling.
       pool.on("error", () => undefined);
       return pool;

@@ -47,7 +47,9 @@ export const handleBulkMessaging: JobHandler<typeof bulkMessagingContract> = asy
       lockNames.campaign(channel, campaignId),
       async () => {
         log.info({ campaignId, channel, total: result.total, batchSize: payload.batchSize, provider: provider.name }, "campaign started");
-        const slices = payload.recipientListId ? listSlices(db.pool, payload.recipientListId, payload.batchSize) : payloadSlices(payload.patientIds ?? [], payload.batchSize);
+        const slices = payload.recipientListId
+          ? listSlices(db.pool, payload.recipientListId, payload.batchSize)
+          : payloadSlices(payload.patientIds ?? [], payload.batchSize);
         const outcome = await sendInBatches(db.pool, payload, slices, sender, result, reportProgress, throwIfLost);
         // Before the counts are reported, so a finished job's outcomes survive a PostgreSQL crash.
         await flushAsyncCommits(client);
