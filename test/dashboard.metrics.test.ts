@@ -1,9 +1,9 @@
-import { Queue } from "bullmq";
 import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { flushedMetricsRegistry } from "../src/dashboard/flushed-metrics.js";
 import { startDashboard } from "../src/dashboard/server.js";
 import { redisMetricsStore } from "../src/lib/metrics.js";
+import type { AnyQueue } from "../src/lib/queue-store.js";
 import { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testPrefix, testRedis } from "./support/test-env.js";
@@ -105,9 +105,9 @@ const token = "metrics-test-token-0123456789";
 
 describe("/metrics", () => {
   let db: TestDatabase;
-  let redis: Redis;
   let producer: Producer;
-  let rawQueue: Queue;
+  // The queue without the producer's validation, on the backend under test.
+  let rawQueue: AnyQueue;
   let worker: RunningWorker | undefined;
   let dashboard: Awaited<ReturnType<typeof startDashboard>>;
   let config: ReturnType<typeof testConfig>;
@@ -115,9 +115,8 @@ describe("/metrics", () => {
   beforeAll(async () => {
     db = await createTestDatabase();
     config = testConfig(db.url, { DASHBOARD_TOKEN: token });
-    redis = testRedis();
     producer = Producer.fromConfig(config);
-    rawQueue = new Queue("invoice-totals", { connection: redis, prefix: config.QUEUE_PREFIX });
+    rawQueue = await producer.store.queue("invoice-totals");
     dashboard = await startDashboard({ config, logger: memoryLogger("warn").logger, host: "127.0.0.1", port: 0 });
   });
   afterAll(async () => {
@@ -125,7 +124,6 @@ describe("/metrics", () => {
     await dashboard?.close();
     await rawQueue?.close();
     await producer?.close();
-    redis?.disconnect();
     await db?.drop();
   });
 
@@ -192,7 +190,7 @@ describe("/metrics", () => {
 
   it("exports whatever other processes flushed (cache hits and misses) as counters", async () => {
     // As another process (an older version, with other labels) would have flushed them.
-    await redisMetricsStore(redis, config.QUEUE_PREFIX).add([
+    await producer.store.metrics().add([
       { metric: "dbjobs_cache_hits_total", sample: "dbjobs_cache_hits_total", labels: { tier: "memory" }, value: 3 },
       { metric: "dbjobs_cache_misses_total", sample: "dbjobs_cache_misses_total", labels: { tier: "memory" }, value: 2 },
     ]);

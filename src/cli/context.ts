@@ -12,7 +12,14 @@ export interface CliContext {
   close(): Promise<void>;
 }
 
-export function createCliContext(options: { quiet?: boolean } = {}): CliContext {
+export interface CliContextOptions {
+  /** Log warnings only (verbs whose stdout is a result). */
+  quiet?: boolean;
+  /** Log this verb's slow queries at debug: its statements are long by design (seed-demo). @defaultValue false */
+  expectSlowQueries?: boolean;
+}
+
+export function createCliContext(options: CliContextOptions = {}): CliContext {
   const config = loadConfig();
   const logger = createLogger({ level: options.quiet ? "warn" : config.LOG_LEVEL }, logDestination(config.LOG_FORMAT, 2));
   let producer: Producer | undefined;
@@ -26,7 +33,14 @@ export function createCliContext(options: { quiet?: boolean } = {}): CliContext 
       return producer;
     },
     db() {
-      db ??= createDb({ url: config.DATABASE_URL, poolSize: 2, connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS, slowQueryMs: config.SLOW_QUERY_MS, logger });
+      db ??= createDb({
+        url: config.DATABASE_URL,
+        poolSize: 2,
+        connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+        slowQueryMs: config.SLOW_QUERY_MS,
+        slowQueryLevel: options.expectSlowQueries ? "debug" : "warn",
+        logger,
+      });
       return db;
     },
     async close() {

@@ -1,7 +1,8 @@
 import express, { type NextFunction, type Request, type Response, Router } from "express";
 import { z } from "zod";
-import { PayloadValidationError, UnknownQueueError } from "../lib/errors.js";
+import { PayloadValidationError, QueueBackendUnavailableError, UnknownQueueError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
+import { errorCodes } from "../lib/retry.js";
 import type { Producer } from "../queues/producer.js";
 
 /**
@@ -14,7 +15,8 @@ import type { Producer } from "../queues/producer.js";
  *   404 {"error","code"}                    unknown queue
  *   413                                     body larger than bodyLimit
  *   415                                     not application/json
- *   503                                     Redis is down (the producer fails fast)
+ *   503 {"error","code","reason"}           the queue store (Redis, or the queue database) did not answer within
+ *                                           QUEUE_CONNECT_TIMEOUT_MS; nothing enqueued; `reason` is a code (ECONNREFUSED...)
  *
  * Two optional query parameters, both safe to expose: `jobId` (an idempotency
  * key: enqueueing the same id twice keeps one job, so a client may retry a
@@ -78,8 +80,17 @@ export function enqueueRouter(options: EnqueueRouteOptions): Router {
         res.status(404).json({ error: err.message, code: err.code });
         return;
       }
+      if (err instanceof QueueBackendUnavailableError) {
+        // The store logs the outage itself, once; a request per line here would flood the log.
+        options.logger.debug({ queue, code: err.reasonCode }, "enqueue over HTTP refused: queue store unreachable");
+        res.status(503).json({ error: `${err.message} Retry later.`, code: err.code, reason: err.reasonCode });
+        return;
+      }
       options.logger.error({ err, queue }, "enqueue over HTTP failed");
-      res.status(503).json({ error: "could not enqueue: the queue store (Redis) is unavailable; retry later" });
+      const { service } = options.producer.store;
+      res
+        .status(503)
+        .json({ error: `could not enqueue: ${service} did not take the job (${errorCodes(err)[0] ?? "error"}); retry later`, code: "DBJOBS_ENQUEUE_FAILED" });
     }
   });
 

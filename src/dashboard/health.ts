@@ -1,6 +1,7 @@
 import type { Redis } from "ioredis";
 import type pg from "pg";
 import type { Logger } from "../lib/logger.js";
+import type { OutageLog } from "../lib/outage-log.js";
 import type { AnyQueue, QueueStore } from "../lib/queue-store.js";
 import { redisErrorCode, waitForRedis } from "../lib/redis.js";
 
@@ -42,6 +43,12 @@ export interface HealthSources {
   store: QueueStore;
   queues: readonly AnyQueue[];
   logger: Logger;
+  /**
+   * Logs PostgreSQL (DATABASE_URL) outages seen by the checks, once per outage
+   * rather than once per poll; keep one for the process. The queue store logs
+   * its own outages (queue-store.ts, redis.ts). @defaultValue none: failures log at debug
+   */
+  postgresOutage?: OutageLog;
   /** Each check gives up after this long. @defaultValue 3000 */
   timeoutMs?: number;
 }
@@ -59,20 +66,25 @@ function withTimeout<T>(promise: Promise<T>, timeoutMs: number): Promise<T> {
 }
 
 function errorCode(err: unknown): string {
-  const code = (err as { code?: unknown }).code;
+  // A QueueBackendUnavailableError's own code only says "unavailable"; its reasonCode says why (ECONNREFUSED...).
+  const reasonCode = (err as { reasonCode?: unknown }).reasonCode;
+  const code = typeof reasonCode === "string" ? reasonCode : (err as { code?: unknown }).code;
   if (typeof code === "string" && /^[A-Za-z0-9_]{1,40}$/.test(code)) return code;
   return err instanceof Error ? err.name : "error";
 }
 
-async function check(name: string, run: () => Promise<unknown>, timeoutMs: number, logger: Logger): Promise<DependencyHealth> {
+async function check(name: string, run: () => Promise<unknown>, timeoutMs: number, logger: Logger, outage?: OutageLog): Promise<DependencyHealth> {
   const started = Date.now();
   try {
     await withTimeout(run(), timeoutMs);
+    outage?.up();
     return { ok: true, latencyMs: Date.now() - started };
   } catch (err) {
-    // The full error (which may name hosts) goes to the log, not to the response.
-    logger.warn({ err, dependency: name }, "health check failed");
-    return { ok: false, latencyMs: Date.now() - started, error: errorCode(err) };
+    const error = errorCode(err);
+    // Every poll fails the same way during an outage: the outage log says so once, the details stay at debug.
+    outage?.down(error);
+    logger.debug({ err, dependency: name }, "health check failed");
+    return { ok: false, latencyMs: Date.now() - started, error };
   }
 }
 
@@ -89,7 +101,7 @@ export async function checkHealth(sources: HealthSources): Promise<HealthReport>
   const timeoutMs = sources.timeoutMs ?? 3000;
   const { store } = sources;
   const [postgres, queueStore] = await Promise.all([
-    check("postgres", () => sources.pool.query("SELECT 1"), timeoutMs, sources.logger),
+    check("postgres", () => sources.pool.query("SELECT 1"), timeoutMs, sources.logger, sources.postgresOutage),
     check(store.kind, () => (store.redis ? pingRedis(store.redis, timeoutMs) : store.ready(timeoutMs)), timeoutMs, sources.logger),
   ]);
   const queues = await Promise.all(

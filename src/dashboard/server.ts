@@ -3,6 +3,7 @@ import express, { type Express, type NextFunction, type Request, type Response }
 import pg from "pg";
 import { type Config, queueStoreOptions } from "../lib/config.js";
 import type { Logger } from "../lib/logger.js";
+import { createOutageLog } from "../lib/outage-log.js";
 import { type AnyQueue, createQueueStore, type QueueStore } from "../lib/queue-store.js";
 import { queueNames } from "../queues/contracts.js";
 import { Producer } from "../queues/producer.js";
@@ -69,8 +70,9 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
     readScheduleHealth: deps.readScheduleHealth,
   });
 
+  const postgresOutage = createOutageLog({ logger: deps.logger, service: "PostgreSQL", fields: { setting: "DATABASE_URL" } });
   app.get("/health", async (_req, res) => {
-    const report = await checkHealth({ pool: deps.pool, store: deps.store, queues: deps.queues, logger: deps.logger });
+    const report = await checkHealth({ pool: deps.pool, store: deps.store, queues: deps.queues, logger: deps.logger, postgresOutage });
     res
       .status(report.status === "down" ? 503 : 200)
       .set("Cache-Control", "no-store")
@@ -79,6 +81,10 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
 
   app.use(requireAuth(deps.auth, deps.logger));
   app.use(rejectCrossSiteWrites(deps.logger));
+  // Before the wait below: the route validates first, then fails fast with its own JSON 503 (the producer waits for the store).
+  app.use(enqueueRouter({ producer: deps.producer, logger: deps.logger, bodyLimit: deps.bodyLimit }));
+  // Needs only the application's database, not the queue store.
+  app.use(recipientListsRouter({ pool: deps.pool, logger: deps.logger, retentionDays: deps.recipientListRetentionDays ?? 7 }));
   // The dashboard listens before Redis answers; a request waits for it (at most QUEUE_CONNECT_TIMEOUT_MS) instead of failing on a connection still being made.
   app.use(async (_req, res, next) => {
     try {
@@ -103,8 +109,6 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
     }
   });
 
-  app.use(enqueueRouter({ producer: deps.producer, logger: deps.logger, bodyLimit: deps.bodyLimit }));
-  app.use(recipientListsRouter({ pool: deps.pool, logger: deps.logger, retentionDays: deps.recipientListRetentionDays ?? 7 }));
   app.use("/", createBoardRouter(deps.queues, "/"));
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -116,6 +120,7 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
 
 /** Starts the dashboard; throws a ConfigError before touching anything when authentication is not configured. */
 export async function startDashboard(options: DashboardOptions): Promise<RunningDashboard> {
+  const started = performance.now();
   const { config } = options;
   const host = options.host ?? config.DASHBOARD_HOST;
   const port = options.port ?? config.DASHBOARD_PORT;
@@ -168,9 +173,11 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
       url,
       auth: auth.kind === "none" ? "none" : [auth.basic ? "basic" : undefined, auth.token ? "bearer" : undefined].filter(Boolean),
       queues: queues.map((queue) => queue.name),
+      startupMs: Math.round(performance.now() - started),
     },
     "dashboard listening",
   );
+  const probe = probeUntilReady(store, config.QUEUE_CONNECT_TIMEOUT_MS);
 
   let closing: Promise<void> | undefined;
   return {
@@ -186,12 +193,39 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
         force.unref();
         await closed;
         clearTimeout(force);
+        probe.stop();
         await producer.close();
         await store.close();
         await pool.end().catch(() => undefined);
         logger.info("dashboard stopped");
       })();
       return closing;
+    },
+  };
+}
+
+/** How often the dashboard asks a queue store that did not answer at start-up again. */
+const storeProbeIntervalMs = 5000;
+
+/**
+ * The dashboard listens without waiting for the queue store. Until the store
+ * first answers, this asks it every few seconds, so an outage at start-up is
+ * logged (by the store, once, and every 30 s while it lasts) and its end too,
+ * even before any request comes in.
+ */
+function probeUntilReady(store: QueueStore, timeoutMs: number): { stop(): void } {
+  let timer: NodeJS.Timeout | undefined;
+  let stopped = false;
+  const attempt = () => {
+    store.ready(timeoutMs).catch(() => {
+      if (!stopped) timer = setTimeout(attempt, storeProbeIntervalMs).unref();
+    });
+  };
+  attempt();
+  return {
+    stop() {
+      stopped = true;
+      clearTimeout(timer);
     },
   };
 }

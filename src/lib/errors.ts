@@ -86,11 +86,15 @@ export class SessionLostError extends DbjobsError {
 
 /** The queue store (Redis, or PostgreSQL on that backend) did not answer in time; nothing was enqueued or changed. */
 export class QueueBackendUnavailableError extends DbjobsError {
-  constructor(service: string, redactedUrl: string, setting: string, reason: string, options: { cause?: unknown } = {}) {
+  /** Why, as a code safe to show anywhere: the connection's errno (ECONNREFUSED, ENOTFOUND, ...), a SQLSTATE, or "timeout". */
+  readonly reasonCode: string;
+
+  constructor(service: string, redactedUrl: string, setting: string, reason: string, options: { cause?: unknown; reasonCode?: string } = {}) {
     super(
       "DBJOBS_QUEUE_UNAVAILABLE",
       `Cannot reach ${service} at ${redactedUrl} (${reason}); nothing was changed. Start ${service} or set ${setting}.`,
       options,
     );
+    this.reasonCode = options.reasonCode ?? "timeout";
   }
 }

@@ -6,6 +6,7 @@ import type { Logger } from "./logger.js";
 import { redactUrl } from "./logger.js";
 import { type MetricsStore, redisMetricsStore } from "./metrics.js";
 import { postgresMetricsStore } from "./metrics-postgres.js";
+import { createOutageLog } from "./outage-log.js";
 import { createRedis, type RedisRole, waitForRedis } from "./redis.js";
 
 /**
@@ -146,6 +147,9 @@ function postgresStore(options: QueueStoreOptions): QueueStore {
     pool.on("error", (err) => options.logger?.warn({ err }, "idle queue-database connection lost; the pool will reconnect"));
     return pool;
   };
+  const setting = "QUEUE_DATABASE_URL (or DATABASE_URL)";
+  // Every caller of ready() (producers, /health, the dashboard's probe) reports here, so an outage is a few lines, not one per request.
+  const outage = createOutageLog({ logger: options.logger, service: "PostgreSQL queue database", fields: { url: redactUrl(url), setting } });
   const backend = async () => (await import("bullmq")).createPostgresBackend;
   const quiet = <T extends { on(event: "error", listener: (err: Error) => void): unknown }>(emitter: T): T => {
     emitter.on("error", (err) => options.logger?.debug({ err }, "queue connection error"));
@@ -155,7 +159,7 @@ function postgresStore(options: QueueStoreOptions): QueueStore {
     kind: "postgres",
     service: "PostgreSQL",
     redactedUrl: redactUrl(url),
-    setting: "QUEUE_DATABASE_URL (or DATABASE_URL)",
+    setting,
     prefix: options.prefix ?? "dbjobs",
     redis: undefined,
     get pool() {
@@ -183,12 +187,17 @@ function postgresStore(options: QueueStoreOptions): QueueStore {
         await Promise.race([
           connected.query("SELECT 1"),
           new Promise((_resolve, reject) => {
-            timer = setTimeout(() => reject(Object.assign(new Error("no answer"), { code: `no answer for ${timeoutMs} ms` })), timeoutMs);
+            timer = setTimeout(() => reject(Object.assign(new Error(`no answer for ${timeoutMs} ms`), { code: "timeout" })), timeoutMs);
           }),
         ]);
+        outage.up();
       } catch (err) {
-        const code = (err as { code?: string }).code ?? (err as Error).message;
-        throw new QueueBackendUnavailableError("PostgreSQL", redactUrl(url), "QUEUE_DATABASE_URL (or DATABASE_URL)", code, { cause: err });
+        const code = errorCodeOf(err);
+        outage.down(code);
+        throw new QueueBackendUnavailableError("PostgreSQL", redactUrl(url), setting, code === "timeout" ? `no answer for ${timeoutMs} ms` : code, {
+          cause: err,
+          reasonCode: code,
+        });
       } finally {
         clearTimeout(timer);
       }
@@ -234,6 +243,12 @@ function unlistenOnClose<T extends Closable>(pool: pg.Pool, build: () => T): T {
     }
   };
   return built;
+}
+
+/** A connection error's code (errno name or SQLSTATE), else "timeout" for our own deadline, else "error". */
+function errorCodeOf(err: unknown): string {
+  const code = (err as { code?: unknown }).code;
+  return typeof code === "string" && /^[A-Za-z0-9_]{1,40}$/.test(code) ? code : "error";
 }
 
 /** The Redis connection of a Redis store; features still written against Redis keys call this. */

@@ -2,6 +2,7 @@ import { Redis, type RedisOptions } from "ioredis";
 import { QueueBackendUnavailableError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { redactUrl } from "./logger.js";
+import { createOutageLog } from "./outage-log.js";
 
 /**
  * Redis connections as BullMQ's production guide sets them up:
@@ -20,9 +21,6 @@ export function redisOptions(role: RedisRole): RedisOptions {
     : { maxRetriesPerRequest: 1, enableOfflineQueue: false, connectTimeout: 5000, retryStrategy: reconnect };
 }
 
-/** While Redis stays down, one line this often, not one per reconnect attempt. */
-const stillDownLogMs = 30_000;
-
 const lastErrors = new WeakMap<Redis, Error>();
 
 /**
@@ -40,22 +38,14 @@ export function redisErrorCode(redis: Redis): string | undefined {
 
 export function createRedis(url: string, role: RedisRole, logger?: Logger): Redis {
   const redis = new Redis(url, redisOptions(role));
-  let downSince: number | undefined;
-  let lastLogged = 0;
+  // While Redis stays down, a line when it goes and one every 30 s, not one per reconnect attempt.
+  const outage = createOutageLog({ logger, service: "Redis", fields: { url: redactUrl(url), role, setting: "REDIS_URL" } });
   redis.on("error", (err: Error & { code?: string }) => {
     lastErrors.set(redis, err);
-    const now = Date.now();
-    downSince ??= now;
-    if (now - lastLogged < stillDownLogMs && lastLogged >= downSince) return;
-    lastLogged = now;
-    logger?.warn(
-      { code: err.code ?? err.name, url: redactUrl(url), role, downForMs: now - downSince },
-      now === downSince ? "Redis connection error; reconnecting" : "Redis still unreachable; reconnecting",
-    );
+    outage.down(err.code ?? err.name);
   });
   redis.on("ready", () => {
-    if (downSince !== undefined) logger?.info({ role, downForMs: Date.now() - downSince }, "Redis connection restored");
-    downSince = undefined;
+    outage.up();
     lastErrors.delete(redis);
   });
   return redis;
@@ -76,10 +66,12 @@ export function waitForRedis(redis: Redis, url: string, timeoutMs: number): Prom
       else resolve();
     };
     const onReady = () => done();
-    const timer = setTimeout(
-      () => done(new QueueBackendUnavailableError("Redis", redactUrl(url), "REDIS_URL", `${redisErrorCode(redis) ?? "no answer"} for ${timeoutMs} ms`)),
-      timeoutMs,
-    );
+    const timer = setTimeout(() => {
+      const code = redisErrorCode(redis);
+      done(
+        new QueueBackendUnavailableError("Redis", redactUrl(url), "REDIS_URL", `${code ?? "no answer"} for ${timeoutMs} ms`, { reasonCode: code ?? "timeout" }),
+      );
+    }, timeoutMs);
     redis.on("ready", onReady);
   });
 }

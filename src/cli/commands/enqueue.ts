@@ -2,6 +2,7 @@ import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
 import { DbjobsError, PayloadValidationError } from "../../lib/errors.js";
 import { getContract } from "../../queues/contracts.js";
+import { validatePayload } from "../../queues/validate-payload.js";
 import { createCliContext, printJson } from "../context.js";
 
 async function readPayload(data: string | undefined): Promise<unknown> {
@@ -37,11 +38,20 @@ export function registerEnqueueCommand(program: Command): void {
     .action(async (queue: string, options: { data?: string; wait?: boolean; timeout: number; json?: boolean }) => {
       const context = createCliContext({ quiet: true });
       try {
-        getContract(queue);
+        const contract = getContract(queue);
         const payload = await readPayload(options.data);
+        // A bad payload is reported whether or not the queue store answers.
+        try {
+          validatePayload(contract.name, contract.payload, payload);
+        } catch (err) {
+          if (err instanceof PayloadValidationError && options.data === undefined) {
+            throw new DbjobsError("DBJOBS_INVALID_PAYLOAD", `${err.message} No --data was given: pass the payload with --data '<json>' or --data @file.json.`);
+          }
+          throw err;
+        }
         const producer = context.producer();
         await producer.ready();
-        if (options.wait && (await (await producer.queue(getContract(queue).name)).isPaused())) {
+        if (options.wait && (await (await producer.queue(contract.name)).isPaused())) {
           throw new DbjobsError(
             "DBJOBS_QUEUE_PAUSED",
             `Queue "${queue}" is paused, so --wait would wait until it is resumed; nothing was enqueued. Run \`dbjobs resume ${queue}\` first, or enqueue without --wait.`,
@@ -55,9 +65,6 @@ export function registerEnqueueCommand(program: Command): void {
           job = await producer.enqueueUnknown(queue, payload);
         } catch (err) {
           await events?.close();
-          if (err instanceof PayloadValidationError && options.data === undefined) {
-            throw new DbjobsError("DBJOBS_INVALID_PAYLOAD", `${err.message} No --data was given: pass the payload with --data '<json>' or --data @file.json.`);
-          }
           throw err;
         }
         if (!events) {

@@ -1,4 +1,10 @@
 import type { Command } from "commander";
+import type pg from "pg";
+import { quoteIdent } from "../../lib/db.js";
+import { withSession } from "../../lib/session.js";
+import { createMonthPartition } from "../../partitions/create-month-partition.js";
+import { defaultPartitionRows } from "../../partitions/default-partition-rows.js";
+import { monthFromKey } from "../../partitions/month-bounds.js";
 import { createCliContext, printJson } from "../context.js";
 
 // Takes nothing. Inserts demo patients, invoices with line items (totals left
@@ -29,16 +35,54 @@ BEGIN
     FROM "escrow_accounts" e, generate_series(1, 10) g;
 END $$`;
 
+/** The tables the demo data fills (the idempotency keys through the trigger on transactions); ANALYZEd after seeding so `db report` and the planner see their rows at once. */
+const seededTables = ["patients", "invoices", "invoice_line_items", "users", "escrow_accounts", "transactions", "transaction_idempotency_keys"] as const;
+
+// Takes nothing. Makes this backend publish its pending statistics before it answers (PostgreSQL 15+;
+// a no-op on 14, whose statistics collector has no such request).
+const flushStatisticsSql = `
+DO $$
+BEGIN
+  IF to_regproc('pg_stat_force_next_flush') IS NOT NULL THEN PERFORM pg_stat_force_next_flush(); END IF;
+END $$`;
+
+/** How long the seed's partition DDL may wait for a table lock; a demo database is idle. */
+const lockTimeoutMs = 5000;
+
+/**
+ * Seeds a clean first run: the current month's partition of `transactions`
+ * exists before the demo rows are written, so none lands in the default
+ * partition; rows an earlier seed left there move into their months'
+ * partitions; the seeded tables are analyzed. Returns the partitions created.
+ */
+async function seedDemoData(client: pg.ClientBase): Promise<string[]> {
+  const created: string[] = [];
+  const current = await createMonthPartition(client, "transactions", new Date(), { lockTimeoutMs });
+  if (current.created) created.push(current.name);
+  await client.query(demoDataSql);
+  // Demo rows of another month (an older seed, or a month that turned meanwhile) get that month's partition.
+  for (const { month } of await defaultPartitionRows(client, "transactions")) {
+    const result = await createMonthPartition(client, "transactions", monthFromKey(month), { lockTimeoutMs });
+    if (result.created) created.push(result.name);
+  }
+  // A backend publishes its row counts when idle, at most once a second: published after the ANALYZE, the
+  // seed's inserts would count as changes since it, and `db report` would list the tables as overdue.
+  await client.query(flushStatisticsSql);
+  await client.query(`ANALYZE ${seededTables.map(quoteIdent).join(", ")}`);
+  return created;
+}
+
 export function registerSeedDemoCommand(program: Command): void {
   program
     .command("seed-demo")
-    .description("insert demo data (patients, invoices, users, escrow accounts, due transactions) into an empty database")
+    .description("insert demo data (patients, invoices, users, escrow accounts, due transactions) into an empty database, with its partitions, analyzed")
     .option("--json", "print JSON")
     .action(async (options: { json?: boolean }) => {
-      const context = createCliContext({ quiet: options.json });
+      // The seed's statements are long by design: they are not the slow queries SLOW_QUERY_MS is there to catch.
+      const context = createCliContext({ quiet: options.json, expectSlowQueries: true });
       try {
-        const { prisma } = context.db();
-        await prisma.$executeRawUnsafe(demoDataSql);
+        const { prisma, pool } = context.db();
+        const partitionsCreated = await withSession(pool, ({ client }) => seedDemoData(client));
         const counts = {
           patients: await prisma.patient.count(),
           invoices: await prisma.invoice.count(),
@@ -46,13 +90,15 @@ export function registerSeedDemoCommand(program: Command): void {
           escrowAccounts: await prisma.escrowAccount.count(),
           transactions: await prisma.transaction.count(),
         };
-        if (options.json) printJson(counts);
-        else
+        if (options.json) printJson({ ...counts, partitionsCreated });
+        else {
           console.log(
             `demo data present: ${Object.entries(counts)
               .map(([name, count]) => `${count} ${name}`)
               .join(", ")}`,
           );
+          if (partitionsCreated.length > 0) console.log(`partitions created: ${partitionsCreated.join(", ")}`);
+        }
       } finally {
         await context.close();
       }
