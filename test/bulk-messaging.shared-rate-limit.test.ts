@@ -5,7 +5,7 @@ import type { AnyQueueEvents } from "../src/lib/queue-store.js";
 import { Producer } from "../src/queues/producer.js";
 import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
-import { testConfig, useTestDb } from "./support/test-env.js";
+import { testConfig, testQueueBackend, useTestDb } from "./support/test-env.js";
 
 /**
  * Issue 20: MESSAGING_RATE_PER_SECOND and MESSAGING_RATE_BURST hold for all
@@ -14,10 +14,13 @@ import { testConfig, useTestDb } from "./support/test-env.js";
  * one-second span (sliding, not just whole seconds) holds more than the rate
  * plus the burst (retries after a provider error included), and together
  * the workers reach at least 90% of the rate.
- * Run on both queue backends, whose stores keep the shared counters.
+ * `npm test` runs it on both queue backends (TEST_QUEUE_BACKEND), whose
+ * stores keep the shared counters.
  */
+// Slots of 250 ms (a share of 8 each): long against the store's round trip
+// on a loaded test machine, where a token granted after its slot is dropped.
 const ratePerSecond = 30;
-const burst = 8;
+const burst = 16;
 const perCampaign = 120;
 const perWarmUp = 30;
 
@@ -46,7 +49,7 @@ describe("the messaging rate settings", () => {
   });
 });
 
-describe.each(["redis", "postgres"] as const)("one provider rate limit for three bulk-messaging workers (%s backend)", (backend) => {
+describe(`one provider rate limit for three bulk-messaging workers (${testQueueBackend()} backend)`, () => {
   const testDatabase = useTestDb();
   let db: Db;
   let config: Config;
@@ -57,7 +60,7 @@ describe.each(["redis", "postgres"] as const)("one provider rate limit for three
 
   beforeAll(async () => {
     db = testDatabase.db;
-    config = testConfig(testDatabase.url, { QUEUE_BACKEND: backend });
+    config = testConfig(testDatabase.url);
     sms = await startFakeSmsServer();
     producer = Producer.fromConfig(config);
     events = await producer.store.queueEvents("bulk-messaging");
