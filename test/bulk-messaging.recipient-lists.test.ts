@@ -11,6 +11,7 @@ import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { PayloadValidationError } from "../src/lib/errors.js";
 import { Producer } from "../src/queues/producer.js";
+import { deadPort } from "./support/dead-port.js";
 import { directJobContext, runHandler } from "./support/direct-job-context.js";
 import { cliEnv, runCli } from "./support/spawn-cli.js";
 import { memoryLogger, testConfig, useTestDb } from "./support/test-env.js";
@@ -108,6 +109,25 @@ describe("recipient lists", () => {
     expect(cli.code).toBe(2);
     expect(cli.stderr).toContain(`${file}: line 2: "42" is not a uuid; line 4: "not-a-uuid" is not a uuid.`);
     expect(await listCount()).toBe(before);
+  });
+
+  it("fails fast in one line, naming the database and the setting, when PostgreSQL is unreachable", async () => {
+    const unreachable = Producer.fromConfig({
+      ...config,
+      DATABASE_URL: `postgresql://app:s3cret@127.0.0.1:${await deadPort()}/dbjobs`,
+      QUEUE_CONNECT_TIMEOUT_MS: 1000,
+    });
+    try {
+      const started = Date.now();
+      const error = await unreachable.stageRecipients(patientIds.slice(0, 2)).catch((err: unknown) => err);
+      expect(Date.now() - started).toBeLessThan(5000);
+      expect((error as Error).message).toMatch(
+        /^Cannot reach PostgreSQL at postgresql:\/\/app:\*+@127\.0\.0\.1:\d+\/dbjobs \(ECONNREFUSED\); nothing was staged\. Start PostgreSQL or set DATABASE_URL/,
+      );
+      expect((error as Error).message).not.toContain("s3cret");
+    } finally {
+      await unreachable.close();
+    }
   });
 
   it("takes exactly one of patientIds and recipientListId", async () => {

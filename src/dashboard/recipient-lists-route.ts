@@ -51,11 +51,9 @@ export function recipientListsRouter(options: RecipientListsRouteOptions): Route
     }
     const query = stageQuery.safeParse(req.query);
     if (!query.success) {
-      res
-        .status(400)
-        .json({
-          error: `invalid query parameters: ${query.error.issues.map((issue) => `${issue.path.join(".") || "query"}: ${issue.message}`).join("; ")}; nothing was staged`,
-        });
+      res.status(400).json({
+        error: `invalid query parameters: ${query.error.issues.map((issue) => `${issue.path.join(".") || "query"}: ${issue.message}`).join("; ")}; nothing was staged`,
+      });
       return;
     }
     const body = bodyStream(req);

@@ -4,7 +4,8 @@ import type pg from "pg";
 import { collectRecipientIds, type StagedRecipientList, stageRecipientList } from "../jobs/bulk-messaging/recipient-lists.js";
 import type { Config } from "../lib/config.js";
 import { queueStoreOptions } from "../lib/config.js";
-import type { Logger } from "../lib/logger.js";
+import { DbjobsError } from "../lib/errors.js";
+import { type Logger, redactUrl } from "../lib/logger.js";
 import { type AnyQueue, createQueueStore, type QueueBackendKind, type QueueStore } from "../lib/queue-store.js";
 import { getContract, type PayloadInput, type QueueName } from "./contracts.js";
 import { type EnqueuedInTransaction, enqueueInTransaction, type TransactionClient } from "./transactional-enqueue.js";
@@ -190,7 +191,19 @@ export class Producer {
       pool.on("error", () => undefined);
       return pool;
     });
-    return stageRecipientList(await this.appPool, sortedIds, { listId: options.listId, retentionDays: this.recipientListRetentionDays });
+    try {
+      return await stageRecipientList(await this.appPool, sortedIds, { listId: options.listId, retentionDays: this.recipientListRetentionDays });
+    } catch (err) {
+      // One line naming the database and the setting, as enqueue does for the queue store; staging is one transaction, so nothing was written.
+      const code = (err as { code?: unknown }).code;
+      const unreachable = typeof code === "string" ? /^E[A-Z]+$/.test(code) : /timeout|terminated/i.test((err as Error).message ?? "");
+      if (!unreachable) throw err;
+      throw new DbjobsError(
+        "DBJOBS_DATABASE_UNAVAILABLE",
+        `Cannot reach PostgreSQL at ${redactUrl(this.appDatabaseUrl)} (${typeof code === "string" ? code : "timeout"}); nothing was staged. Start PostgreSQL or set DATABASE_URL (the producer's appDatabaseUrl).`,
+        { cause: err },
+      );
+    }
   }
 
   /** The BullMQ Queue for `name`, created once and reused. */
