@@ -13,7 +13,10 @@ import { readRecipientPage, useRecipientList } from "./recipient-lists.js";
 /**
  * bulk-messaging: sends one campaign to up to 100,000 patients (seed 004,
  * CRITICAL #1), batch by batch, with a fixed number of statements per batch
- * (see campaign-batch.ts) instead of six per recipient.
+ * (see campaign-batch.ts) instead of six per recipient. The recipients come
+ * in the payload (`patientIds`) or from a list staged in PostgreSQL
+ * (`recipientListId`, recipient-lists.ts), read in keyset pages. Every
+ * provider call waits for the limit all workers share (provider-rate-limit.ts).
  *
  * Exactly once, even across crashes: a message is unique per (campaignId,
  * patientId, channel), it is marked `sending` before the provider is called,
