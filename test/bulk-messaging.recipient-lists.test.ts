@@ -102,6 +102,9 @@ describe("recipient lists", () => {
     expect(((await response.json()) as { error: string }).error).toMatch(/^body: line 2: "42" is not a uuid; line 4: "not-a-uuid" is not a uuid\./);
     expect((await post("/recipient-lists", JSON.stringify(bad), { "content-type": "application/json" })).status).toBe(415);
     expect((await post("/recipient-lists", "", { "content-type": "text/plain" })).status).toBe(400);
+    const notGzip = await post("/recipient-lists", bad.join("\n"), { "content-type": "text/plain", "content-encoding": "gzip" });
+    expect(notGzip.status).toBe(400);
+    expect(((await notGzip.json()) as { error: string }).error).toBe("the body is not valid gzip; nothing was staged");
 
     const file = join(tmpdir(), `recipients-${randomUUID()}.txt`);
     writeFileSync(file, bad.join("\n"));
