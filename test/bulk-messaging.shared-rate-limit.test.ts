@@ -12,8 +12,8 @@ import { testConfig, testQueueBackend, useTestDb } from "./support/test-env.js";
  * bulk-messaging worker processes together. Three real worker processes each
  * send a campaign to the fake SMS API, which notes when each call arrives: no
  * one-second span (sliding, not just whole seconds) holds more than the rate
- * plus the burst (retries after a provider error included), and together
- * the workers reach at least 90% of the rate.
+ * plus the burst (retries after a provider error included), and while all
+ * three send, together they reach at least 90% of the rate.
  * `npm test` runs it on both queue backends (TEST_QUEUE_BACKEND), whose
  * stores keep the shared counters.
  */
@@ -134,8 +134,16 @@ describe(`one provider rate limit for three bulk-messaging workers (${testQueueB
     });
     for (const span of spans) for (const other of spans) expect(span.first).toBeLessThan(other.last);
 
-    const seconds = (Math.max(...times) - Math.min(...times)) / 1000;
-    const figures = { busiestSecond: busiestSecond(times), callsPerSecond: Math.round((times.length / seconds) * 10) / 10 };
+    // "Together": while all three campaigns were sending (the first and last
+    // moments, when one process sends alone, show that process, not the limit).
+    const together = { from: Math.max(...spans.map((span) => span.first)), to: Math.min(...spans.map((span) => span.last)) };
+    const inTogether = times.filter((time) => time >= together.from && time <= together.to).length;
+    const figures = {
+      busiestSecond: busiestSecond(times),
+      secondsTogether: (together.to - together.from) / 1000,
+      callsPerSecond: Math.round((inTogether / ((together.to - together.from) / 1000)) * 10) / 10,
+    };
+    expect(figures.secondsTogether, JSON.stringify(figures)).toBeGreaterThan(5);
     expect(figures.busiestSecond, JSON.stringify(figures)).toBeLessThanOrEqual(ratePerSecond + burst);
     expect(figures.callsPerSecond, JSON.stringify(figures)).toBeGreaterThanOrEqual(0.9 * ratePerSecond);
   });
