@@ -20,6 +20,7 @@ export {
   finalStatuses,
 } from "./jobs/archiving/contract.js";
 export { type BulkMessagingPayload, type BulkMessagingResult, bulkMessagingContract, bulkMessagingPayload } from "./jobs/bulk-messaging/contract.js";
+export { RecipientListError, type StagedRecipientList } from "./jobs/bulk-messaging/recipient-lists.js";
 export {
   type CachePrefetchPayload,
   type CachePrefetchResult,

@@ -9,6 +9,7 @@ import { registerJobCommand } from "./commands/job.js";
 import { registerJobsCommand } from "./commands/jobs.js";
 import { registerMigrateCommand } from "./commands/migrate.js";
 import { registerPauseResumeCommands } from "./commands/pause-resume.js";
+import { registerRecipientsCommand } from "./commands/recipients.js";
 import { registerRelayCommand } from "./commands/relay.js";
 import { registerRetryCommand } from "./commands/retry.js";
 import { registerSchedulerCommand } from "./commands/scheduler.js";
@@ -26,6 +27,7 @@ const program = new Command("dbjobs")
 registerMigrateCommand(program);
 registerWorkerCommand(program);
 registerEnqueueCommand(program);
+registerRecipientsCommand(program);
 registerStatusCommand(program);
 registerSeedDemoCommand(program);
 registerDbReportCommand(program);

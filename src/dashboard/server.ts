@@ -13,12 +13,14 @@ import { createBoardRouter } from "./board.js";
 import { enqueueRouter } from "./enqueue-route.js";
 import { checkHealth } from "./health.js";
 import { createMetricsRenderer, metricsContentType, type ScheduleMisses } from "./metrics.js";
+import { recipientListsRouter } from "./recipient-lists-route.js";
 
 /**
  * The `dbjobs dashboard` process: one express app serving
  *   GET  /health                 no auth (health.ts)
  *   GET  /metrics                Prometheus text (metrics.ts)
  *   POST /queues/<queue>/jobs    enqueue over HTTP (enqueue-route.ts)
+ *   POST /recipient-lists        stage a campaign's recipients (recipient-lists-route.ts)
  *   /                            bull-board (board.ts)
  * everything but /health behind auth.ts.
  */
@@ -46,6 +48,8 @@ export interface DashboardDependencies {
   queues: readonly AnyQueue[];
   prefix: string;
   bodyLimit?: string;
+  /** RECIPIENT_LIST_RETENTION_DAYS for POST /recipient-lists. @defaultValue 7 */
+  recipientListRetentionDays?: number;
   readScheduleHealth?: () => Promise<ScheduleMisses[]>;
 }
 
@@ -79,6 +83,8 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
   app.use(rejectCrossSiteWrites(deps.logger));
   // Before the wait below: the route validates first, then fails fast with its own JSON 503 (the producer waits for the store).
   app.use(enqueueRouter({ producer: deps.producer, logger: deps.logger, bodyLimit: deps.bodyLimit }));
+  // Needs only the application's database, not the queue store.
+  app.use(recipientListsRouter({ pool: deps.pool, logger: deps.logger, retentionDays: deps.recipientListRetentionDays ?? 7 }));
   // The dashboard listens before Redis answers; a request waits for it (at most QUEUE_CONNECT_TIMEOUT_MS) instead of failing on a connection still being made.
   app.use(async (_req, res, next) => {
     try {
@@ -144,6 +150,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     queues,
     prefix,
     bodyLimit: options.bodyLimit,
+    recipientListRetentionDays: config.RECIPIENT_LIST_RETENTION_DAYS,
     readScheduleHealth: options.readScheduleHealth ?? (() => readScheduleHealth({ store, config })),
   });
   const server = app.listen(port, host);

@@ -9,83 +9,113 @@ const booleanFromEnv = z.enum(["true", "false", "1", "0", "yes", "no"]).transfor
 
 const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
 
-export const configSchema = z.object({
-  /** @defaultValue postgresql://postgres@127.0.0.1:5432/dbjobs */
-  DATABASE_URL: z.url().default("postgresql://postgres@127.0.0.1:5432/dbjobs"),
-  /**
-   * Where the queues live: `postgres` (BullMQ's PostgreSQL backend, schema
-   * bullmq, no Redis needed) or `redis`. @defaultValue postgres
-   */
-  QUEUE_BACKEND: z.enum(["postgres", "redis"], { error: 'must be "postgres" or "redis"' }).default("postgres"),
-  /** The database the queues live in when QUEUE_BACKEND=postgres. @defaultValue DATABASE_URL */
-  QUEUE_DATABASE_URL: z.url().optional(),
-  /**
-   * Redis: the queues when QUEUE_BACKEND=redis (then it defaults to
-   * redis://127.0.0.1:6379), and the cache's shared tier whenever it is set.
-   */
-  REDIS_URL: z.url().optional(),
-  /** How long a producer, the CLI or the HTTP route waits for the queue store before failing. @defaultValue 3000 */
-  QUEUE_CONNECT_TIMEOUT_MS: intFromEnv(100, 120_000).default(3000),
-  /** Prefix of every BullMQ key in Redis. @defaultValue dbjobs */
-  QUEUE_PREFIX: z.string().min(1).max(64).default("dbjobs"),
-  /**
-   * `pretty`: readable lines (pino-pretty); `json`: one JSON object per line,
-   * for log shippers; `auto`: pretty when the output is a terminal, else JSON.
-   * @defaultValue auto
-   */
-  LOG_FORMAT: z.enum(["auto", "pretty", "json"], { error: 'must be "auto", "pretty" or "json"' }).default("auto"),
-  /** @defaultValue info */
-  LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
-  /** PostgreSQL connections per process. @defaultValue 10 */
-  DB_POOL_SIZE: intFromEnv(1, 500).default(10),
-  /** @defaultValue 5000 */
-  DB_CONNECT_TIMEOUT_MS: intFromEnv(100, 120_000).default(5000),
-  /** Queries slower than this are logged and counted. @defaultValue 100 */
-  SLOW_QUERY_MS: intFromEnv(1, 600_000).default(100),
-  /** How long SIGTERM waits for in-flight jobs before forcing exit. @defaultValue 30000 */
-  SHUTDOWN_TIMEOUT_MS: intFromEnv(100, 3_600_000).default(30_000),
-  /** Overrides the registry's concurrency for `dbjobs worker`. */
-  WORKER_CONCURRENCY: intFromEnv(1, 1000).optional(),
+export const configSchema = z
+  .object({
+    /** @defaultValue postgresql://postgres@127.0.0.1:5432/dbjobs */
+    DATABASE_URL: z.url().default("postgresql://postgres@127.0.0.1:5432/dbjobs"),
+    /**
+     * Where the queues live: `postgres` (BullMQ's PostgreSQL backend, schema
+     * bullmq, no Redis needed) or `redis`. @defaultValue postgres
+     */
+    QUEUE_BACKEND: z.enum(["postgres", "redis"], { error: 'must be "postgres" or "redis"' }).default("postgres"),
+    /** The database the queues live in when QUEUE_BACKEND=postgres. @defaultValue DATABASE_URL */
+    QUEUE_DATABASE_URL: z.url().optional(),
+    /**
+     * Redis: the queues when QUEUE_BACKEND=redis (then it defaults to
+     * redis://127.0.0.1:6379), and the cache's shared tier whenever it is set.
+     */
+    REDIS_URL: z.url().optional(),
+    /** How long a producer, the CLI or the HTTP route waits for the queue store before failing. @defaultValue 3000 */
+    QUEUE_CONNECT_TIMEOUT_MS: intFromEnv(100, 120_000).default(3000),
+    /** Prefix of every BullMQ key in Redis. @defaultValue dbjobs */
+    QUEUE_PREFIX: z.string().min(1).max(64).default("dbjobs"),
+    /**
+     * `pretty`: readable lines (pino-pretty); `json`: one JSON object per line,
+     * for log shippers; `auto`: pretty when the output is a terminal, else JSON.
+     * @defaultValue auto
+     */
+    LOG_FORMAT: z.enum(["auto", "pretty", "json"], { error: 'must be "auto", "pretty" or "json"' }).default("auto"),
+    /** @defaultValue info */
+    LOG_LEVEL: z.enum(["fatal", "error", "warn", "info", "debug", "trace", "silent"]).default("info"),
+    /** PostgreSQL connections per process. @defaultValue 10 */
+    DB_POOL_SIZE: intFromEnv(1, 500).default(10),
+    /** @defaultValue 5000 */
+    DB_CONNECT_TIMEOUT_MS: intFromEnv(100, 120_000).default(5000),
+    /** Queries slower than this are logged and counted. @defaultValue 100 */
+    SLOW_QUERY_MS: intFromEnv(1, 600_000).default(100),
+    /** How long SIGTERM waits for in-flight jobs before forcing exit. @defaultValue 30000 */
+    SHUTDOWN_TIMEOUT_MS: intFromEnv(100, 3_600_000).default(30_000),
+    /** Overrides the registry's concurrency for `dbjobs worker`. */
+    WORKER_CONCURRENCY: intFromEnv(1, 1000).optional(),
 
-  /** Dashboard (SPEC §5). @defaultValue 127.0.0.1 */
-  DASHBOARD_HOST: z.string().min(1).default("127.0.0.1"),
-  /** @defaultValue 3000 */
-  DASHBOARD_PORT: intFromEnv(0, 65_535).default(3000),
-  DASHBOARD_USER: z.string().min(1).optional(),
-  DASHBOARD_PASSWORD: z.string().min(1).optional(),
-  DASHBOARD_TOKEN: z.string().min(16, "use at least 16 characters").optional(),
-  /** Serve the dashboard without credentials; only honoured on 127.0.0.1. @defaultValue false */
-  DASHBOARD_ALLOW_NO_AUTH: booleanFromEnv.default(false),
+    /** Dashboard (SPEC §5). @defaultValue 127.0.0.1 */
+    DASHBOARD_HOST: z.string().min(1).default("127.0.0.1"),
+    /** @defaultValue 3000 */
+    DASHBOARD_PORT: intFromEnv(0, 65_535).default(3000),
+    DASHBOARD_USER: z.string().min(1).optional(),
+    DASHBOARD_PASSWORD: z.string().min(1).optional(),
+    DASHBOARD_TOKEN: z.string().min(16, "use at least 16 characters").optional(),
+    /** Serve the dashboard without credentials; only honoured on 127.0.0.1. @defaultValue false */
+    DASHBOARD_ALLOW_NO_AUTH: booleanFromEnv.default(false),
 
-  /** Cache TTLs per kind of data (seed 002 tiers). */
-  CACHE_TTL_REFERENCE_MS: intFromEnv(1, 86_400_000).default(300_000),
-  CACHE_TTL_BALANCE_MS: intFromEnv(1, 86_400_000).default(10_000),
-  CACHE_TTL_AGGREGATE_MS: intFromEnv(1, 86_400_000).default(60_000),
-  /** Entries kept in each process's in-memory tier. @defaultValue 10000 */
-  CACHE_L1_MAX_ENTRIES: intFromEnv(1, 10_000_000).default(10_000),
+    /** Cache TTLs per kind of data (seed 002 tiers). */
+    CACHE_TTL_REFERENCE_MS: intFromEnv(1, 86_400_000).default(300_000),
+    CACHE_TTL_BALANCE_MS: intFromEnv(1, 86_400_000).default(10_000),
+    CACHE_TTL_AGGREGATE_MS: intFromEnv(1, 86_400_000).default(60_000),
+    /** Entries kept in each process's in-memory tier. @defaultValue 10000 */
+    CACHE_L1_MAX_ENTRIES: intFromEnv(1, 10_000_000).default(10_000),
 
-  /** SMS/email provider for bulk messaging. @defaultValue log */
-  MESSAGING_PROVIDER: z.enum(["log", "http", "noop"]).default("log"),
-  MESSAGING_HTTP_BASE_URL: z.url().optional(),
-  MESSAGING_HTTP_ACCOUNT_SID: z.string().min(1).optional(),
-  MESSAGING_HTTP_AUTH_TOKEN: z.string().min(1).optional(),
-  MESSAGING_HTTP_FROM: z.string().min(1).default("dbjobs"),
-  /** @defaultValue 10000 */
-  MESSAGING_HTTP_TIMEOUT_MS: intFromEnv(100, 120_000).default(10_000),
+    /** SMS/email provider for bulk messaging. @defaultValue log */
+    MESSAGING_PROVIDER: z.enum(["log", "http", "noop"]).default("log"),
+    MESSAGING_HTTP_BASE_URL: z.url().optional(),
+    MESSAGING_HTTP_ACCOUNT_SID: z.string().min(1).optional(),
+    MESSAGING_HTTP_AUTH_TOKEN: z.string().min(1).optional(),
+    MESSAGING_HTTP_FROM: z.string().min(1).default("dbjobs"),
+    /** @defaultValue 10000 */
+    MESSAGING_HTTP_TIMEOUT_MS: intFromEnv(100, 120_000).default(10_000),
+    /** Provider calls per second, for every bulk-messaging worker together. @defaultValue no limit */
+    MESSAGING_RATE_PER_SECOND: intFromEnv(1, 100_000).optional(),
+    /** Calls any one second may carry above the rate. @defaultValue a tenth of the rate, at least 2 */
+    MESSAGING_RATE_BURST: intFromEnv(2, 1_000_000).optional(),
+    /** Staged recipient lists unused this long are deleted at the next staging. @defaultValue 7 */
+    RECIPIENT_LIST_RETENTION_DAYS: intFromEnv(1, 3650).default(7),
 
-  /** Settlement attempts before a transaction is FAILED for good. @defaultValue 8 */
-  TRANSACTION_MAX_ATTEMPTS: intFromEnv(1, 100).default(8),
+    /** Settlement attempts before a transaction is FAILED for good. @defaultValue 8 */
+    TRANSACTION_MAX_ATTEMPTS: intFromEnv(1, 100).default(8),
 
-  /** Cron overrides for the default schedules (SPEC §4), e.g. SCHEDULE_ARCHIVING="0 3 1 * *". */
-  SCHEDULE_PARTITION_MAINTENANCE: z.string().min(1).optional(),
-  SCHEDULE_TRANSACTION_RETRY: z.string().min(1).optional(),
-  SCHEDULE_CACHE_PREFETCH: z.string().min(1).optional(),
-  SCHEDULE_ANALYZE: z.string().min(1).optional(),
-  SCHEDULE_REINDEX: z.string().min(1).optional(),
-  SCHEDULE_ARCHIVING: z.string().min(1).optional(),
-  /** Scheduler lease: a standby takes over this long after the holder dies. @defaultValue 15000 */
-  SCHEDULER_LEASE_MS: intFromEnv(1000, 600_000).default(15_000),
-});
+    /** Cron overrides for the default schedules (SPEC §4), e.g. SCHEDULE_ARCHIVING="0 3 1 * *". */
+    SCHEDULE_PARTITION_MAINTENANCE: z.string().min(1).optional(),
+    SCHEDULE_TRANSACTION_RETRY: z.string().min(1).optional(),
+    SCHEDULE_CACHE_PREFETCH: z.string().min(1).optional(),
+    SCHEDULE_ANALYZE: z.string().min(1).optional(),
+    SCHEDULE_REINDEX: z.string().min(1).optional(),
+    SCHEDULE_ARCHIVING: z.string().min(1).optional(),
+    /** Scheduler lease: a standby takes over this long after the holder dies. @defaultValue 15000 */
+    SCHEDULER_LEASE_MS: intFromEnv(1000, 600_000).default(15_000),
+  })
+  .superRefine((config, ctx) => {
+    const rate = config.MESSAGING_RATE_PER_SECOND;
+    if (rate === undefined) {
+      if (config.MESSAGING_RATE_BURST !== undefined) {
+        ctx.addIssue({ code: "custom", path: ["MESSAGING_RATE_BURST"], message: "needs MESSAGING_RATE_PER_SECOND; set the rate too, or unset the burst" });
+      }
+      return;
+    }
+    // The shared limiter cuts each second into slots holding half the burst each (provider-rate-limit.ts); shorter than 20 ms they would cost more store calls than sends.
+    const burst = messagingRateBurst(rate, config.MESSAGING_RATE_BURST);
+    if (rate / Math.floor(burst / 2) > 50) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["MESSAGING_RATE_BURST"],
+        message: `must be at least ${2 * Math.ceil(rate / 50)} for MESSAGING_RATE_PER_SECOND=${rate} (about a 25th of the rate); raise it or leave it unset`,
+      });
+    }
+  });
+
+/** The burst in use: MESSAGING_RATE_BURST, else a tenth of the rate, at least 2. */
+export function messagingRateBurst(ratePerSecond: number, burst: number | undefined): number {
+  return burst ?? Math.max(2, Math.ceil(ratePerSecond / 10));
+}
 
 export type Config = z.infer<typeof configSchema>;
 

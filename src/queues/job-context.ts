@@ -37,6 +37,8 @@ export interface WorkerServices {
   now(): Date;
   /** The SMS/email provider bulk-messaging sends through. */
   messaging(log: Logger): import("../jobs/bulk-messaging/provider.js").MessagingProvider;
+  /** The provider rate limit every bulk-messaging worker shares (MESSAGING_RATE_PER_SECOND); undefined without one. */
+  messagingRateLimit(): import("../jobs/bulk-messaging/provider-rate-limit.js").ProviderRateLimit | undefined;
 }
 
 export type JobHandler<C extends QueueContract> = (payload: PayloadOf<C>, context: JobContext) => Promise<ResultOf<C>>;

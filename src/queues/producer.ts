@@ -1,8 +1,11 @@
 import type { Job, JobsOptions } from "bullmq";
 import type { Redis } from "ioredis";
+import type pg from "pg";
+import { collectRecipientIds, type StagedRecipientList, stageRecipientList } from "../jobs/bulk-messaging/recipient-lists.js";
 import type { Config } from "../lib/config.js";
 import { queueStoreOptions } from "../lib/config.js";
-import type { Logger } from "../lib/logger.js";
+import { DbjobsError } from "../lib/errors.js";
+import { type Logger, redactUrl } from "../lib/logger.js";
 import { type AnyQueue, createQueueStore, type QueueBackendKind, type QueueStore } from "../lib/queue-store.js";
 import { getContract, type PayloadInput, type QueueName } from "./contracts.js";
 import { type EnqueuedInTransaction, enqueueInTransaction, type TransactionClient } from "./transactional-enqueue.js";
@@ -37,6 +40,14 @@ export interface ProducerOptions {
   store?: QueueStore;
   /** @defaultValue false */
   closeStore?: boolean;
+  /**
+   * The application's database (DATABASE_URL), where `stageRecipients` stages
+   * recipient lists for the workers to read.
+   * @defaultValue databaseUrl, else postgresql://postgres@127.0.0.1:5432/dbjobs
+   */
+  appDatabaseUrl?: string;
+  /** `stageRecipients` first deletes lists unused this many days (RECIPIENT_LIST_RETENTION_DAYS). @defaultValue 7 */
+  recipientListRetentionDays?: number;
 }
 
 /**
@@ -70,6 +81,9 @@ export class Producer {
   private readonly ownsStore: boolean;
   private readonly queues = new Map<QueueName, Promise<AnyQueue>>();
   private readonly connectTimeoutMs: number;
+  private readonly appDatabaseUrl: string;
+  private readonly recipientListRetentionDays: number;
+  private appPool: Promise<pg.Pool> | undefined;
 
   constructor(options: ProducerOptions = {}) {
     this.ownsStore = !options.store || options.closeStore === true;
@@ -88,6 +102,8 @@ export class Producer {
         logger: options.logger,
       });
     this.connectTimeoutMs = options.connectTimeoutMs ?? 3000;
+    this.appDatabaseUrl = options.appDatabaseUrl ?? options.databaseUrl ?? "postgresql://postgres@127.0.0.1:5432/dbjobs";
+    this.recipientListRetentionDays = options.recipientListRetentionDays ?? 7;
   }
 
   /** A producer on the queue store `config` names (QUEUE_BACKEND and its URL). */
@@ -104,6 +120,8 @@ export class Producer {
       closeStore: true,
       connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS,
       logger,
+      appDatabaseUrl: config.DATABASE_URL,
+      recipientListRetentionDays: config.RECIPIENT_LIST_RETENTION_DAYS,
     });
   }
 
@@ -151,6 +169,43 @@ export class Producer {
     return target.add(contract.name, payload, merged);
   }
 
+  /**
+   * Stages a bulk-messaging campaign's recipients (patient uuids) in the
+   * application's database and returns the list's id, to enqueue as
+   * `recipientListId`: the way to send to more patients than a payload should
+   * carry (up to 100,000). Idempotent: the same ids give the same list id
+   * (derived from the content) and write nothing new; with `listId` the list
+   * is staged under that id, and the same id with other ids is refused.
+   * Throws a RecipientListError naming the bad ids, staging nothing.
+   */
+  async stageRecipients(ids: Iterable<string>, options: { listId?: string } = {}): Promise<StagedRecipientList> {
+    const sortedIds = collectRecipientIds(ids);
+    this.appPool ??= import("pg").then(({ default: pgModule }) => {
+      const pool = new pgModule.Pool({
+        connectionString: this.appDatabaseUrl,
+        max: 2,
+        application_name: "dbjobs:producer",
+        connectionTimeoutMillis: this.connectTimeoutMs,
+      });
+      // An idle connection that dies is replaced on the next staging; the error itself needs no handling.
+      pool.on("error", () => undefined);
+      return pool;
+    });
+    try {
+      return await stageRecipientList(await this.appPool, sortedIds, { listId: options.listId, retentionDays: this.recipientListRetentionDays });
+    } catch (err) {
+      // One line naming the database and the setting, as enqueue does for the queue store; staging is one transaction, so nothing was written.
+      const code = (err as { code?: unknown }).code;
+      const unreachable = typeof code === "string" ? /^E[A-Z]+$/.test(code) : /timeout|terminated/i.test((err as Error).message ?? "");
+      if (!unreachable) throw err;
+      throw new DbjobsError(
+        "DBJOBS_DATABASE_UNAVAILABLE",
+        `Cannot reach PostgreSQL at ${redactUrl(this.appDatabaseUrl)} (${typeof code === "string" ? code : "timeout"}); nothing was staged. Start PostgreSQL or set DATABASE_URL (the producer's appDatabaseUrl).`,
+        { cause: err },
+      );
+    }
+  }
+
   /** The BullMQ Queue for `name`, created once and reused. */
   queue(name: QueueName): Promise<AnyQueue> {
     let queue = this.queues.get(name);
@@ -164,6 +219,9 @@ export class Producer {
   async close(): Promise<void> {
     await Promise.all([...this.queues.values()].map(async (queue) => (await queue).close()));
     this.queues.clear();
+    const appPool = this.appPool;
+    this.appPool = undefined;
+    await appPool?.then((pool) => pool.end()).catch(() => undefined);
     if (this.ownsStore) await this.store.close();
   }
 }

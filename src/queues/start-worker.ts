@@ -75,7 +75,7 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
     applicationName: `dbjobs:${entry.name}`,
     logger,
   });
-  const services = workerServices(config, options.services);
+  const services = workerServices(config, options.services, store);
   if (store.redis) await warnUnlessNoEviction(store.redis, logger);
   const invalidator = createCacheInvalidator({ config, prefix, redis: store.redis, db, logger });
 

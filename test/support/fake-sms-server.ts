@@ -20,6 +20,8 @@ export interface FakeSmsRequest {
   to: string;
   from: string;
   body: string;
+  /** When the request arrived (epoch ms), for rate checks. */
+  receivedAtMs: number;
 }
 
 export interface Delivery extends FakeSmsRequest {
@@ -79,8 +81,10 @@ export async function startFakeSmsServer(): Promise<FakeSmsServer> {
   const server: Server = createServer(async (req, res) => {
     if (req.method !== "POST" || req.url !== `/2010-04-01/Accounts/${accountSid}/Messages.json`) return send(res, 404, { code: 20404, message: "not found" });
     if (req.headers.authorization !== expectedAuth) return send(res, 401, { code: 20003, message: "Authenticate" });
+    const receivedAtMs = Date.now();
     const form = new URLSearchParams(await readBody(req));
     const request: FakeSmsRequest = {
+      receivedAtMs,
       idempotencyKey: req.headers["idempotency-key"] as string | undefined,
       to: form.get("To") ?? "",
       from: form.get("From") ?? "",

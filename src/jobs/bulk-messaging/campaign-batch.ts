@@ -4,6 +4,7 @@ import { retryOnConflict } from "../../lib/retry.js";
 import { compileBody } from "./body-template.js";
 import { mapWithConcurrency } from "./map-with-concurrency.js";
 import type { MessageChannel, MessagingProvider, SendOutcome } from "./provider.js";
+import type { ProviderRateLimit } from "./provider-rate-limit.js";
 import type { RateLimiter } from "./rate-limiter.js";
 
 /**
@@ -182,6 +183,8 @@ export interface BatchOutcome {
 export interface BatchSender {
   provider: MessagingProvider;
   limiter: RateLimiter;
+  /** The limit every worker shares (MESSAGING_RATE_PER_SECOND); taken after the job's own. */
+  providerRateLimit?: ProviderRateLimit;
   /** Provider calls in flight at once. */
   sendConcurrency: number;
 }
@@ -255,6 +258,7 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
     const to = patient?.address;
     if (!to) return { status: "failed", error: `patient has no ${batch.channel === "sms" ? "phone number" : "email address"}` };
     if (sender.limiter.limited) await sender.limiter.acquire();
+    if (sender.providerRateLimit) await sender.providerRateLimit.take();
     try {
       const result = await sender.provider.send({
         idempotencyKey: row.id,

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { defineContract } from "../../queues/contract.js";
+import { recipientListIdPattern } from "./recipient-lists.js";
 
 export interface BulkMessagingResult {
   /** Patient ids handled so far (all of them when the job completes). */
@@ -19,6 +20,7 @@ export const bulkMessagingPayload = z
     channel: z.enum(["sms", "email"]),
     /** `{{firstName}}` and `{{lastName}}` are filled in per patient. */
     body: z.string().min(1).max(1600),
+    /** The recipients, in the payload: fine for thousands; for more, stage a list and give `recipientListId`. */
     patientIds: z
       .array(z.string().min(1).max(100))
       .min(1)
@@ -31,7 +33,10 @@ export const bulkMessagingPayload = z
           const sample = [...repeated].slice(0, 3).join(", ");
           ctx.addIssue({ code: "custom", message: `must be unique; repeated: ${sample}${repeated.size > 3 ? ` and ${repeated.size - 3} more` : ""}` });
         }
-      }),
+      })
+      .optional(),
+    /** A recipient list staged with Producer.stageRecipients, `dbjobs recipients stage` or `POST /recipient-lists`. */
+    recipientListId: z.string().regex(recipientListIdPattern, { error: "use the id that staging the recipients returned" }).optional(),
     /** Patients per batch (a fixed number of statements each). @defaultValue 1000 */
     batchSize: z.number().int().min(1).max(5000).default(1000),
     /** Provider calls per second across the job. @defaultValue unlimited */
@@ -39,7 +44,19 @@ export const bulkMessagingPayload = z
     /** Provider calls in flight at once. @defaultValue 16 */
     sendConcurrency: z.number().int().min(1).max(256).default(16),
   })
-  .strict();
+  .strict()
+  .superRefine((payload, ctx) => {
+    const given = [payload.patientIds, payload.recipientListId].filter((value) => value !== undefined).length;
+    if (given === 1) return;
+    ctx.addIssue({
+      code: "custom",
+      path: [given === 0 ? "patientIds" : "recipientListId"],
+      message:
+        given === 0
+          ? "give the recipients: patientIds (an array of patient ids) or recipientListId (a staged list, for large campaigns)"
+          : "give patientIds or recipientListId, not both",
+    });
+  });
 
 export type BulkMessagingPayload = z.output<typeof bulkMessagingPayload>;
 

@@ -5,9 +5,14 @@ import { LogProvider } from "./log-provider.js";
 import { MessagingConfigError } from "./messaging-errors.js";
 import { NoopProvider } from "./noop-provider.js";
 import type { MessagingProvider } from "./provider.js";
+import type { ProviderRateLimit } from "./provider-rate-limit.js";
 
-/** The provider MESSAGING_PROVIDER names, configured from MESSAGING_HTTP_*. */
-export function createProvider(config: Config, log: Logger): MessagingProvider {
+/**
+ * The provider MESSAGING_PROVIDER names, configured from MESSAGING_HTTP_*.
+ * The batch takes a token of `rateLimit` before each first attempt; the
+ * `http` provider takes one before each retry.
+ */
+export function createProvider(config: Config, log: Logger, rateLimit?: ProviderRateLimit): MessagingProvider {
   switch (config.MESSAGING_PROVIDER) {
     case "noop":
       return new NoopProvider();
@@ -24,6 +29,7 @@ export function createProvider(config: Config, log: Logger): MessagingProvider {
         authToken: config.MESSAGING_HTTP_AUTH_TOKEN as string,
         from: config.MESSAGING_HTTP_FROM,
         timeoutMs: config.MESSAGING_HTTP_TIMEOUT_MS,
+        beforeRetry: rateLimit ? () => rateLimit.take() : undefined,
       });
     }
   }

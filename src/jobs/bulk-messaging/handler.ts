@@ -8,11 +8,15 @@ import { type BatchOutcome, type BatchSender, flushAsyncCommits, runCampaignBatc
 import type { BulkMessagingPayload, BulkMessagingResult, bulkMessagingContract } from "./contract.js";
 import { ProviderUnavailableError } from "./messaging-errors.js";
 import { RateLimiter } from "./rate-limiter.js";
+import { readRecipientPage, useRecipientList } from "./recipient-lists.js";
 
 /**
  * bulk-messaging: sends one campaign to up to 100,000 patients (seed 004,
  * CRITICAL #1), batch by batch, with a fixed number of statements per batch
- * (see campaign-batch.ts) instead of six per recipient.
+ * (see campaign-batch.ts) instead of six per recipient. The recipients come
+ * in the payload (`patientIds`) or from a list staged in PostgreSQL
+ * (`recipientListId`, recipient-lists.ts), read in keyset pages. Every
+ * provider call waits for the limit all workers share (provider-rate-limit.ts).
  *
  * Exactly once, even across crashes: a message is unique per (campaignId,
  * patientId, channel), it is marked `sending` before the provider is called,
@@ -23,11 +27,19 @@ import { RateLimiter } from "./rate-limiter.js";
  * Jobs for the same campaign and channel run one at a time (an advisory lock),
  * so two of them never send the same message at the same moment.
  */
-export const handleBulkMessaging: JobHandler<typeof bulkMessagingContract> = async (payload, { db, log, services, reportProgress }) => {
+export const handleBulkMessaging: JobHandler<typeof bulkMessagingContract> = async (payload, { db, log, config, services, reportProgress }) => {
   const { campaignId, channel } = payload;
   const provider = services.messaging(log);
-  const sender: BatchSender = { provider, limiter: new RateLimiter(payload.sendRatePerSecond), sendConcurrency: payload.sendConcurrency };
-  const result: BulkMessagingResult = { processed: 0, total: payload.patientIds.length, sent: 0, failed: 0, skipped: 0 };
+  const sender: BatchSender = {
+    provider,
+    limiter: new RateLimiter(payload.sendRatePerSecond),
+    providerRateLimit: services.messagingRateLimit(),
+    sendConcurrency: payload.sendConcurrency,
+  };
+  const retentionDays = config.RECIPIENT_LIST_RETENTION_DAYS;
+  // Checked before the lock is taken, so a list that is gone fails the job at once (not retryable).
+  const total = payload.recipientListId ? await useRecipientList(db.pool, payload.recipientListId, retentionDays) : (payload.patientIds?.length ?? 0);
+  const result: BulkMessagingResult = { processed: 0, total, sent: 0, failed: 0, skipped: 0 };
 
   // The lock is held on a session of its own while the batches run on the
   // pool. Should that session be lost, the lock goes with it: no further batch
@@ -38,7 +50,10 @@ export const handleBulkMessaging: JobHandler<typeof bulkMessagingContract> = asy
       lockNames.campaign(channel, campaignId),
       async () => {
         log.info({ campaignId, channel, total: result.total, batchSize: payload.batchSize, provider: provider.name }, "campaign started");
-        const outcome = await sendInBatches(db.pool, payload, sender, result, reportProgress, throwIfLost);
+        const slices = payload.recipientListId
+          ? listSlices(db.pool, payload.recipientListId, payload.batchSize)
+          : payloadSlices(payload.patientIds ?? [], payload.batchSize);
+        const outcome = await sendInBatches(db.pool, payload, slices, sender, result, reportProgress, throwIfLost);
         // Before the counts are reported, so a finished job's outcomes survive a PostgreSQL crash.
         await flushAsyncCommits(client);
         return outcome;
@@ -75,12 +90,13 @@ const batchConcurrency = 2;
 async function sendInBatches(
   pool: pg.Pool,
   payload: BulkMessagingPayload,
+  slices: AsyncIterable<string[]>,
   sender: BatchSender,
   result: BulkMessagingResult,
   reportProgress: JobContext["reportProgress"],
   throwIfLost: () => void,
 ): Promise<BatchOutcome | undefined> {
-  const { campaignId, channel, batchSize } = payload;
+  const { campaignId, channel } = payload;
   const seen = new Set<string>();
   const lanes = new ChunkLanes(batchConcurrency);
   let unavailable: BatchOutcome | undefined;
@@ -109,9 +125,31 @@ async function sendInBatches(
   };
 
   // Stop starting batches rather than hammer a provider that is down; the retry resumes here.
-  for (let start = 0; start < payload.patientIds.length && !unavailable; start += batchSize) {
-    await lanes.start(() => runBatch(payload.patientIds.slice(start, start + batchSize)));
+  for await (const slice of slices) {
+    if (unavailable) break;
+    await lanes.start(() => runBatch(slice));
   }
   await lanes.drain();
   return unavailable;
+}
+
+/** The payload's ids, `batchSize` at a time. */
+async function* payloadSlices(patientIds: string[], batchSize: number): AsyncIterable<string[]> {
+  for (let start = 0; start < patientIds.length; start += batchSize) yield patientIds.slice(start, start + batchSize);
+}
+
+/**
+ * A staged list's members, `batchSize` at a time, in patient-id order (keyset
+ * pages: each read starts after the last id of the one before, so the 100th
+ * page costs what the first does). The list does not change once staged, so a
+ * rerun reads the same pages; messages already sent are skipped as always.
+ */
+async function* listSlices(pool: pg.Pool, listId: string, batchSize: number): AsyncIterable<string[]> {
+  let after: string | null = null;
+  for (;;) {
+    const page = await readRecipientPage(pool, listId, after, batchSize);
+    if (page.length === 0) return;
+    yield page;
+    after = page[page.length - 1] as string;
+  }
 }

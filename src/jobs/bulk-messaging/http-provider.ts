@@ -30,6 +30,8 @@ export interface HttpProviderOptions {
   maxDelayMs?: number;
   /** Cap of a `Retry-After` the server asks for; longer waits give up on the message for now. @defaultValue 60000 */
   maxRetryAfterMs?: number;
+  /** Awaited before each retry, after the backoff: the shared provider rate limit counts retries too. @defaultValue none */
+  beforeRetry?: () => Promise<void>;
 }
 
 const retryableStatuses = new Set([408, 409, 425, 429]);
@@ -107,6 +109,7 @@ export class HttpProvider implements MessagingProvider {
       }
       const backoff = backoffDelayMs(attempt, { baseDelayMs: this.options.baseDelayMs ?? 250, maxDelayMs: this.options.maxDelayMs ?? 8000 });
       await sleep(Math.max(backoff, retryAfterMs ?? 0));
+      await this.options.beforeRetry?.();
     }
     return { status: "unavailable", error: `provider unavailable after ${maxAttempts} attempts: ${lastError}` };
   }
