@@ -5,7 +5,7 @@ import type { PartitionMaintenanceResult } from "../src/jobs/partition-maintenan
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { PayloadValidationError } from "../src/lib/errors.js";
-import { createMonthPartition } from "../src/partitions/create-month-partition.js";
+import { createPartition } from "../src/partitions/create-partition.js";
 import { addUtcMonths, monthPartitionName, utcMonthStart } from "../src/partitions/month-bounds.js";
 import type { JobContext } from "../src/queues/job-context.js";
 import { Producer } from "../src/queues/producer.js";
@@ -90,7 +90,7 @@ describe("partition-maintenance runs side by side and from the queue", () => {
       // One connection runs one transaction at a time, so each session goes through the months in turn.
       const race = async (session: pg.Client) => {
         const outcomes = [];
-        for (const month of months) outcomes.push(await createMonthPartition(session, "transactions", month));
+        for (const month of months) outcomes.push(await createPartition(session, "transactions", month));
         return outcomes;
       };
       const [first, second] = await Promise.all([race(client), race(other)]);
