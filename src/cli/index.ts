@@ -11,6 +11,7 @@ import { registerMigrateCommand } from "./commands/migrate.js";
 import { registerPauseResumeCommands } from "./commands/pause-resume.js";
 import { registerRelayCommand } from "./commands/relay.js";
 import { registerRetryCommand } from "./commands/retry.js";
+import { registerSearchCommand } from "./commands/search.js";
 import { registerSchedulerCommand } from "./commands/scheduler.js";
 import { registerSchedulesCommand } from "./commands/schedules.js";
 import { registerSeedDemoCommand } from "./commands/seed-demo.js";
@@ -39,5 +40,6 @@ registerFailedCommand(program);
 registerPauseResumeCommands(program);
 registerCleanCommand(program);
 registerDashboardCommand(program);
+registerSearchCommand(program);
 
 await runCli(program, process.argv);
