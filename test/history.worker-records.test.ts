@@ -42,7 +42,8 @@ describe("job history written by the worker runtime", () => {
       db: testDatabase.db,
       job: {
         contract,
-        handler: async (payload) => {
+        handler: async (raw) => {
+          const payload = raw as z.output<typeof contract.payload>;
           if (payload.fail === "always") throw new Error(`campaign ${payload.campaignId} refused by provider (code 4021)`);
           if (payload.fail === "unrecoverable") throw new UnrecoverableError("template missing");
           return { sent: payload.patientIds.length };
@@ -105,7 +106,10 @@ describe("job history written by the worker runtime", () => {
       added.push(await queue.add(QUEUE, { campaignId: "paged", body: "b", patientIds: [`patient-${index}`], fail: "no" }));
     }
     const pool = testDatabase.db.pool;
-    await waitFor("five paged rows", async () => (await searchHistory(pool, parseHistoryQuery({ fields: ["campaignId=paged"], limit: 100 }))).entries.length === 5);
+    await waitFor(
+      "five paged rows",
+      async () => (await searchHistory(pool, parseHistoryQuery({ fields: ["campaignId=paged"], limit: 100 }))).entries.length === 5,
+    );
 
     const first = await searchHistory(pool, parseHistoryQuery({ fields: ["campaignId=paged"], limit: 2 }));
     expect(first.entries).toHaveLength(2);

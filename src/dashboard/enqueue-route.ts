@@ -1,5 +1,8 @@
 import express, { type NextFunction, type Request, type Response, Router } from "express";
 import { z } from "zod";
+import { AuditNotRecordedError, audited } from "../audit/audited.js";
+import { dashboardActor } from "../audit/dashboard-actor.js";
+import type { Queryable } from "../audit/record-audit.js";
 import { PayloadValidationError, UnknownQueueError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import type { Producer } from "../queues/producer.js";
@@ -14,7 +17,10 @@ import type { Producer } from "../queues/producer.js";
  *   404 {"error","code"}                    unknown queue
  *   413                                     body larger than bodyLimit
  *   415                                     not application/json
- *   503                                     Redis is down (the producer fails fast)
+ *   503                                     Redis, or the audit log's database, is down (nothing enqueued)
+ *
+ * Every attempt that passes authentication is recorded in the audit log
+ * (actor = the dashboard user), refused ones with their outcome.
  *
  * Two optional query parameters, both safe to expose: `jobId` (an idempotency
  * key: enqueueing the same id twice keeps one job, so a client may retry a
@@ -25,6 +31,8 @@ export interface EnqueueRouteOptions {
   logger: Logger;
   /** Largest accepted body, in express's notation. @defaultValue "1mb" */
   bodyLimit?: string;
+  /** Where the audit log lives (the dashboard's DATABASE_URL pool). */
+  audit: Queryable;
 }
 
 const enqueueQuery = z
@@ -62,10 +70,15 @@ export function enqueueRouter(options: EnqueueRouteOptions): Router {
       return;
     }
     const { queue } = req.params;
+    const parameters = { queue, ...query.data };
     try {
-      const job = await options.producer.enqueueUnknown(queue, req.body, {
-        ...(query.data.jobId ? { jobId: query.data.jobId } : {}),
-        ...(query.data.delayMs ? { delay: query.data.delayMs } : {}),
+      // The payload itself is not audited: it may hold personal data; the job id leads to it.
+      const job = await audited(options.audit, { actor: dashboardActor(req), source: "dashboard", action: "enqueue", target: queue, parameters }, async () => {
+        const added = await options.producer.enqueueUnknown(queue, req.body, {
+          ...(query.data.jobId ? { jobId: query.data.jobId } : {}),
+          ...(query.data.delayMs ? { delay: query.data.delayMs } : {}),
+        });
+        return { value: added, affected: 1, parameters: { jobId: added.id } };
       });
       options.logger.info({ queue, jobId: job.id }, "job enqueued over HTTP");
       res.status(201).json({ id: job.id, queue });
@@ -78,8 +91,13 @@ export function enqueueRouter(options: EnqueueRouteOptions): Router {
         res.status(404).json({ error: err.message, code: err.code });
         return;
       }
+      if (err instanceof AuditNotRecordedError) {
+        options.logger.error({ err, queue }, "job enqueued over HTTP but not audited");
+        res.status(500).json({ error: err.message, code: err.code });
+        return;
+      }
       options.logger.error({ err, queue }, "enqueue over HTTP failed");
-      res.status(503).json({ error: "could not enqueue: the queue store (Redis) is unavailable; retry later" });
+      res.status(503).json({ error: "could not enqueue: the queue store or the audit log's database is unavailable; retry later" });
     }
   });
 

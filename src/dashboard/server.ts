@@ -99,7 +99,7 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
     }
   });
 
-  app.use(enqueueRouter({ producer: deps.producer, logger: deps.logger, bodyLimit: deps.bodyLimit }));
+  app.use(enqueueRouter({ producer: deps.producer, logger: deps.logger, bodyLimit: deps.bodyLimit, audit: deps.pool }));
   app.use("/", createBoardRouter(deps.queues, "/"));
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {

@@ -85,7 +85,9 @@ export function parseTime(text: string, option: string, now: Date = new Date()):
   const iso = /^\d{4}-\d{2}-\d{2}(?:[T ]\d{2}:\d{2}(?::\d{2}(?:\.\d+)?)?(?:Z|[+-]\d{2}:?\d{2})?)?$/;
   const date = new Date(text);
   if (!iso.test(text.trim()) || Number.isNaN(date.getTime())) {
-    throw new HistoryQueryError(`${option} "${text}" is not a time: write an ISO 8601 date or time (2026-12-07, 2026-12-07T10:00:00Z) or a duration back from now (15m, 2h, 7d).`);
+    throw new HistoryQueryError(
+      `${option} "${text}" is not a time: write an ISO 8601 date or time (2026-12-07, 2026-12-07T10:00:00Z) or a duration back from now (15m, 2h, 7d).`,
+    );
   }
   return date;
 }
@@ -123,7 +125,9 @@ export function parseHistoryQuery(input: HistoryQueryInput, now: Date = new Date
   }
   if (input.fingerprint !== undefined) {
     if (!/^[0-9a-f]{12}$/.test(input.fingerprint)) {
-      throw new HistoryQueryError(`--fingerprint "${input.fingerprint}" is not a fingerprint: it is 12 hex characters, as \`dbjobs failed <queue> --group\` prints.`);
+      throw new HistoryQueryError(
+        `--fingerprint "${input.fingerprint}" is not a fingerprint: it is 12 hex characters, as \`dbjobs failed <queue> --group\` prints.`,
+      );
     }
     query.fingerprint = input.fingerprint;
   }

@@ -85,6 +85,9 @@ export const configSchema = z.object({
   /** The history writer flushes as soon as this many rows wait, in one INSERT. @defaultValue 500 */
   HISTORY_BATCH_SIZE: intFromEnv(1, 50_000).default(500),
 
+  /** Who the CLI's operator actions are recorded as in the audit log. @defaultValue the OS user */
+  DBJOBS_ACTOR: z.string().min(1).max(200).optional(),
+
   /** Cron overrides for the default schedules (SPEC §4), e.g. SCHEDULE_ARCHIVING="0 3 1 * *". */
   SCHEDULE_PARTITION_MAINTENANCE: z.string().min(1).optional(),
   SCHEDULE_TRANSACTION_RETRY: z.string().min(1).optional(),

@@ -3,8 +3,8 @@ import { inClientTransaction } from "../lib/client-transaction.js";
 import { quoteIdent } from "../lib/db.js";
 import { DbjobsError } from "../lib/errors.js";
 import { defaultPartitionOf, listPartitions, overlappingPartition, type PartitionedTable, type PartitionInfo, qualifiedName, tableSpec } from "./catalog.js";
-import { boundCheckName, periodPartitionName, periodRange, rangeBoundSql, rangeCheckSql } from "./period-bounds.js";
 import { movePeriodOutOfDefault } from "./move-out-of-default.js";
+import { boundCheckName, periodPartitionName, periodRange, rangeBoundSql, rangeCheckSql } from "./period-bounds.js";
 
 /**
  * Creating the partition of one UTC month or day (the table's granularity,

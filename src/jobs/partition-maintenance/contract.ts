@@ -27,9 +27,7 @@ export interface PartitionMaintenanceResult {
 export const partitionMaintenancePayload = z
   .object({
     /** The partitioned table. Only names on this list ever reach DDL. @defaultValue "transactions" */
-    table: z
-      .enum(maintainedTables, { error: `must be one of ${maintainedTables.map((name) => `"${name}"`).join(", ")}` })
-      .default("transactions"),
+    table: z.enum(maintainedTables, { error: `must be one of ${maintainedTables.map((name) => `"${name}"`).join(", ")}` }).default("transactions"),
     /** Months to premake after the current one, for monthly tables. @defaultValue 3 */
     monthsAhead: z.number().int().min(0).max(36).default(3),
     /** Days to premake after the current one, for daily tables (the job history, the audit log). @defaultValue 7 */

@@ -76,7 +76,15 @@ export const handlePartitionMaintenance: JobHandler<typeof partitionMaintenanceC
 
     if (!outcome.acquired) {
       log.info("another partition-maintenance run holds the lock; skipped");
-      return { created: [], dropped: [], movedFromDefault: 0, defaultRows, defaultRowsByMonth, ...(warning ? { warning } : {}), skipped: "another run holds the lock" };
+      return {
+        created: [],
+        dropped: [],
+        movedFromDefault: 0,
+        defaultRows,
+        defaultRowsByMonth,
+        ...(warning ? { warning } : {}),
+        skipped: "another run holds the lock",
+      };
     }
     const { created, dropped, movedFromDefault } = outcome.value;
     log.info({ created, dropped, movedFromDefault, defaultRows }, "partition maintenance done");
