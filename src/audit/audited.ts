@@ -1,7 +1,8 @@
 import { userInfo } from "node:os";
 import type { Config } from "../lib/config.js";
 import { coerceError, DbjobsError } from "../lib/errors.js";
-import { type AuditEntry, checkAuditWritable, type Queryable, recordAudit } from "./record-audit.js";
+import type pg from "pg";
+import { type AuditEntry, checkAuditWritable, recordAudit } from "./record-audit.js";
 
 /** The CLI's operator: DBJOBS_ACTOR, else the OS user. */
 export function cliActor(config: Pick<Config, "DBJOBS_ACTOR">): string {
@@ -29,9 +30,26 @@ export class AuditNotRecordedError extends DbjobsError {
  * action is refused, not left unaudited, when the database is down or not
  * migrated. `act` returns how many jobs it affected (null when it does not
  * count jobs), and parameters known only once it ran (a new job's id).
+ *
+ * One connection is held from the check to the row: the audit costs one
+ * connection set-up, and the pool's slow-query timing (which counts waiting
+ * for a connection) does not report it on every CLI verb.
  */
 export async function audited<T>(
-  db: Queryable,
+  pool: Pick<pg.Pool, "connect">,
+  entry: Omit<AuditEntry, "affected" | "outcome">,
+  act: () => Promise<{ value: T; affected: number | null; parameters?: Record<string, unknown> }>,
+): Promise<T> {
+  const db = await pool.connect();
+  try {
+    return await auditedOn(db, entry, act);
+  } finally {
+    db.release();
+  }
+}
+
+async function auditedOn<T>(
+  db: pg.PoolClient,
   entry: Omit<AuditEntry, "affected" | "outcome">,
   act: () => Promise<{ value: T; affected: number | null; parameters?: Record<string, unknown> }>,
 ): Promise<T> {

@@ -2,7 +2,7 @@ import express, { type NextFunction, type Request, type Response, Router } from 
 import { z } from "zod";
 import { AuditNotRecordedError, audited } from "../audit/audited.js";
 import { dashboardActor } from "../audit/dashboard-actor.js";
-import type { Queryable } from "../audit/record-audit.js";
+import type pg from "pg";
 import { PayloadValidationError, UnknownQueueError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import type { Producer } from "../queues/producer.js";
@@ -32,7 +32,7 @@ export interface EnqueueRouteOptions {
   /** Largest accepted body, in express's notation. @defaultValue "1mb" */
   bodyLimit?: string;
   /** Where the audit log lives (the dashboard's DATABASE_URL pool). */
-  audit: Queryable;
+  audit: Pick<pg.Pool, "connect">;
 }
 
 const enqueueQuery = z
