@@ -162,7 +162,9 @@ describe("partition-maintenance runs side by side and from the queue", () => {
       expect(await rejected("archiving", { statuses: ["PENDING"] })).toEqual(["statuses.0"]);
       expect(await rejected("archiving", { statuses: [] })).toEqual(["statuses"]);
       expect(await rejected("archiving", { maxRows: 0, dryRun: "yes" })).toEqual(["maxRows", "dryRun"]);
-      await expect(producer.enqueueUnknown("partition-maintenance", { table: "users; drop table users" })).rejects.toThrow(/table: must be one of "transactions", "dbjobs.job_history", "dbjobs.audit_log"/);
+      await expect(producer.enqueueUnknown("partition-maintenance", { table: "users; drop table users" })).rejects.toThrow(
+        /table: must be one of "transactions", "dbjobs.job_history", "dbjobs.audit_log"/,
+      );
       expect(await (await producer.queue("partition-maintenance")).getJobCounts("waiting")).toEqual({ waiting: 0 });
       const { rows } = await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_class WHERE relname = 'users'");
       expect(rows[0]?.n).toBe(1);
