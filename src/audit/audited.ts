@@ -1,7 +1,7 @@
 import { userInfo } from "node:os";
+import type pg from "pg";
 import type { Config } from "../lib/config.js";
 import { coerceError, DbjobsError } from "../lib/errors.js";
-import type pg from "pg";
 import { type AuditEntry, checkAuditWritable, recordAudit } from "./record-audit.js";
 
 /** The CLI's operator: DBJOBS_ACTOR, else the OS user. */

@@ -1,8 +1,8 @@
 import express, { type NextFunction, type Request, type Response, Router } from "express";
+import type pg from "pg";
 import { z } from "zod";
 import { AuditNotRecordedError, audited } from "../audit/audited.js";
 import { dashboardActor } from "../audit/dashboard-actor.js";
-import type pg from "pg";
 import { PayloadValidationError, UnknownQueueError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import type { Producer } from "../queues/producer.js";
