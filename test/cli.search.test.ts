@@ -13,11 +13,11 @@ describe("dbjobs search", () => {
     // Takes nothing. Inserts 30 bulk-messaging rows (campaign c0..c2, one minute apart) and one failed invoice-totals row.
     await testDatabase.db.pool.query(`
       INSERT INTO "dbjobs"."job_history" ("queue", "job_id", "name", "state", "attempts", "finished_at", "payload")
-      SELECT 'bulk-messaging', 'bm-' || n, 'bulk-messaging', 'completed', 1, now() - n * interval '1 minute',
+      SELECT 'bulk-messaging', 'bm-' || n, 'bulk-messaging', 'completed', 1, '2026-06-01T12:00:00Z'::timestamptz - n * interval '1 minute',
              jsonb_build_object('campaignId', 'c' || (n % 3), 'channel', 'sms')
         FROM generate_series(1, 30) AS n;
       INSERT INTO "dbjobs"."job_history" ("queue", "job_id", "name", "state", "attempts", "finished_at", "payload", "error_class", "error_message", "error_fingerprint")
-      VALUES ('invoice-totals', 'it-1', 'invoice-totals', 'failed', 3, now() - interval '2 hours', '{"invoiceIds": ["8c1e0000-0000-4000-8000-000000000001"]}',
+      VALUES ('invoice-totals', 'it-1', 'invoice-totals', 'failed', 3, '2026-06-01T10:00:00Z', '{"invoiceIds": ["8c1e0000-0000-4000-8000-000000000001"]}',
               'Error', 'invoice 8c1e0000-0000-4000-8000-000000000001 not found', 'abcdef012345');`);
   });
 
@@ -41,8 +41,17 @@ describe("dbjobs search", () => {
     expect(byText.stdout).toContain("abcdef012345");
     const byArrayMember = await runCli(["search", "invoiceIds=8c1e0000-0000-4000-8000-000000000001", "--json"], env);
     expect((JSON.parse(byArrayMember.stdout) as { entries: unknown[] }).entries).toHaveLength(1);
-    const inWindow = await runCli(["search", "--queue", "bulk-messaging", "--since", "5m", "--json"], env);
-    expect((JSON.parse(inWindow.stdout) as { entries: { jobId: string }[] }).entries.map((entry) => entry.jobId)).toEqual(["bm-1", "bm-2", "bm-3", "bm-4"]);
+    const inWindow = await runCli(["search", "--queue", "bulk-messaging", "--since", "2026-06-01T11:55:00Z", "--until", "2026-06-01T11:59:30Z", "--json"], env);
+    expect((JSON.parse(inWindow.stdout) as { entries: { jobId: string }[] }).entries.map((entry) => entry.jobId)).toEqual([
+      "bm-1",
+      "bm-2",
+      "bm-3",
+      "bm-4",
+      "bm-5",
+    ]);
+    // A duration counts back from now.
+    const now = new Date("2026-06-01T12:00:00Z");
+    expect(parseHistoryQuery({ since: "90m" }, now).since).toEqual(new Date("2026-06-01T10:30:00Z"));
   });
 
   it("refuses bad input with the field and the fix, exit code 2, before querying", async () => {

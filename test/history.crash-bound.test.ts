@@ -6,10 +6,10 @@ import { testConfig, useTestDb } from "./support/test-env.js";
 import { waitFor } from "./support/wait-for.js";
 
 /**
- * What a crash can cost the job history: the rows not yet flushed, at most
- * one batch (HISTORY_BATCH_SIZE) once flushes keep up. The flush timer is
- * set far out, so only full batches and the shutdown flush write: a SIGKILL
- * then loses exactly the rows of the batch being filled, and a SIGTERM none.
+ * What a crash can cost the job history: the rows not yet flushed. The flush
+ * timer is set far out, so only a full batch (and what waits when it is
+ * written) and the shutdown flush write: a SIGKILL after the flushes loses
+ * at most the tail of fewer than HISTORY_BATCH_SIZE rows, and a SIGTERM none.
  */
 const BATCH = 20;
 const QUEUE = "invoice-totals";
@@ -57,10 +57,10 @@ describe("job history across a worker crash and a clean stop", () => {
     first.child.kill("SIGKILL");
     await first.exited;
     const afterCrash = await historyCount();
+    // Every flushed row survived the kill; what is missing is the unflushed tail, never more than a batch.
+    expect(afterCrash).toBeGreaterThanOrEqual(2 * BATCH);
     expect(afterCrash).toBeLessThanOrEqual(jobs);
-    expect(jobs - afterCrash).toBeLessThanOrEqual(BATCH);
-    // The buffered seven were lost with the process, and nothing else.
-    expect(afterCrash).toBe(2 * BATCH);
+    expect(jobs - afterCrash).toBeLessThan(BATCH);
 
     const second = await startWorkerProcess(env);
     await enqueueAndFinish(producer, 7, jobs);

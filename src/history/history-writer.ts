@@ -8,11 +8,12 @@ import { type HistoryRow, redactPayload, resultSummaryJson } from "./history-row
  * waiting row in one INSERT (one JSON parameter, jsonb_to_recordset), when `batchSize` rows wait or
  * `flushMs` after the last flush, and at close (graceful shutdown).
  *
- * What a crash can lose: the rows not yet flushed, i.e. the jobs finished
- * since the last flush committed: at most `flushMs` of finished jobs, and at
- * most `batchSize` rows once a flush keeps up (plus, while the database is
- * unreachable, everything buffered, up to `maxBufferedRows`). The jobs
- * themselves are not affected: only their history rows are missing.
+ * What a crash can lose: the rows not yet written, i.e. those of jobs that
+ * finished after the last committed flush began. While flushes keep up that
+ * is at most `flushMs` of finished jobs and fewer than `batchSize` rows, plus
+ * the rows of the one INSERT in flight when the process dies; while the
+ * database is unreachable, everything buffered (at most `maxBufferedRows`).
+ * The jobs themselves are not affected: only their history rows are missing.
  *
  * Writing a batch twice is harmless (ON CONFLICT DO NOTHING on job, queue and
  * finish time), so a flush whose COMMIT answer was lost is simply retried.
