@@ -10,7 +10,7 @@ describe("dbjobs search", () => {
 
   beforeAll(async () => {
     env = cliEnv(testConfig(testDatabase.url), { LOG_LEVEL: "warn" });
-    // Takes nothing. Inserts 30 bulk-messaging rows (campaign c0..c2, one minute apart) and one failed invoice-totals row.
+    // Takes nothing. Inserts 30 bulk-messaging rows (campaign c0..c2, one minute apart up to 2026-06-01 12:00 UTC) and one failed invoice-totals row.
     await testDatabase.db.pool.query(`
       INSERT INTO "dbjobs"."job_history" ("queue", "job_id", "name", "state", "attempts", "finished_at", "payload")
       SELECT 'bulk-messaging', 'bm-' || n, 'bulk-messaging', 'completed', 1, '2026-06-01T12:00:00Z'::timestamptz - n * interval '1 minute',
