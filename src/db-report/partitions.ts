@@ -1,5 +1,4 @@
 import type pg from "pg";
-import { quoteIdent } from "../lib/db.js";
 import { listPartitions, type PartitionedTable, qualifiedName } from "../partitions/catalog.js";
 import { type DefaultMonthRows, defaultPartitionRows } from "../partitions/default-partition-rows.js";
 import { addUtcMonths, monthKey, utcMonthStart } from "../partitions/month-bounds.js";
