@@ -37,23 +37,23 @@ import { benchPrefix, benchRedisUrl, collectGarbage } from "./support.js";
  * summary line) joins the rounds as a third side; it is off by default, so
  * that the baseline and the subject always run next to each other.
  */
-const JOBS = Number(process.env.BENCH_NOOP_JOBS ?? 10_000);
+export const JOBS = Number(process.env.BENCH_NOOP_JOBS ?? 10_000);
 const ROUNDS = Number(process.env.BENCH_NOOP_ROUNDS ?? 15);
 const WITH_WARN = process.env.BENCH_NOOP_WARN === "1";
-const CONCURRENCY = 8;
-const QUEUE = "bench-noop";
+export const CONCURRENCY = 8;
+export const QUEUE = "bench-noop";
 
-const noopContract = defineContract<undefined>()({
+export const noopContract = defineContract<undefined>()({
   name: QUEUE,
   payload: z.object({ n: z.number().int() }).strict(),
   worker: { concurrency: CONCURRENCY },
 });
-const noopHandler = async () => undefined;
+export const noopHandler = async () => undefined;
 
 // The contracts' retention options, so both sides do the same Redis work per job.
 const jobOptions = { removeOnComplete: defaultJobOptions.removeOnComplete, removeOnFail: defaultJobOptions.removeOnFail };
 
-async function fill(connection: Redis, prefix: string): Promise<void> {
+export async function fill(connection: Redis, prefix: string): Promise<void> {
   const queue = new Queue(QUEUE, { connection, prefix });
   for (let start = 0; start < JOBS; start += 1000) {
     await queue.addBulk(Array.from({ length: Math.min(1000, JOBS - start) }, (_, i) => ({ name: QUEUE, data: { n: start + i }, opts: jobOptions })));
@@ -61,14 +61,14 @@ async function fill(connection: Redis, prefix: string): Promise<void> {
   await queue.close();
 }
 
-interface Round {
+export interface Round {
   ms: number;
   /** CPU this process spent in the window (user + system), in µs. */
   cpuUs: number;
 }
 
 /** The window from `worker`'s first job start to its JOBS-th completion: elapsed ms and this process's CPU. Attach before the first job can start. */
-function window(worker: AnyWorker): Promise<Round> {
+export function window(worker: AnyWorker): Promise<Round> {
   return new Promise((resolve, reject) => {
     let start = 0;
     let cpuBefore: NodeJS.CpuUsage | undefined;

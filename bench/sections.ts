@@ -2,6 +2,7 @@ import { archivingBench } from "./archiving.js";
 import type { BenchSection } from "./bench-section.js";
 import { bulkMessagingBench } from "./bulk-messaging.js";
 import { cacheBench } from "./cache.js";
+import { historyBench } from "./history.js";
 import { importTimeBench } from "./import-time.js";
 import { invoiceTotalsBench } from "./invoice-totals.js";
 import { noopWorkerBench } from "./noop-worker.js";
@@ -22,4 +23,5 @@ export const benchSections: BenchSection[] = [
   partitionRescueBench,
   queueBackendsBench,
   transactionalEnqueueBench,
+  historyBench,
 ];

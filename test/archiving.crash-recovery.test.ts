@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ArchivingResult } from "../src/jobs/archiving/contract.js";
 import { archiveCutoff } from "../src/jobs/archiving/plan.js";
 import type { Config } from "../src/lib/config.js";
-import { createMonthPartition } from "../src/partitions/create-month-partition.js";
+import { createPartition } from "../src/partitions/create-partition.js";
 import { addUtcMonths, utcMonthStart } from "../src/partitions/month-bounds.js";
 import { Producer } from "../src/queues/producer.js";
 import { startWorker } from "../src/queues/start-worker.js";
@@ -30,7 +30,7 @@ describe("archiving survives a worker killed with SIGKILL mid-run", () => {
     client = new pg.Client({ connectionString: database.url });
     await client.connect();
     const month = addUtcMonths(utcMonthStart(archiveCutoff(new Date(), 7)), -6);
-    await createMonthPartition(client, "transactions", month);
+    await createPartition(client, "transactions", month);
     // Eligible rows with a few pending ones among them, so the month goes through batches.
     await client.query(
       `INSERT INTO transactions (type, status, amount, "idempotencyKey", "createdAt")

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ArchiveReport } from "../src/db-report/archive.js";
 import type { DefaultPartitionReport, PartitionsReport } from "../src/db-report/partitions.js";
 import type { Config } from "../src/lib/config.js";
-import { createMonthPartition } from "../src/partitions/create-month-partition.js";
+import { createPartition } from "../src/partitions/create-partition.js";
 import { addUtcMonths, monthKey, monthPartitionName, utcMonthStart } from "../src/partitions/month-bounds.js";
 import { cliEnv, runCli } from "./support/spawn-cli.js";
 import { createTestDatabase, type TestDatabase, testConfig } from "./support/test-env.js";
@@ -19,7 +19,7 @@ describe("dbjobs db report: partitions, default rows, archive per year", () => {
     config = testConfig(database.url);
     client = new pg.Client({ connectionString: database.url });
     await client.connect();
-    for (const offset of [0, 1, 2]) await createMonthPartition(client, "transactions", addUtcMonths(current, offset));
+    for (const offset of [0, 1, 2]) await createPartition(client, "transactions", addUtcMonths(current, offset));
     await client.query(
       `INSERT INTO transactions (type, amount, "createdAt") SELECT 'FEE', 1, $1::timestamptz + g * interval '1 minute' FROM generate_series(1, 42) g`,
       [addUtcMonths(current, 1)],
@@ -30,7 +30,7 @@ describe("dbjobs db report: partitions, default rows, archive per year", () => {
       [addUtcMonths(current, 40)],
     );
     // Archive: one monthly partition in 2018, plus rows for 2017 in the archive's default.
-    await createMonthPartition(client, "transactions_archive", new Date(Date.UTC(2018, 4, 1)));
+    await createPartition(client, "transactions_archive", new Date(Date.UTC(2018, 4, 1)));
     await client.query(`INSERT INTO transactions_archive (id, type, status, amount, "createdAt")
       SELECT gen_random_uuid(), 'DEPOSIT', 'COMPLETED', 1, '2018-05-03T00:00:00Z'::timestamptz + g * interval '1 minute' FROM generate_series(1, 30) g`);
     await client.query(`INSERT INTO transactions_archive (id, type, status, amount, "createdAt")

@@ -4,7 +4,7 @@ import type { ArchivingDryRunResult, ArchivingResult } from "../src/jobs/archivi
 import { nextBatchSize } from "../src/jobs/archiving/move-batch.js";
 import { archiveCutoff } from "../src/jobs/archiving/plan.js";
 import type { Db } from "../src/lib/db.js";
-import { createMonthPartition } from "../src/partitions/create-month-partition.js";
+import { createPartition } from "../src/partitions/create-partition.js";
 import { addUtcMonths, monthKey, utcMonthStart } from "../src/partitions/month-bounds.js";
 import { directJobContext, runHandler } from "./support/direct-job-context.js";
 import { testConfig, useTestDb } from "./support/test-env.js";
@@ -48,7 +48,7 @@ describe("archiving moves exactly the eligible rows", () => {
     client = new pg.Client({ connectionString: testDatabase.url });
     await client.connect();
     for (const month of [fastMonth, mixedMonth, addUtcMonths(utcMonthStart(cutoff), -1), utcMonthStart(cutoff), utcMonthStart(now)]) {
-      await createMonthPartition(client, "transactions", month);
+      await createPartition(client, "transactions", month);
     }
     await insert(fastMonth, "COMPLETED", 400, { eligible: true });
     await insert(addUtcMonths(fastMonth, 0), "CANCELLED", 100, { eligible: true });
@@ -139,8 +139,8 @@ describe("archiving moves exactly the eligible rows", () => {
 
   it("merges rows an earlier run archived into the month's partition when the fast path takes it", async () => {
     const month = addUtcMonths(utcMonthStart(cutoff), -30);
-    await createMonthPartition(client, "transactions", month);
-    await createMonthPartition(client, "transactions_archive", month);
+    await createPartition(client, "transactions", month);
+    await createPartition(client, "transactions_archive", month);
     await client.query(
       `INSERT INTO transactions (type, status, amount, "createdAt") SELECT 'FEE', 'COMPLETED', 3, $1::timestamptz + g * interval '1 minute' FROM generate_series(1, 300) g`,
       [month],

@@ -3,7 +3,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { archiveCutoff } from "../src/jobs/archiving/plan.js";
 import type { Config } from "../src/lib/config.js";
-import { createMonthPartition } from "../src/partitions/create-month-partition.js";
+import { createPartition } from "../src/partitions/create-partition.js";
 import { addUtcMonths, utcMonthStart } from "../src/partitions/month-bounds.js";
 import { Producer } from "../src/queues/producer.js";
 import { startWorker } from "../src/queues/start-worker.js";
@@ -20,7 +20,7 @@ describe("archiving fails loudly when its check fails", () => {
     client = new pg.Client({ connectionString: database.url });
     await client.connect();
     const month = addUtcMonths(utcMonthStart(archiveCutoff(new Date(), 7)), -3);
-    await createMonthPartition(client, "transactions", month);
+    await createPartition(client, "transactions", month);
     await client.query(
       `INSERT INTO transactions (type, status, amount, "createdAt")
        SELECT 'DEPOSIT', CASE WHEN g = 1 THEN 'PENDING' ELSE 'COMPLETED' END::"TransactionStatus",

@@ -190,7 +190,9 @@ describe("dbjobs operator verbs", { timeout: 240_000 }, () => {
       [
         "analyze-nightly",
         "archiving-monthly",
+        "audit-log-partitions-daily",
         "cache-prefetch-every-5-minutes",
+        "job-history-partitions-daily",
         "partition-maintenance-daily",
         "reindex-weekly",
         "transaction-retry-every-minute",

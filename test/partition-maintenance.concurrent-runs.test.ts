@@ -5,7 +5,7 @@ import type { PartitionMaintenanceResult } from "../src/jobs/partition-maintenan
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { PayloadValidationError } from "../src/lib/errors.js";
-import { createMonthPartition } from "../src/partitions/create-month-partition.js";
+import { createPartition } from "../src/partitions/create-partition.js";
 import { addUtcMonths, monthPartitionName, utcMonthStart } from "../src/partitions/month-bounds.js";
 import type { JobContext } from "../src/queues/job-context.js";
 import { Producer } from "../src/queues/producer.js";
@@ -90,7 +90,7 @@ describe("partition-maintenance runs side by side and from the queue", () => {
       // One connection runs one transaction at a time, so each session goes through the months in turn.
       const race = async (session: pg.Client) => {
         const outcomes = [];
-        for (const month of months) outcomes.push(await createMonthPartition(session, "transactions", month));
+        for (const month of months) outcomes.push(await createPartition(session, "transactions", month));
         return outcomes;
       };
       const [first, second] = await Promise.all([race(client), race(other)]);
@@ -162,7 +162,9 @@ describe("partition-maintenance runs side by side and from the queue", () => {
       expect(await rejected("archiving", { statuses: ["PENDING"] })).toEqual(["statuses.0"]);
       expect(await rejected("archiving", { statuses: [] })).toEqual(["statuses"]);
       expect(await rejected("archiving", { maxRows: 0, dryRun: "yes" })).toEqual(["maxRows", "dryRun"]);
-      await expect(producer.enqueueUnknown("partition-maintenance", { table: "users; drop table users" })).rejects.toThrow(/table: must be "transactions"/);
+      await expect(producer.enqueueUnknown("partition-maintenance", { table: "users; drop table users" })).rejects.toThrow(
+        /table: must be one of "transactions", "dbjobs.job_history", "dbjobs.audit_log"/,
+      );
       expect(await (await producer.queue("partition-maintenance")).getJobCounts("waiting")).toEqual({ waiting: 0 });
       const { rows } = await client.query<{ n: number }>("SELECT count(*)::int AS n FROM pg_class WHERE relname = 'users'");
       expect(rows[0]?.n).toBe(1);

@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from "commander";
+import { registerAuditCommand } from "./commands/audit.js";
 import { registerCleanCommand } from "./commands/clean.js";
 import { registerDashboardCommand } from "./commands/dashboard.js";
 import { registerDbReportCommand } from "./commands/db-report.js";
@@ -14,6 +15,7 @@ import { registerRelayCommand } from "./commands/relay.js";
 import { registerRetryCommand } from "./commands/retry.js";
 import { registerSchedulerCommand } from "./commands/scheduler.js";
 import { registerSchedulesCommand } from "./commands/schedules.js";
+import { registerSearchCommand } from "./commands/search.js";
 import { registerSeedDemoCommand } from "./commands/seed-demo.js";
 import { registerStatusCommand } from "./commands/status.js";
 import { registerWorkerCommand } from "./commands/worker.js";
@@ -41,5 +43,7 @@ registerFailedCommand(program);
 registerPauseResumeCommands(program);
 registerCleanCommand(program);
 registerDashboardCommand(program);
+registerSearchCommand(program);
+registerAuditCommand(program);
 
 await runCli(program, process.argv);

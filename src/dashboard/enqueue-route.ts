@@ -1,5 +1,8 @@
 import express, { type NextFunction, type Request, type Response, Router } from "express";
+import type pg from "pg";
 import { z } from "zod";
+import { AuditNotRecordedError, audited } from "../audit/audited.js";
+import { dashboardActor } from "../audit/dashboard-actor.js";
 import { PayloadValidationError, QueueBackendUnavailableError, UnknownQueueError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import { errorCodes } from "../lib/retry.js";
@@ -15,6 +18,11 @@ import type { Producer } from "../queues/producer.js";
  *   404 {"error","code"}                    unknown queue
  *   413                                     body larger than bodyLimit
  *   415                                     not application/json
+      if (err instanceof AuditNotRecordedError) {
+        options.logger.error({ err, queue }, "job enqueued over HTTP but not audited");
+        res.status(500).json({ error: err.message, code: err.code });
+        return;
+      }
  *   503 {"error","code","reason"}           the queue store (Redis, or the queue database) did not answer within
  *                                           QUEUE_CONNECT_TIMEOUT_MS; nothing enqueued; `reason` is a code (ECONNREFUSED...)
  *
@@ -27,6 +35,8 @@ export interface EnqueueRouteOptions {
   logger: Logger;
   /** Largest accepted body, in express's notation. @defaultValue "1mb" */
   bodyLimit?: string;
+  /** Where the audit log lives (the dashboard's DATABASE_URL pool). */
+  audit: Pick<pg.Pool, "connect">;
 }
 
 const enqueueQuery = z
@@ -64,10 +74,15 @@ export function enqueueRouter(options: EnqueueRouteOptions): Router {
       return;
     }
     const { queue } = req.params;
+    const parameters = { queue, ...query.data };
     try {
-      const job = await options.producer.enqueueUnknown(queue, req.body, {
-        ...(query.data.jobId ? { jobId: query.data.jobId } : {}),
-        ...(query.data.delayMs ? { delay: query.data.delayMs } : {}),
+      // The payload itself is not audited: it may hold personal data; the job id leads to it.
+      const job = await audited(options.audit, { actor: dashboardActor(req), source: "dashboard", action: "enqueue", target: queue, parameters }, async () => {
+        const added = await options.producer.enqueueUnknown(queue, req.body, {
+          ...(query.data.jobId ? { jobId: query.data.jobId } : {}),
+          ...(query.data.delayMs ? { delay: query.data.delayMs } : {}),
+        });
+        return { value: added, affected: 1, parameters: { jobId: added.id } };
       });
       options.logger.info({ queue, jobId: job.id }, "job enqueued over HTTP");
       res.status(201).json({ id: job.id, queue });
@@ -78,6 +93,11 @@ export function enqueueRouter(options: EnqueueRouteOptions): Router {
       }
       if (err instanceof UnknownQueueError) {
         res.status(404).json({ error: err.message, code: err.code });
+        return;
+      }
+      if (err instanceof AuditNotRecordedError) {
+        options.logger.error({ err, queue }, "job enqueued over HTTP but not audited");
+        res.status(500).json({ error: err.message, code: err.code });
         return;
       }
       if (err instanceof QueueBackendUnavailableError) {

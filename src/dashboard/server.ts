@@ -82,7 +82,7 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
   app.use(requireAuth(deps.auth, deps.logger));
   app.use(rejectCrossSiteWrites(deps.logger));
   // Before the wait below: the route validates first, then fails fast with its own JSON 503 (the producer waits for the store).
-  app.use(enqueueRouter({ producer: deps.producer, logger: deps.logger, bodyLimit: deps.bodyLimit }));
+  app.use(enqueueRouter({ producer: deps.producer, logger: deps.logger, bodyLimit: deps.bodyLimit, audit: deps.pool }));
   // Needs only the application's database, not the queue store.
   app.use(recipientListsRouter({ pool: deps.pool, logger: deps.logger, retentionDays: deps.recipientListRetentionDays ?? 7 }));
   // The dashboard listens before Redis answers; a request waits for it (at most QUEUE_CONNECT_TIMEOUT_MS) instead of failing on a connection still being made.

@@ -1,6 +1,5 @@
 import type pg from "pg";
-import { quoteIdent } from "../lib/db.js";
-import { listPartitions, type PartitionedTable } from "../partitions/catalog.js";
+import { listPartitions, type PartitionedTable, qualifiedName } from "../partitions/catalog.js";
 import { type DefaultMonthRows, defaultPartitionRows } from "../partitions/default-partition-rows.js";
 import { addUtcMonths, monthKey, utcMonthStart } from "../partitions/month-bounds.js";
 import { formatBytes } from "./format-size.js";
@@ -28,7 +27,7 @@ export interface PartitionRow {
   totalBytes: number;
 }
 
-// Takes $1 the partitioned table. Returns its partitions' sizes and the planner's row estimates (-1: never analyzed).
+// Takes $1 the partitioned table's SQL name. Returns its partitions' sizes and the planner's row estimates (-1: never analyzed).
 const sizesSql = `
 SELECT c.relname AS partition, pg_total_relation_size(c.oid)::float8 AS "totalBytes", c.reltuples::float8 AS estimate
   FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
@@ -36,7 +35,7 @@ SELECT c.relname AS partition, pg_total_relation_size(c.oid)::float8 AS "totalBy
 
 export async function partitionRows(client: pg.ClientBase, table: PartitionedTable): Promise<PartitionRow[]> {
   const partitions = await listPartitions(client, table);
-  const { rows: sizes } = await client.query<{ partition: string; totalBytes: number; estimate: number }>(sizesSql, [table]);
+  const { rows: sizes } = await client.query<{ partition: string; totalBytes: number; estimate: number }>(sizesSql, [qualifiedName(table)]);
   const result: PartitionRow[] = [];
   for (const partition of partitions) {
     const size = sizes.find((candidate) => candidate.partition === partition.name);
@@ -45,7 +44,7 @@ export async function partitionRows(client: pg.ClientBase, table: PartitionedTab
     const rowsExact = totalBytes <= exactCountMaxBytes || (size?.estimate ?? -1) < 0;
     if (rowsExact) {
       // The partition's name comes from the catalog.
-      const { rows: counted } = await client.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${quoteIdent(partition.name)}`);
+      const { rows: counted } = await client.query<{ n: number }>(`SELECT count(*)::float8 AS n FROM ${partition.sqlName}`);
       rows = counted[0]?.n ?? 0;
     }
     result.push({

@@ -83,6 +83,18 @@ export const configSchema = z
     /** Settlement attempts before a transaction is FAILED for good. @defaultValue 8 */
     TRANSACTION_MAX_ATTEMPTS: intFromEnv(1, 100).default(8),
 
+    /** Record every finished job in dbjobs.job_history (searched by `dbjobs search`). @defaultValue true */
+    HISTORY_ENABLED: booleanFromEnv.default(true),
+    /** Days of job history, and of the audit log, kept; older days are dropped whole. @defaultValue 30 */
+    HISTORY_RETENTION_DAYS: intFromEnv(1, 3650).default(30),
+    /** The history writer flushes at least this often; a crash loses at most this long of finished jobs. @defaultValue 1000 */
+    HISTORY_FLUSH_MS: intFromEnv(10, 600_000).default(1000),
+    /** The history writer flushes as soon as this many rows wait, in one INSERT. @defaultValue 500 */
+    HISTORY_BATCH_SIZE: intFromEnv(1, 50_000).default(500),
+
+    /** Who the CLI's operator actions are recorded as in the audit log. @defaultValue the OS user */
+    DBJOBS_ACTOR: z.string().min(1).max(200).optional(),
+
     /** Cron overrides for the default schedules (SPEC §4), e.g. SCHEDULE_ARCHIVING="0 3 1 * *". */
     SCHEDULE_PARTITION_MAINTENANCE: z.string().min(1).optional(),
     SCHEDULE_TRANSACTION_RETRY: z.string().min(1).optional(),

@@ -1,11 +1,12 @@
 import type pg from "pg";
 import { quoteIdent } from "../lib/db.js";
 import { DbjobsError } from "../lib/errors.js";
-import { type MonthRange, monthBoundSql, monthCheckSql } from "./month-bounds.js";
+import { type PartitionedTable, type PartitionInfo, qualifiedName, tableSpec } from "./catalog.js";
+import { type PeriodRange, rangeBoundSql, rangeCheckSql } from "./period-bounds.js";
 
 /**
- * Gives a month whose rows sit in the default partition a partition of its
- * own, inside the caller's transaction (see createMonthPartition, which has
+ * Gives a month (or day, for daily tables) whose rows sit in the default
+ * partition a partition of its own, inside the caller's transaction (see createMonthPartition, which has
  * already locked the parent SHARE UPDATE EXCLUSIVE and the default EXCLUSIVE,
  * and counted the month's rows).
  *
@@ -49,39 +50,45 @@ import { type MonthRange, monthBoundSql, monthCheckSql } from "./month-bounds.js
  * partition, as pg_partman does, maintains every index row by row and runs
  * the parent's row triggers again for rows that already passed them.
  */
-export async function moveMonthOutOfDefault(
+export async function movePeriodOutOfDefault(
   client: pg.ClientBase,
-  target: { parent: string; defaultPartition: string; name: string; range: MonthRange; check: string },
+  target: { parent: PartitionedTable; defaultPartition: PartitionInfo; name: string; range: PeriodRange; check: string },
 ): Promise<number> {
-  const name = quoteIdent(target.name);
-  const defaultPartition = quoteIdent(target.defaultPartition);
-  const inMonth = monthCheckSql(target.range);
-  const indexes = await indexStatements(client, target.parent, target.name);
+  const name = qualifiedName(target.parent, target.name);
+  const parent = qualifiedName(target.parent);
+  const defaultPartition = target.defaultPartition.sqlName;
+  const inMonth = rangeCheckSql(quoteIdent(tableSpec(target.parent).column), target.range);
+  const indexes = await indexStatements(client, parent, name);
   // One round trip for the whole move: a month of a few hundred rows is mostly fixed costs. The DELETE
   // removes exactly the rows the INSERT copied, since nothing else writes to the default while it is
   // locked EXCLUSIVE; two plain statements cost half of one DELETE … RETURNING → INSERT, which has to
   // materialize every returned row.
+  //
+  // The audit log's append-only trigger lets this one DELETE through (the
+  // rows are copied in the same transaction): see its migration.
   const statements = [
-    `CREATE TABLE ${name} (LIKE ${quoteIdent(target.parent)} INCLUDING DEFAULTS INCLUDING CONSTRAINTS, ${target.check})`,
+    `CREATE TABLE ${name} (LIKE ${parent} INCLUDING DEFAULTS INCLUDING CONSTRAINTS, ${target.check})`,
     `INSERT INTO ${name} SELECT * FROM ${defaultPartition} WHERE ${inMonth}`,
+    "SET LOCAL dbjobs.partition_move = 'on'",
     `DELETE FROM ${defaultPartition} WHERE ${inMonth}`,
+    "SET LOCAL dbjobs.partition_move = 'off'",
     ...indexes,
-    `ALTER TABLE ${quoteIdent(target.parent)} ATTACH PARTITION ${name} FOR VALUES ${monthBoundSql(target.range)}`,
+    `ALTER TABLE ${parent} ATTACH PARTITION ${name} FOR VALUES ${rangeBoundSql(target.range)}`,
   ];
   const results = (await client.query(statements.join(";\n"))) as unknown as pg.QueryResult[];
   const copied = results[1]?.rowCount ?? 0;
-  const deleted = results[2]?.rowCount ?? 0;
+  const deleted = results[3]?.rowCount ?? 0;
   // Still inside the caller's transaction, which this throw rolls back, ATTACH included.
   if (copied !== deleted) {
     throw new DbjobsError(
       "DBJOBS_PARTITION_MOVE_MISMATCH",
-      `Copied ${copied} rows but deleted ${deleted} from ${target.defaultPartition}; rolled back. Rerun partition-maintenance.`,
+      `Copied ${copied} rows but deleted ${deleted} from ${target.defaultPartition.name}; rolled back. Rerun partition-maintenance.`,
     );
   }
   return copied;
 }
 
-// Takes $1 the partitioned table. Returns each of its indexes: for one behind a
+// Takes $1 the partitioned table's SQL name. Returns each of its indexes: for one behind a
 // constraint (primary key, unique, exclusion), the constraint's definition;
 // otherwise whether it is unique and its definition from USING on (method,
 // columns, INCLUDE, WHERE), which does not name the table.
@@ -101,11 +108,11 @@ SELECT c.oid IS NOT NULL AS "isConstraint",
  * parent's index it matches; one that did not match would simply be built by
  * ATTACH, so a definition this misreads costs time, never correctness.
  */
-async function indexStatements(client: pg.ClientBase, parent: string, table: string): Promise<string[]> {
-  const { rows } = await client.query<{ isConstraint: boolean; isUnique: boolean; definition: string | null }>(parentIndexesSql, [quoteIdent(parent)]);
+async function indexStatements(client: pg.ClientBase, parentSql: string, tableSql: string): Promise<string[]> {
+  const { rows } = await client.query<{ isConstraint: boolean; isUnique: boolean; definition: string | null }>(parentIndexesSql, [parentSql]);
   return rows.flatMap((index) => {
     if (!index.definition) return [];
-    if (index.isConstraint) return [`ALTER TABLE ${quoteIdent(table)} ADD ${index.definition}`];
-    return [`CREATE ${index.isUnique ? "UNIQUE " : ""}INDEX ON ${quoteIdent(table)}${index.definition}`];
+    if (index.isConstraint) return [`ALTER TABLE ${tableSql} ADD ${index.definition}`];
+    return [`CREATE ${index.isUnique ? "UNIQUE " : ""}INDEX ON ${tableSql}${index.definition}`];
   });
 }

@@ -14,6 +14,16 @@ export interface WorkerSettings {
   lockDurationMs?: number;
 }
 
+/** How the queue's finished jobs are kept in the job history (dbjobs.job_history). */
+export interface HistorySettings {
+  /**
+   * Top-level payload fields holding personal data: stored as "[redacted]",
+   * so they can be neither read nor searched in the history. List them in
+   * docs/jobs.md. @defaultValue []
+   */
+  redact: readonly string[];
+}
+
 export interface QueueContract<Name extends string = string, Schema extends z.ZodType = z.ZodType, Result = unknown> {
   name: Name;
   /** Every default is a zod `.default()`, so the handler receives the payload it really runs with. */
@@ -21,6 +31,8 @@ export interface QueueContract<Name extends string = string, Schema extends z.Zo
   /** Merged over `defaultJobOptions`. */
   jobOptions: JobsOptions;
   worker: WorkerSettings;
+  /** @defaultValue nothing redacted */
+  history?: HistorySettings;
   /** Collapses jobs enqueued close together (BullMQ deduplication); see deduplicationOptions in producer.ts. */
   deduplicate?(payload: z.output<Schema>): { id: string; ttlMs: number } | undefined;
   /** Type only: what the handler returns. Never set at run time. */

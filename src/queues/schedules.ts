@@ -26,6 +26,21 @@ export function declaredSchedules(config: Config): ScheduleDefinition[] {
       payload: {},
       overrideVariable: "SCHEDULE_PARTITION_MAINTENANCE",
     },
+    // The job history and the audit log: days ahead, and days past HISTORY_RETENTION_DAYS dropped.
+    {
+      id: "job-history-partitions-daily",
+      queue: "partition-maintenance",
+      cron: config.SCHEDULE_PARTITION_MAINTENANCE ?? "15 0 * * *",
+      payload: { table: "dbjobs.job_history" },
+      overrideVariable: "SCHEDULE_PARTITION_MAINTENANCE",
+    },
+    {
+      id: "audit-log-partitions-daily",
+      queue: "partition-maintenance",
+      cron: config.SCHEDULE_PARTITION_MAINTENANCE ?? "15 0 * * *",
+      payload: { table: "dbjobs.audit_log" },
+      overrideVariable: "SCHEDULE_PARTITION_MAINTENANCE",
+    },
     {
       id: "transaction-retry-every-minute",
       queue: "transaction-retry",

@@ -1,5 +1,7 @@
 import type { Job } from "bullmq";
 import { createCacheInvalidator } from "../cache/invalidator.js";
+import { completedRow, failedRow, isFinalFailure } from "../history/history-row.js";
+import { HistoryWriter } from "../history/history-writer.js";
 import { type Config, queueStoreOptions } from "../lib/config.js";
 import { createDb, type Db } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
@@ -104,6 +106,12 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
     autorun: true,
   });
 
+  // Finished jobs go to dbjobs.job_history in batches (history-writer.ts says what a crash can lose).
+  const history = config.HISTORY_ENABLED
+    ? new HistoryWriter({ pool: db.pool, logger, flushMs: config.HISTORY_FLUSH_MS, batchSize: config.HISTORY_BATCH_SIZE })
+    : undefined;
+  const redact = contract.history?.redact ?? [];
+
   const counters = new WorkerCounters(entry.name);
   const metricsStore = store.metrics();
   // The per-job "job completed" line carries only jobId and durationMs, so it
@@ -117,8 +125,9 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
   };
 
   // ── Listeners below must never throw: an exception here would stop the worker. ──
-  worker.on("completed", (job) => {
+  worker.on("completed", (job, result) => {
     try {
+      history?.add(completedRow(entry.name, job, result, redact));
       const seconds = ((job.finishedOn ?? Date.now()) - (job.processedOn ?? Date.now())) / 1000;
       counters.jobCompleted(seconds);
       // A line per short job would cost more than the job itself (see the no-op
@@ -130,6 +139,7 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
   worker.on("failed", (job, err) => {
     try {
       counters.jobFailed();
+      if (history && job && isFinalFailure(job, err)) history.add(failedRow(entry.name, job, err, redact));
       logger.warn({ jobId: job?.id, attemptsMade: job?.attemptsMade, err }, "job failed");
     } catch {}
   });
@@ -160,6 +170,7 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       closing ??= (async () => {
         clearInterval(flushTimer);
         await worker.close(force);
+        await history?.close();
         await flush().catch(() => undefined);
         await invalidator.close();
         await store.close();

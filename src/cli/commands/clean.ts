@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { audited, cliActor } from "../../audit/audited.js";
 import { createCliContext, printJson } from "../context.js";
 import { BadArgumentError } from ".././operator-errors.js";
 import { cleanableStates, parseDurationMs, parseState, withQueues } from "../operator-queues.js";
@@ -20,16 +21,27 @@ export function registerCleanCommand(program: Command): void {
       }
       const state = parseState(options.state, cleanableStates);
       const graceMs = parseDurationMs(options.olderThan, "--older-than");
-      await withQueues(createCliContext({ quiet: true }), async (queues) => {
-        const queue = await queues.open(queueName);
-        let removed = 0;
-        for (;;) {
-          const ids = await queue.clean(graceMs, BATCH, state === "waiting" ? "wait" : state);
-          removed += ids.length;
-          if (ids.length < BATCH) break;
-        }
-        if (options.json) printJson({ queue: queueName, state, olderThanMs: graceMs, removed });
-        else console.log(`removed ${removed} ${state} job${removed === 1 ? "" : "s"} older than ${options.olderThan} from ${queueName}`);
-      });
+      const context = createCliContext({ quiet: true });
+      const audit = {
+        actor: cliActor(context.config),
+        source: "cli" as const,
+        action: "clean",
+        target: queueName,
+        parameters: { queue: queueName, state, olderThanMs: graceMs },
+      };
+      await withQueues(context, (queues) =>
+        audited(context.db().pool, audit, async () => {
+          const queue = await queues.open(queueName);
+          let removed = 0;
+          for (;;) {
+            const ids = await queue.clean(graceMs, BATCH, state === "waiting" ? "wait" : state);
+            removed += ids.length;
+            if (ids.length < BATCH) break;
+          }
+          if (options.json) printJson({ queue: queueName, state, olderThanMs: graceMs, removed });
+          else console.log(`removed ${removed} ${state} job${removed === 1 ? "" : "s"} older than ${options.olderThan} from ${queueName}`);
+          return { value: undefined, affected: removed };
+        }),
+      );
     });
 }

@@ -1,5 +1,6 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
+import { audited, cliActor } from "../../audit/audited.js";
 import { DbjobsError, PayloadValidationError } from "../../lib/errors.js";
 import { getContract } from "../../queues/contracts.js";
 import { validatePayload } from "../../queues/validate-payload.js";
@@ -61,8 +62,19 @@ export function registerEnqueueCommand(program: Command): void {
         const events = options.wait ? await producer.store.queueEvents(queue) : undefined;
         await events?.waitUntilReady();
         let job: Awaited<ReturnType<typeof producer.enqueueUnknown>>;
+        // The payload itself is not audited: it may hold personal data; the job id leads to it.
+        const audit = {
+          actor: cliActor(context.config),
+          source: "cli" as const,
+          action: "enqueue",
+          target: queue,
+          parameters: { queue, wait: Boolean(options.wait) },
+        };
         try {
-          job = await producer.enqueueUnknown(queue, payload);
+          job = await audited(context.db().pool, audit, async () => {
+            const added = await producer.enqueueUnknown(queue, payload);
+            return { value: added, affected: 1, parameters: { jobId: added.id } };
+          });
         } catch (err) {
           await events?.close();
           throw err;

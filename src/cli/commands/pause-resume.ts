@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { audited, cliActor } from "../../audit/audited.js";
 import { createCliContext, printJson } from "../context.js";
 import { withQueues } from "../operator-queues.js";
 
@@ -13,14 +14,19 @@ export function registerPauseResumeCommands(program: Command): void {
       .argument("<queue>", "queue name")
       .option("--json", "print JSON")
       .action(async (queueName: string, options: { json?: boolean }) => {
-        await withQueues(createCliContext({ quiet: true }), async (queues) => {
-          const queue = await queues.open(queueName);
-          if (verb === "pause") await queue.pause();
-          else await queue.resume();
-          const paused = await queue.isPaused();
-          if (options.json) printJson({ queue: queueName, paused });
-          else console.log(`${queueName} is ${paused ? "paused" : "running"}`);
-        });
+        const context = createCliContext({ quiet: true });
+        const audit = { actor: cliActor(context.config), source: "cli" as const, action: verb, target: queueName, parameters: { queue: queueName } };
+        await withQueues(context, (queues) =>
+          audited(context.db().pool, audit, async () => {
+            const queue = await queues.open(queueName);
+            if (verb === "pause") await queue.pause();
+            else await queue.resume();
+            const paused = await queue.isPaused();
+            if (options.json) printJson({ queue: queueName, paused });
+            else console.log(`${queueName} is ${paused ? "paused" : "running"}`);
+            return { value: undefined, affected: null };
+          }),
+        );
       });
   }
 }

@@ -1,4 +1,5 @@
 import type { Command } from "commander";
+import { audited, cliActor } from "../../audit/audited.js";
 import { createCliContext, printJson } from "../context.js";
 import { failedJobs, groupFailures } from "../failed-groups.js";
 import { BadArgumentError } from ".././operator-errors.js";
@@ -21,39 +22,52 @@ export function registerRetryCommand(program: Command): void {
       if (chosen !== 1) {
         throw new BadArgumentError(`Say what to retry: \`dbjobs retry ${queueName} <job id>\`, \`--all\`, or \`--fingerprint F\` (one of them).`);
       }
-      await withQueues(createCliContext({ quiet: true }), async (queues) => {
-        const queue = await queues.open(queueName);
-        let retried: string[];
-        if (id !== undefined) {
-          const job = await queues.job(queueName, id);
-          const state = await job.getState();
-          if (state !== "failed") throw new BadArgumentError(`Job "${id}" in queue "${queueName}" is ${state}, not failed; only failed jobs can be retried.`);
-          await job.retry("failed");
-          retried = [id];
-        } else {
-          const jobs = await failedJobs(queue, MAX_RETRIED);
-          let targets = jobs;
-          if (options.fingerprint !== undefined) {
-            const group = groupFailures(jobs).find((item) => item.fingerprint === options.fingerprint);
-            if (!group) {
-              throw new BadArgumentError(
-                `No failed jobs in "${queueName}" have fingerprint "${options.fingerprint}". List the groups with \`dbjobs failed ${queueName} --group\`.`,
-              );
+      const context = createCliContext({ quiet: true });
+      const target =
+        id !== undefined ? `${queueName}/${id}` : options.fingerprint !== undefined ? `${queueName} fingerprint ${options.fingerprint}` : queueName;
+      const parameters = {
+        queue: queueName,
+        ...(id !== undefined ? { jobId: id } : {}),
+        ...(options.all ? { all: true } : {}),
+        ...(options.fingerprint !== undefined ? { fingerprint: options.fingerprint } : {}),
+      };
+      const audit = { actor: cliActor(context.config), source: "cli" as const, action: "retry", target, parameters };
+      await withQueues(context, (queues) =>
+        audited(context.db().pool, audit, async () => {
+          const queue = await queues.open(queueName);
+          let retried: string[];
+          if (id !== undefined) {
+            const job = await queues.job(queueName, id);
+            const state = await job.getState();
+            if (state !== "failed") throw new BadArgumentError(`Job "${id}" in queue "${queueName}" is ${state}, not failed; only failed jobs can be retried.`);
+            await job.retry("failed");
+            retried = [id];
+          } else {
+            const jobs = await failedJobs(queue, MAX_RETRIED);
+            let targets = jobs;
+            if (options.fingerprint !== undefined) {
+              const group = groupFailures(jobs).find((item) => item.fingerprint === options.fingerprint);
+              if (!group) {
+                throw new BadArgumentError(
+                  `No failed jobs in "${queueName}" have fingerprint "${options.fingerprint}". List the groups with \`dbjobs failed ${queueName} --group\`.`,
+                );
+              }
+              targets = jobs.filter((job) => group.jobIds.includes(String(job.id)));
             }
-            targets = jobs.filter((job) => group.jobIds.includes(String(job.id)));
-          }
-          retried = [];
-          for (const job of targets) {
-            try {
-              await job.retry("failed");
-              retried.push(String(job.id));
-            } catch {
-              // Retried or removed by someone else meanwhile: nothing left to do for it.
+            retried = [];
+            for (const job of targets) {
+              try {
+                await job.retry("failed");
+                retried.push(String(job.id));
+              } catch {
+                // Retried or removed by someone else meanwhile: nothing left to do for it.
+              }
             }
           }
-        }
-        if (options.json) printJson({ queue: queueName, retried: retried.length, jobIds: retried });
-        else console.log(`retried ${retried.length} job${retried.length === 1 ? "" : "s"} in ${queueName}`);
-      });
+          if (options.json) printJson({ queue: queueName, retried: retried.length, jobIds: retried });
+          else console.log(`retried ${retried.length} job${retried.length === 1 ? "" : "s"} in ${queueName}`);
+          return { value: undefined, affected: retried.length };
+        }),
+      );
     });
 }

@@ -2,7 +2,7 @@ import type { Command } from "commander";
 import type pg from "pg";
 import { quoteIdent } from "../../lib/db.js";
 import { withSession } from "../../lib/session.js";
-import { createMonthPartition } from "../../partitions/create-month-partition.js";
+import { createPartition } from "../../partitions/create-partition.js";
 import { defaultPartitionRows } from "../../partitions/default-partition-rows.js";
 import { monthFromKey } from "../../partitions/month-bounds.js";
 import { createCliContext, printJson } from "../context.js";
@@ -57,12 +57,12 @@ const lockTimeoutMs = 5000;
  */
 async function seedDemoData(client: pg.ClientBase): Promise<string[]> {
   const created: string[] = [];
-  const current = await createMonthPartition(client, "transactions", new Date(), { lockTimeoutMs });
+  const current = await createPartition(client, "transactions", new Date(), { lockTimeoutMs });
   if (current.created) created.push(current.name);
   await client.query(demoDataSql);
   // Demo rows of another month (an older seed, or a month that turned meanwhile) get that month's partition.
   for (const { month } of await defaultPartitionRows(client, "transactions")) {
-    const result = await createMonthPartition(client, "transactions", monthFromKey(month), { lockTimeoutMs });
+    const result = await createPartition(client, "transactions", monthFromKey(month), { lockTimeoutMs });
     if (result.created) created.push(result.name);
   }
   // A backend publishes its row counts when idle, at most once a second: published after the ANALYZE, the

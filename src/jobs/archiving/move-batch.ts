@@ -1,5 +1,5 @@
 import type pg from "pg";
-import { createMonthPartition } from "../../partitions/create-month-partition.js";
+import { createPartition } from "../../partitions/create-partition.js";
 import type { MonthRange } from "../../partitions/month-bounds.js";
 import type { FinalStatus } from "./contract.js";
 
@@ -66,7 +66,7 @@ export async function moveBatch(client: pg.ClientBase, from: Date, to: Date, sta
 
 /** Makes sure the archive has its own partition for the month, so batch-moved rows do not pile up in its default partition. */
 export async function ensureArchiveMonth(client: pg.ClientBase, range: MonthRange, lockTimeoutMs: number): Promise<void> {
-  await createMonthPartition(client, "transactions_archive", range.start, { lockTimeoutMs });
+  await createPartition(client, "transactions_archive", range.start, { lockTimeoutMs });
 }
 
 /** Shrinks a batch that held its locks too long (in proportion, with 20% headroom), grows quick ones by half, within [100, batchSize]. */

@@ -3,7 +3,7 @@ import { inClientTransaction } from "../../lib/client-transaction.js";
 import { quoteIdent } from "../../lib/db.js";
 import { isLockNotAvailable } from "../../lib/retry.js";
 import { defaultPartitionOf, listPartitions, type PartitionInfo } from "../../partitions/catalog.js";
-import { ensureBoundCheck } from "../../partitions/create-month-partition.js";
+import { ensureBoundCheck } from "../../partitions/create-partition.js";
 import { type MonthRange, monthBoundSql, monthPartitionName } from "../../partitions/month-bounds.js";
 import type { FastPathOutcome, FinalStatus } from "./contract.js";
 
@@ -76,7 +76,7 @@ export async function moveWholePartition(
           return notTaken(`the archive already holds ${archived} rows of this month, more than the ~${liveRowsEstimate} left; batches are cheaper`);
         }
 
-        await ensureBoundCheck(client, current);
+        await ensureBoundCheck(client, "transactions", current);
         await client.query(`ALTER TABLE "transactions" DETACH PARTITION ${target}`);
 
         const archiveName = monthPartitionName("transactions_archive", range.start);

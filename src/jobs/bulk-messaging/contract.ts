@@ -63,6 +63,8 @@ export type BulkMessagingPayload = z.output<typeof bulkMessagingPayload>;
 export const bulkMessagingContract = defineContract<BulkMessagingResult>()({
   name: "bulk-messaging",
   payload: bulkMessagingPayload,
+  // The message text may name a patient's condition; the recipients are patients.
+  history: { redact: ["body", "patientIds"] },
   worker: { concurrency: 2, lockDurationMs: 30_000 },
   jobOptions: { attempts: 8 },
 });

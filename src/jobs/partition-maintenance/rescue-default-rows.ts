@@ -3,9 +3,9 @@ import { coerceError } from "../../lib/errors.js";
 import type { Logger } from "../../lib/logger.js";
 import { isLockNotAvailable, isWriteConflict } from "../../lib/retry.js";
 import type { PartitionedTable } from "../../partitions/catalog.js";
-import { createMonthPartition, PartitionNameTakenError } from "../../partitions/create-month-partition.js";
+import { createPartition, PartitionNameTakenError } from "../../partitions/create-partition.js";
 import { defaultPartitionRows } from "../../partitions/default-partition-rows.js";
-import { monthFromKey } from "../../partitions/month-bounds.js";
+import { periodFromKey } from "../../partitions/period-bounds.js";
 
 /** A month whose rows this run left in the default partition, and why. */
 export interface MonthNotMoved {
@@ -35,7 +35,7 @@ export interface RescueOptions {
  * Gives every month that has rows in the default partition a partition of its
  * own, whatever the month: backdated rows of a past month, rows of the months
  * being premade, far-future dates. Each month moves in one transaction of its
- * own (createMonthPartition), so a failure costs that month only and never a
+ * own (createPartition), so a failure costs that month only and never a
  * row; the locks are described in src/partitions/move-out-of-default.ts.
  *
  * The largest month goes first: every later month's ATTACH scans what is left
@@ -52,7 +52,7 @@ export async function rescueDefaultRows(client: pg.ClientBase, table: Partitione
   const outcome: RescueOutcome = { created: [], moved: 0, notMoved: [] };
   for (const [index, month] of months.entries()) {
     try {
-      const result = await createMonthPartition(client, table, monthFromKey(month.month), { lockTimeoutMs: options.lockTimeoutMs });
+      const result = await createPartition(client, table, periodFromKey(month.month), { lockTimeoutMs: options.lockTimeoutMs });
       // Not created: another session gave the month its partition meanwhile, or a partition that is not
       // monthly covers part of it; the rows left in the default then show in the run's final count.
       if (result.created) {

@@ -1,0 +1,210 @@
+import { Redis } from "ioredis";
+import pg from "pg";
+import { pino } from "pino";
+import { parseHistoryQuery } from "../src/history/history-query.js";
+import { searchHistory } from "../src/history/search-history.js";
+import { loadConfig } from "../src/lib/config.js";
+import { createLogger } from "../src/lib/logger.js";
+import { createPartition } from "../src/partitions/create-partition.js";
+import { addPeriods, periodStart } from "../src/partitions/period-bounds.js";
+import { startWorker } from "../src/queues/start-worker.js";
+import { benchRun } from "./bench-run.js";
+import { type BenchRow, type BenchSection, pairedRatio } from "./bench-section.js";
+import { CONCURRENCY, fill, JOBS, noopContract, noopHandler, QUEUE, type Round, window } from "./noop-worker.js";
+import { median, pairedRounds } from "./paired-rounds.js";
+import { benchPrefix, benchRedisUrl, collectGarbage, freshBenchDatabase } from "./support.js";
+
+/**
+ * The job history's two costs.
+ *
+ * 1. Throughput: no-op jobs through the project's worker (as bench/noop-worker.ts,
+ *    Redis backend) with HISTORY_ENABLED=false against the same with history
+ *    on, in paired rounds on one migrated database. The window ends at the
+ *    last completion, so it holds every full-batch flush; the last partial
+ *    batch is written at close, after it (at most one flush of HISTORY_BATCH_SIZE
+ *    rows out of JOBS / HISTORY_BATCH_SIZE).
+ * 2. Search: BENCH_HISTORY_ROWS rows (10 million by default; generated with
+ *    INSERT … SELECT generate_series into 30 daily partitions, 7 queues, 5%
+ *    failed with 20 error groups), then BENCH_HISTORY_QUERIES searches of each
+ *    kind (payload field, fingerprint, queue + state + time, error text, job
+ *    id, the next page by cursor), timed one by one through searchHistory; the
+ *    p99 over all of them is the figure.
+ */
+const HISTORY_ROWS = Number(process.env.BENCH_HISTORY_ROWS ?? 10_000_000);
+const QUERIES = Number(process.env.BENCH_HISTORY_QUERIES ?? 50);
+const ROUNDS = Number(process.env.BENCH_HISTORY_ROUNDS ?? 9);
+const DAYS = 30;
+
+async function workerSide(connection: Redis, databaseUrl: string, historyEnabled: boolean): Promise<Round> {
+  const prefix = benchPrefix();
+  try {
+    await fill(connection, prefix);
+    collectGarbage();
+    const config = loadConfig({
+      QUEUE_BACKEND: "redis",
+      REDIS_URL: benchRedisUrl,
+      DATABASE_URL: databaseUrl,
+      QUEUE_PREFIX: prefix,
+      LOG_LEVEL: "info",
+      HISTORY_ENABLED: String(historyEnabled),
+    });
+    const logger = createLogger({ level: "info" }, pino.destination({ dest: "/dev/null", sync: false }));
+    const running = await startWorker(QUEUE, { config, logger, concurrency: CONCURRENCY, job: { contract: noopContract, handler: noopHandler } });
+    try {
+      return await window(running.worker);
+    } finally {
+      await running.close();
+    }
+  } finally {
+    await benchRun.removeKeys(prefix, connection);
+  }
+}
+
+async function throughputRows(): Promise<BenchRow[]> {
+  const databaseUrl = await freshBenchDatabase("history-throughput");
+  const connection = new Redis(benchRedisUrl, { maxRetriesPerRequest: null });
+  try {
+    const rate = (round: Round) => JOBS / (round.ms / 1000);
+    const cpuPerJob = (round: Round) => round.cpuUs / JOBS;
+    const paired = await pairedRounds({
+      label: "history-throughput",
+      rounds: ROUNDS,
+      warmUpRounds: 1,
+      baseline: () => workerSide(connection, databaseUrl, false),
+      subject: () => workerSide(connection, databaseUrl, true),
+      ratio: (off, on) => rate(on) / rate(off),
+      show: (round) => `${Math.round(rate(round))} jobs/s, ${cpuPerJob(round).toFixed(1)} µs cpu/job`,
+    });
+    const label = `${JOBS} jobs, concurrency ${CONCURRENCY}, Redis backend, ${paired.rounds.length} paired rounds`;
+    return [
+      {
+        name: `no-op jobs/s with job history on vs off (${label}; ratio = on / off per round)`,
+        value: paired.spreadOf((round) => rate(round.subject)).median,
+        unit: "jobs/s",
+        baseline: paired.spreadOf((round) => rate(round.baseline)).median,
+        ...pairedRatio(paired.ratio, paired.rounds.length),
+        goal: ">= 0.90",
+        met: paired.ratio.median >= 0.9,
+      },
+      {
+        name: `worker CPU per no-op job with job history on vs off (${label}; ratio = off / on per round, informational)`,
+        value: paired.spreadOf((round) => cpuPerJob(round.subject)).median,
+        unit: "µs/job",
+        baseline: paired.spreadOf((round) => cpuPerJob(round.baseline)).median,
+        ...pairedRatio(
+          paired.spreadOf((round) => cpuPerJob(round.baseline) / cpuPerJob(round.subject)),
+          paired.rounds.length,
+        ),
+      },
+    ];
+  } finally {
+    connection.disconnect();
+    await benchRun.dropDatabase(databaseUrl);
+  }
+}
+
+// Takes $1 the row count and $2 the newest day's end. Inserts that many history rows spread evenly over the
+// 30 days before it: 7 queues, 10,000 campaigns, every 20th row failed with one of 20 error groups.
+const generateSql = `
+INSERT INTO "dbjobs"."job_history"
+  ("queue", "job_id", "name", "state", "attempts", "enqueued_at", "started_at", "finished_at", "payload", "result",
+   "error_class", "error_message", "error_fingerprint")
+SELECT q.queue, n::text, q.queue,
+       CASE WHEN n % 20 = 0 THEN 'failed' ELSE 'completed' END,
+       CASE WHEN n % 20 = 0 THEN 3 ELSE 1 END,
+       t - interval '2 seconds', t - interval '1 second', t,
+       jsonb_build_object('campaignId', 'campaign-' || (n % 10000), 'channel', CASE WHEN n % 2 = 0 THEN 'sms' ELSE 'email' END),
+       CASE WHEN n % 20 = 0 THEN NULL ELSE jsonb_build_object('sent', n % 100) END,
+       CASE WHEN n % 20 = 0 THEN 'Error' END,
+       CASE WHEN n % 20 = 0 THEN 'provider error ' || ((n / 20) % 20) || ': request ' || md5(n::text) || ' refused' END,
+       CASE WHEN n % 20 = 0 THEN lpad(to_hex((n / 20) % 20), 12, '0') END
+  FROM generate_series(1, $1::bigint) AS n,
+       LATERAL (SELECT $2::timestamptz - (n * (${DAYS} * 86400.0 / $1::bigint)) * interval '1 second' AS t) AS at,
+       LATERAL (SELECT (ARRAY['bulk-messaging','invoice-totals','partition-maintenance','archiving','db-maintenance','cache-prefetch','transaction-retry'])[1 + n % 7] AS queue) AS q`;
+
+function percentile(sorted: number[], p: number): number {
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
+}
+
+async function searchRows(): Promise<BenchRow[]> {
+  const databaseUrl = await freshBenchDatabase("history-search");
+  const pool = new pg.Pool({ connectionString: databaseUrl, max: 2 });
+  try {
+    const client = await pool.connect();
+    const end = addPeriods(periodStart(new Date(), "day"), 1, "day");
+    try {
+      for (let offset = DAYS; offset >= 0; offset--) await createPartition(client, "dbjobs.job_history", addPeriods(end, -offset - 1, "day"));
+      const started = performance.now();
+      // In chunks, so each statement's memory and WAL stay bounded.
+      const chunk = 1_000_000;
+      for (let done = 0; done < HISTORY_ROWS; done += chunk) {
+        const rows = Math.min(chunk, HISTORY_ROWS - done);
+        await client.query(generateSql.replace("generate_series(1, $1::bigint)", `generate_series(${done + 1}, ${done + rows})`), [HISTORY_ROWS, end]);
+        process.stderr.write(`bench: history-search generated ${done + rows}/${HISTORY_ROWS} rows\n`);
+      }
+      await client.query(`VACUUM ANALYZE "dbjobs"."job_history"`);
+      process.stderr.write(`bench: history-search data ready in ${Math.round((performance.now() - started) / 1000)} s\n`);
+    } finally {
+      client.release();
+    }
+
+    const pick = (i: number) => (i * 7919) % 10000;
+    const kinds: Record<string, (i: number) => Parameters<typeof parseHistoryQuery>[0]> = {
+      "payload field": (i) => ({ fields: [`campaignId=campaign-${pick(i)}`] }),
+      fingerprint: (i) => ({ fingerprint: (i % 20).toString(16).padStart(12, "0") }),
+      "queue + state + since": (i) => ({ queue: "invoice-totals", state: "failed", since: `${1 + (i % 20)}d` }),
+      "error text": (i) => ({ error: `provider error ${i % 20}:` }),
+      "job id": (i) => ({ id: String(1 + ((i * 104_729) % HISTORY_ROWS)) }),
+      "payload + state": (i) => ({ fields: [`campaignId=campaign-${pick(i)}`], state: "failed" }),
+    };
+    const timings: Record<string, number[]> = { "next page": [] };
+    for (const [kind, make] of Object.entries(kinds)) {
+      timings[kind] = [];
+      for (let i = 0; i < QUERIES; i++) {
+        const query = parseHistoryQuery(make(i));
+        const t0 = performance.now();
+        const page = await searchHistory(pool, query);
+        timings[kind].push(performance.now() - t0);
+        // The next page, by cursor, counts as a search of its own kind.
+        if (page.nextCursor) {
+          const t1 = performance.now();
+          await searchHistory(pool, { ...query, cursor: parseHistoryQuery({ cursor: page.nextCursor }).cursor });
+          timings["next page"]?.push(performance.now() - t1);
+        }
+      }
+    }
+    const all = Object.values(timings)
+      .flat()
+      .sort((a, b) => a - b);
+    const p99 = percentile(all, 99);
+    const rowsLabel = HISTORY_ROWS.toLocaleString("en-US");
+    return [
+      {
+        name: `job history search p99 over ${rowsLabel} rows (${all.length} searches of ${Object.keys(timings).length} kinds, 50 rows a page)`,
+        value: p99,
+        unit: "ms",
+        goal: HISTORY_ROWS >= 10_000_000 ? "< 100 (10M rows)" : `< 100 (goal is for 10M rows; this run has ${rowsLabel}: BENCH_HISTORY_ROWS)`,
+        met: p99 < 100,
+      },
+      ...Object.entries(timings).map(([kind, values]) => {
+        const sorted = [...values].sort((a, b) => a - b);
+        return {
+          name: `  search by ${kind}: p99 (median ${median(sorted).toFixed(1)} ms, ${sorted.length} searches; informational)`,
+          value: percentile(sorted, 99),
+          unit: "ms",
+        };
+      }),
+    ];
+  } finally {
+    await pool.end();
+    await benchRun.dropDatabase(databaseUrl);
+  }
+}
+
+export const historyBench: BenchSection = {
+  name: "history",
+  async run(): Promise<BenchRow[]> {
+    // BENCH_HISTORY_ROWS=0 measures the throughput only.
+    return [...(await throughputRows()), ...(HISTORY_ROWS > 0 ? await searchRows() : [])];
+  },
+};
