@@ -1,5 +1,6 @@
 #!/usr/bin/env node
 import { Command } from "commander";
+import { registerCancelCommand } from "./commands/cancel.js";
 import { registerCleanCommand } from "./commands/clean.js";
 import { registerDashboardCommand } from "./commands/dashboard.js";
 import { registerDbReportCommand } from "./commands/db-report.js";
@@ -38,6 +39,7 @@ registerRetryCommand(program);
 registerFailedCommand(program);
 registerPauseResumeCommands(program);
 registerCleanCommand(program);
+registerCancelCommand(program);
 registerDashboardCommand(program);
 
 await runCli(program, process.argv);

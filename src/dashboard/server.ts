@@ -9,6 +9,7 @@ import { Producer } from "../queues/producer.js";
 import { readScheduleHealth } from "../queues/schedule-health.js";
 import { type DashboardAuth, rejectCrossSiteWrites, requireAuth, resolveDashboardAuth } from "./auth.js";
 import { createBoardRouter } from "./board.js";
+import { controlRouter } from "./control-routes.js";
 import { enqueueRouter } from "./enqueue-route.js";
 import { checkHealth } from "./health.js";
 import { createMetricsRenderer, metricsContentType, type ScheduleMisses } from "./metrics.js";
@@ -18,6 +19,7 @@ import { createMetricsRenderer, metricsContentType, type ScheduleMisses } from "
  *   GET  /health                 no auth (health.ts)
  *   GET  /metrics                Prometheus text (metrics.ts)
  *   POST /queues/<queue>/jobs    enqueue over HTTP (enqueue-route.ts)
+ *   POST /queues/<queue>/jobs/<id>/cancel   operator actions (control-routes.ts)
  *   /                            bull-board (board.ts)
  * everything but /health behind auth.ts.
  */
@@ -46,6 +48,8 @@ export interface DashboardDependencies {
   prefix: string;
   bodyLimit?: string;
   readScheduleHealth?: () => Promise<ScheduleMisses[]>;
+  /** How long operator actions wait for the queue store. @defaultValue 3000 */
+  connectTimeoutMs?: number;
 }
 
 export interface RunningDashboard {
@@ -100,6 +104,7 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
   });
 
   app.use(enqueueRouter({ producer: deps.producer, logger: deps.logger, bodyLimit: deps.bodyLimit }));
+  app.use(controlRouter({ store: deps.store, logger: deps.logger, connectTimeoutMs: deps.connectTimeoutMs ?? 3000 }));
   app.use("/", createBoardRouter(deps.queues, "/"));
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -140,6 +145,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     queues,
     prefix,
     bodyLimit: options.bodyLimit,
+    connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS,
     readScheduleHealth: options.readScheduleHealth ?? (() => readScheduleHealth({ store, config })),
   });
   const server = app.listen(port, host);

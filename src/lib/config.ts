@@ -44,6 +44,8 @@ export const configSchema = z.object({
   SLOW_QUERY_MS: intFromEnv(1, 600_000).default(100),
   /** How long SIGTERM waits for in-flight jobs before forcing exit. @defaultValue 30000 */
   SHUTDOWN_TIMEOUT_MS: intFromEnv(100, 3_600_000).default(30_000),
+  /** Who runs the CLI, as operator actions (cancel, scale, schedule control) record it. @defaultValue the OS user name */
+  DBJOBS_ACTOR: z.string().min(1).max(200).optional(),
   /** Overrides the registry's concurrency for `dbjobs worker`. */
   WORKER_CONCURRENCY: intFromEnv(1, 1000).optional(),
 

@@ -8,9 +8,12 @@ import { type AnyWorker, createQueueStore } from "../lib/queue-store.js";
 import { warnUnlessNoEviction } from "../lib/redis.js";
 import type { QueueContract } from "./contract.js";
 import { getContract } from "./contracts.js";
+import { type ControlListener, type ControlMessage, startControlListener } from "./control-channel.js";
 import { handlers } from "./handlers.js";
 import type { JobHandler, WorkerServices } from "./job-context.js";
 import { toJobFailure } from "./job-failure.js";
+import { JobStopControl } from "./job-stop-control.js";
+import { readQueueConcurrency } from "./queue-settings.js";
 import { validatePayload } from "./validate-payload.js";
 import { WorkerCounters } from "./worker-counters.js";
 import { type SharedContext, WorkerJobContext } from "./worker-job-context.js";
@@ -18,6 +21,12 @@ import { workerServices } from "./worker-services.js";
 
 /** Jobs at least this long get their own "job completed" line at info. */
 const SLOW_JOB_LOG_SECONDS = 1;
+
+/** The job's own deadlineMs (an enqueue option), else its queue's. */
+function deadlineOf(job: Job, contract: QueueContract): number | undefined {
+  const own = (job.opts as { deadlineMs?: unknown }).deadlineMs;
+  return typeof own === "number" && own > 0 ? own : contract.worker.deadlineMs;
+}
 
 export interface StartWorkerOptions {
   config: Config;
@@ -43,6 +52,8 @@ export interface StartWorkerOptions {
 export interface RunningWorker {
   worker: AnyWorker;
   db: Db;
+  /** Applies a concurrency at once (what a `scale` control message does). */
+  setConcurrency(concurrency: number): void;
   /** Stops taking jobs, waits for in-flight ones, then closes connections. */
   close(force?: boolean): Promise<void>;
 }
@@ -65,7 +76,12 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       logger,
       applicationName: `dbjobs:${entry.name}`,
     });
-  const concurrency = options.concurrency ?? config.WORKER_CONCURRENCY ?? contract.worker.concurrency;
+  // An operator's `dbjobs scale` outlives restarts: the stored value wins over the configured ones.
+  const scaled = await readQueueConcurrency(db.pool, entry.name).catch((err: unknown) => {
+    logger.warn({ err }, "could not read the queue's stored concurrency (run `dbjobs migrate`?); using the configured one");
+    return undefined;
+  });
+  const concurrency = scaled ?? options.concurrency ?? config.WORKER_CONCURRENCY ?? contract.worker.concurrency;
   const store = createQueueStore({
     ...queueStoreOptions(config),
     prefix,
@@ -81,7 +97,8 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
 
   const debugEnabled = logger.isLevelEnabled("debug");
   const shared: SharedContext = { logger, db, redis: store.redis, config, prefix, services, invalidator };
-  const processor = async (job: Job) => {
+  // Three parameters: BullMQ then hands each job an AbortSignal that worker.cancelJob aborts.
+  const processor = async (job: Job, _token?: string, cancelSignal?: AbortSignal) => {
     let payload: unknown;
     try {
       // A bad payload fails at once (PayloadValidationError is not retryable), with the producer's message.
@@ -89,12 +106,19 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
     } catch (err) {
       throw toJobFailure(err);
     }
-    const context = new WorkerJobContext(job, shared);
+    const stop = new JobStopControl(cancelSignal, deadlineOf(job, contract));
+    const context = new WorkerJobContext(job, shared, stop.signal);
+    stop.onStop(() => {
+      context.cancelDatabaseWork().catch((err: unknown) => context.log.warn({ err }, "could not cancel the job's statements"));
+    });
     if (debugEnabled) context.log.debug({ attempt: job.attemptsMade + 1 }, "job started");
     try {
       return await handle(payload, context);
     } catch (err) {
-      throw toJobFailure(err);
+      // Whatever the handler threw on the way out (57014, an AbortError), a stopped job fails for its stop.
+      throw toJobFailure(stop.signal.aborted ? stop.failure(context.lastProgress) : err);
+    } finally {
+      stop.dispose();
     }
   };
 
@@ -103,6 +127,28 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
     lockDuration: contract.worker.lockDurationMs ?? 30_000,
     autorun: true,
   });
+
+  const onControl = (message: ControlMessage) => {
+    if (message.queue !== entry.name) return;
+    if (message.type === "cancel") {
+      if (worker.cancelJob(message.jobId, message.reason)) logger.info({ jobId: message.jobId, reason: message.reason }, "job cancelled by an operator");
+    } else if (message.type === "scale") {
+      setConcurrency(message.concurrency);
+    }
+  };
+  const setConcurrency = (next: number) => {
+    if (next === worker.concurrency) return;
+    // The PostgreSQL store's pool grows with it: BullMQ claims and finishes a job on a pooled connection.
+    if (store.pool) store.pool.options.max = Math.max(store.pool.options.max, next + 4);
+    logger.info({ from: worker.concurrency, to: next }, "concurrency changed");
+    worker.concurrency = next;
+  };
+  let control: ControlListener | undefined;
+  try {
+    control = startControlListener({ store, config, logger, onMessage: onControl });
+  } catch (err) {
+    logger.warn({ err }, "no control channel: cancel and scale will not reach this worker");
+  }
 
   const counters = new WorkerCounters(entry.name);
   const metricsStore = store.metrics();
@@ -150,15 +196,19 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
   }, options.metricsFlushMs ?? 5000);
   flushTimer.unref();
 
+  // Not forever: a worker whose control channel is slow to connect still works, and the listener keeps trying.
+  if (control) await Promise.race([control.ready, new Promise((resolve) => setTimeout(resolve, config.QUEUE_CONNECT_TIMEOUT_MS).unref())]);
   logger.info({ concurrency: worker.concurrency, backend: store.kind, ...(store.kind === "redis" ? { prefix } : {}) }, "worker started");
 
   let closing: Promise<void> | undefined;
   return {
     worker,
     db,
+    setConcurrency,
     close(force = false) {
       closing ??= (async () => {
         clearInterval(flushTimer);
+        await control?.close();
         await worker.close(force);
         await flush().catch(() => undefined);
         await invalidator.close();

@@ -23,10 +23,10 @@ import { RateLimiter } from "./rate-limiter.js";
  * Jobs for the same campaign and channel run one at a time (an advisory lock),
  * so two of them never send the same message at the same moment.
  */
-export const handleBulkMessaging: JobHandler<typeof bulkMessagingContract> = async (payload, { db, log, services, reportProgress }) => {
+export const handleBulkMessaging: JobHandler<typeof bulkMessagingContract> = async (payload, { db, log, services, reportProgress, signal }) => {
   const { campaignId, channel } = payload;
   const provider = services.messaging(log);
-  const sender: BatchSender = { provider, limiter: new RateLimiter(payload.sendRatePerSecond), sendConcurrency: payload.sendConcurrency };
+  const sender: BatchSender = { provider, limiter: new RateLimiter(payload.sendRatePerSecond), sendConcurrency: payload.sendConcurrency, signal };
   const result: BulkMessagingResult = { processed: 0, total: payload.patientIds.length, sent: 0, failed: 0, skipped: 0 };
 
   // The lock is held on a session of its own while the batches run on the
