@@ -12,6 +12,7 @@ import { registerMigrateCommand } from "./commands/migrate.js";
 import { registerPauseResumeCommands } from "./commands/pause-resume.js";
 import { registerRelayCommand } from "./commands/relay.js";
 import { registerRetryCommand } from "./commands/retry.js";
+import { registerScaleCommand } from "./commands/scale.js";
 import { registerSchedulerCommand } from "./commands/scheduler.js";
 import { registerSchedulesCommand } from "./commands/schedules.js";
 import { registerSeedDemoCommand } from "./commands/seed-demo.js";
@@ -40,6 +41,7 @@ registerFailedCommand(program);
 registerPauseResumeCommands(program);
 registerCleanCommand(program);
 registerCancelCommand(program);
+registerScaleCommand(program);
 registerDashboardCommand(program);
 
 await runCli(program, process.argv);

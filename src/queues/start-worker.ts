@@ -22,6 +22,19 @@ import { workerServices } from "./worker-services.js";
 /** Jobs at least this long get their own "job completed" line at info. */
 const SLOW_JOB_LOG_SECONDS = 1;
 
+/**
+ * BullMQ 6.7 reads a raised concurrency only when its main loop next wakes,
+ * which is when one of the running jobs ends: a worker whose slots all hold
+ * long jobs would not start more until then. Settling an empty entry in its
+ * loop's queue wakes it now; with nothing to process, the loop then fetches
+ * up to the new concurrency. (Lowering needs nothing: a finishing job does
+ * not fetch another while the worker is over its concurrency.)
+ */
+function wakeMainLoop(worker: AnyWorker): void {
+  const loopQueue = (worker as unknown as { mainLoopQueue?: { add(promise: Promise<undefined>): void } | null }).mainLoopQueue;
+  if (typeof loopQueue?.add === "function") loopQueue.add(Promise.resolve(undefined));
+}
+
 /** The job's own deadlineMs (an enqueue option), else its queue's. */
 function deadlineOf(job: Job, contract: QueueContract): number | undefined {
   const own = (job.opts as { deadlineMs?: unknown }).deadlineMs;
@@ -141,7 +154,9 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
     // The PostgreSQL store's pool grows with it: BullMQ claims and finishes a job on a pooled connection.
     if (store.pool) store.pool.options.max = Math.max(store.pool.options.max, next + 4);
     logger.info({ from: worker.concurrency, to: next }, "concurrency changed");
+    const raised = next > worker.concurrency;
     worker.concurrency = next;
+    if (raised) wakeMainLoop(worker);
   };
   let control: ControlListener | undefined;
   try {
