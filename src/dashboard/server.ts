@@ -146,7 +146,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     prefix,
     bodyLimit: options.bodyLimit,
     connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS,
-    readScheduleHealth: options.readScheduleHealth ?? (() => readScheduleHealth({ store, config })),
+    readScheduleHealth: options.readScheduleHealth ?? (() => readScheduleHealth({ store, config, pool })),
   });
   const server = app.listen(port, host);
   try {

@@ -14,6 +14,7 @@ import type { JobHandler, WorkerServices } from "./job-context.js";
 import { toJobFailure } from "./job-failure.js";
 import { JobStopControl } from "./job-stop-control.js";
 import { readQueueConcurrency } from "./queue-settings.js";
+import { isSchedulePaused } from "./schedule-controls.js";
 import { validatePayload } from "./validate-payload.js";
 import { WorkerCounters } from "./worker-counters.js";
 import { type SharedContext, WorkerJobContext } from "./worker-job-context.js";
@@ -109,6 +110,12 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
   const invalidator = createCacheInvalidator({ config, prefix, redis: store.redis, db, logger });
 
   const debugEnabled = logger.isLevelEnabled("debug");
+  const schedulePaused = (scheduleId: string) =>
+    isSchedulePaused(db.pool, scheduleId).catch((err: unknown) => {
+      // Without the table (no `dbjobs migrate` yet) nothing can be paused; run the fire.
+      logger.warn({ err, schedule: scheduleId }, "could not read whether the schedule is paused; running the fire");
+      return false;
+    });
   const shared: SharedContext = { logger, db, redis: store.redis, config, prefix, services, invalidator };
   // Three parameters: BullMQ then hands each job an AbortSignal that worker.cancelJob aborts.
   const processor = async (job: Job, _token?: string, cancelSignal?: AbortSignal) => {
@@ -118,6 +125,11 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       payload = validatePayload(entry.name, contract.payload, job.data);
     } catch (err) {
       throw toJobFailure(err);
+    }
+    // A fire of a paused schedule completes without running (BullMQ names the scheduler in repeatJobKey).
+    if (job.repeatJobKey && (await schedulePaused(job.repeatJobKey))) {
+      logger.info({ jobId: job.id, schedule: job.repeatJobKey }, "schedule paused: fire skipped");
+      return { skipped: `schedule ${job.repeatJobKey} is paused` };
     }
     const stop = new JobStopControl(cancelSignal, deadlineOf(job, contract));
     const context = new WorkerJobContext(job, shared, stop.signal);
