@@ -2,6 +2,7 @@ import { archivingBench } from "./archiving.js";
 import type { BenchSection } from "./bench-section.js";
 import { bulkMessagingBench } from "./bulk-messaging.js";
 import { cacheBench } from "./cache.js";
+import { cancelLatencyBench } from "./cancel-latency.js";
 import { importTimeBench } from "./import-time.js";
 import { invoiceTotalsBench } from "./invoice-totals.js";
 import { noopWorkerBench } from "./noop-worker.js";
@@ -18,4 +19,5 @@ export const benchSections: BenchSection[] = [
   transactionRetryBench,
   archivingBench,
   partitionRescueBench,
+  cancelLatencyBench,
 ];
