@@ -92,6 +92,7 @@ async function runJob(url: string, payload: Record<string, unknown>): Promise<{ 
     job: { id: "bench" } as Job,
     log: logger,
     db,
+    signal: new AbortController().signal,
     redis: undefined as never,
     config: loadConfig({ DATABASE_URL: url }),
     prefix: "bench",

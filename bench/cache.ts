@@ -109,6 +109,7 @@ export const cacheBench: BenchSection = {
         job: { id: "bench" } as Job,
         log: logger,
         db,
+        signal: new AbortController().signal,
         redis,
         config,
         prefix,

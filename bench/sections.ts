@@ -2,6 +2,7 @@ import { archivingBench } from "./archiving.js";
 import type { BenchSection } from "./bench-section.js";
 import { bulkMessagingBench } from "./bulk-messaging.js";
 import { cacheBench } from "./cache.js";
+import { cancelLatencyBench } from "./cancel-latency.js";
 import { historyBench } from "./history.js";
 import { importTimeBench } from "./import-time.js";
 import { invoiceTotalsBench } from "./invoice-totals.js";
@@ -24,4 +25,5 @@ export const benchSections: BenchSection[] = [
   queueBackendsBench,
   transactionalEnqueueBench,
   historyBench,
+  cancelLatencyBench,
 ];

@@ -19,6 +19,7 @@ function directContext(db: Db, config: Config): JobContext {
     job: { id: "direct" } as JobContext["job"],
     log: memoryLogger("warn").logger,
     db,
+    signal: new AbortController().signal,
     redis: undefined as never,
     config,
     prefix: "direct",

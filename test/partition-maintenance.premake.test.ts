@@ -16,6 +16,7 @@ function directContext(db: Db, log: Logger, url: string): JobContext & { progres
     job: { id: "direct" } as Job,
     log,
     db,
+    signal: new AbortController().signal,
     redis: undefined as never,
     config: testConfig(url),
     prefix: "direct",

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
 import { Command } from "commander";
 import { registerAuditCommand } from "./commands/audit.js";
+import { registerCancelCommand } from "./commands/cancel.js";
 import { registerCleanCommand } from "./commands/clean.js";
 import { registerDashboardCommand } from "./commands/dashboard.js";
 import { registerDbReportCommand } from "./commands/db-report.js";
@@ -13,6 +14,7 @@ import { registerPauseResumeCommands } from "./commands/pause-resume.js";
 import { registerRecipientsCommand } from "./commands/recipients.js";
 import { registerRelayCommand } from "./commands/relay.js";
 import { registerRetryCommand } from "./commands/retry.js";
+import { registerScaleCommand } from "./commands/scale.js";
 import { registerSchedulerCommand } from "./commands/scheduler.js";
 import { registerSchedulesCommand } from "./commands/schedules.js";
 import { registerSearchCommand } from "./commands/search.js";
@@ -42,6 +44,8 @@ registerRetryCommand(program);
 registerFailedCommand(program);
 registerPauseResumeCommands(program);
 registerCleanCommand(program);
+registerCancelCommand(program);
+registerScaleCommand(program);
 registerDashboardCommand(program);
 registerSearchCommand(program);
 registerAuditCommand(program);

@@ -1,5 +1,6 @@
 import type { Job } from "bullmq";
 import { fingerprintFailure } from "../lib/error-fingerprint.js";
+import { isCancelledFailure } from "../queues/job-stop.js";
 import { isoTime } from "./operator-queues.js";
 
 /** How the operator verbs print a job: what it was given, how far it got, and why it failed. */
@@ -21,7 +22,8 @@ export function summariseJob(job: Job, state: string): JobSummary {
   return {
     id: String(job.id),
     name: job.name,
-    state,
+    // Failed by an operator's cancel: shown apart from jobs that failed on their own.
+    state: state === "failed" && isCancelledFailure(job.failedReason) ? "cancelled" : state,
     attemptsMade: job.attemptsMade,
     maxAttempts: job.opts.attempts ?? 1,
     createdAt: isoTime(job.timestamp),

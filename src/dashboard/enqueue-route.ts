@@ -6,6 +6,7 @@ import { dashboardActor } from "../audit/dashboard-actor.js";
 import { PayloadValidationError, QueueBackendUnavailableError, UnknownQueueError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import { errorCodes } from "../lib/retry.js";
+import { deadlineRange, priorityRange } from "../queues/job-options.js";
 import type { Producer } from "../queues/producer.js";
 
 /**
@@ -26,9 +27,11 @@ import type { Producer } from "../queues/producer.js";
  *   503 {"error","code","reason"}           the queue store (Redis, or the queue database) did not answer within
  *                                           QUEUE_CONNECT_TIMEOUT_MS; nothing enqueued; `reason` is a code (ECONNREFUSED...)
  *
- * Two optional query parameters, both safe to expose: `jobId` (an idempotency
+ * Optional query parameters, all safe to expose: `jobId` (an idempotency
  * key: enqueueing the same id twice keeps one job, so a client may retry a
- * request whose answer it lost) and `delayMs`.
+ * request whose answer it lost), `delayMs`, `priority` (1 highest to
+ * 2097152) and `deadlineMs`. They are query parameters, not body fields,
+ * because the body is the payload and its schema owns every field name.
  */
 export interface EnqueueRouteOptions {
   producer: Producer;
@@ -51,6 +54,18 @@ const enqueueQuery = z
       .int()
       .min(0)
       .max(365 * 24 * 3600 * 1000)
+      .optional(),
+    priority: z.coerce
+      .number()
+      .int()
+      .min(priorityRange.min, { error: `use ${priorityRange.min} (highest) to ${priorityRange.max}` })
+      .max(priorityRange.max, { error: `use ${priorityRange.min} (highest) to ${priorityRange.max}` })
+      .optional(),
+    deadlineMs: z.coerce
+      .number()
+      .int()
+      .min(deadlineRange.min, { error: `use ${deadlineRange.min} to ${deadlineRange.max} milliseconds` })
+      .max(deadlineRange.max, { error: `use ${deadlineRange.min} to ${deadlineRange.max} milliseconds` })
       .optional(),
   })
   .strict();
@@ -81,6 +96,8 @@ export function enqueueRouter(options: EnqueueRouteOptions): Router {
         const added = await options.producer.enqueueUnknown(queue, req.body, {
           ...(query.data.jobId ? { jobId: query.data.jobId } : {}),
           ...(query.data.delayMs ? { delay: query.data.delayMs } : {}),
+          ...(query.data.priority ? { priority: query.data.priority } : {}),
+          ...(query.data.deadlineMs ? { deadlineMs: query.data.deadlineMs } : {}),
         });
         return { value: added, affected: 1, parameters: { jobId: added.id } };
       });

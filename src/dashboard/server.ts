@@ -10,6 +10,7 @@ import { Producer } from "../queues/producer.js";
 import { readScheduleHealth } from "../queues/schedule-health.js";
 import { type DashboardAuth, rejectCrossSiteWrites, requireAuth, resolveDashboardAuth } from "./auth.js";
 import { createBoardRouter } from "./board.js";
+import { controlRouter } from "./control-routes.js";
 import { enqueueRouter } from "./enqueue-route.js";
 import { checkHealth } from "./health.js";
 import { createMetricsRenderer, metricsContentType, type ScheduleMisses } from "./metrics.js";
@@ -21,6 +22,7 @@ import { recipientListsRouter } from "./recipient-lists-route.js";
  *   GET  /metrics                Prometheus text (metrics.ts)
  *   POST /queues/<queue>/jobs    enqueue over HTTP (enqueue-route.ts)
  *   POST /recipient-lists        stage a campaign's recipients (recipient-lists-route.ts)
+ *   POST /queues/<queue>/jobs/<id>/cancel   operator actions (control-routes.ts)
  *   /                            bull-board (board.ts)
  * everything but /health behind auth.ts.
  */
@@ -51,6 +53,8 @@ export interface DashboardDependencies {
   /** RECIPIENT_LIST_RETENTION_DAYS for POST /recipient-lists. @defaultValue 7 */
   recipientListRetentionDays?: number;
   readScheduleHealth?: () => Promise<ScheduleMisses[]>;
+  /** How long operator actions wait for the queue store. @defaultValue 3000 */
+  connectTimeoutMs?: number;
 }
 
 export interface RunningDashboard {
@@ -109,6 +113,7 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
     }
   });
 
+  app.use(controlRouter({ store: deps.store, logger: deps.logger, connectTimeoutMs: deps.connectTimeoutMs ?? 3000 }));
   app.use("/", createBoardRouter(deps.queues, "/"));
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
@@ -151,7 +156,8 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     prefix,
     bodyLimit: options.bodyLimit,
     recipientListRetentionDays: config.RECIPIENT_LIST_RETENTION_DAYS,
-    readScheduleHealth: options.readScheduleHealth ?? (() => readScheduleHealth({ store, config })),
+    connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS,
+    readScheduleHealth: options.readScheduleHealth ?? (() => readScheduleHealth({ store, config, pool })),
   });
   const server = app.listen(port, host);
   try {

@@ -10,6 +10,8 @@ export { Prisma, PrismaClient } from "../generated/prisma/client.js";
 export interface Db {
   prisma: PrismaClient;
   pool: pg.Pool;
+  /** Feeds the slow-query log; for wrappers of `pool` that send statements on clients of their own. */
+  reportQueryTime?(durationMs: number, query: string): void;
   close(): Promise<void>;
 }
 
@@ -57,6 +59,7 @@ export function createDb(options: DbOptions): Db {
   return {
     prisma,
     pool,
+    reportQueryTime: reportIfSlow,
     async close() {
       await prisma.$disconnect();
       await pool.end().catch(() => undefined);

@@ -12,6 +12,13 @@ export interface WorkerSettings {
   concurrency: number;
   /** How long a job may run before BullMQ considers it stalled unless renewed. @defaultValue 30000 */
   lockDurationMs?: number;
+  /**
+   * How long one attempt may run before the runtime stops it as a cancel does
+   * (its statements cancelled, its transaction rolled back) and fails it with
+   * JOB_DEADLINE, which is retried while attempts remain. A job's own
+   * `deadlineMs` enqueue option overrides it. @defaultValue none
+   */
+  deadlineMs?: number;
 }
 
 /** How the queue's finished jobs are kept in the job history (dbjobs.job_history). */

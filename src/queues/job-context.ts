@@ -15,7 +15,24 @@ export interface JobContext {
   job: Job;
   /** Child logger carrying `{ queue, jobId }`. */
   log: Logger;
+  /**
+   * The database. Connections taken from `db.pool` (withSession, pool.query)
+   * are this job's: a cancel or a deadline cancels their running statement.
+   */
   db: Db;
+  /**
+   * Aborted when an operator cancels the job or its deadline passes; the
+   * reason is a JobCancelledError or JobDeadlineError (job-stop.ts). Pass it
+   * to outside calls (fetch) and check it between steps that do not go
+   * through `db.pool` (Prisma queries, loops in JavaScript).
+   */
+  signal: AbortSignal;
+  /**
+   * The process's pool, not tied to `signal`: only for cleaning up after a
+   * stop (e.g. dropping the invalid index a cancelled REINDEX CONCURRENTLY
+   * leaves). @defaultValue db.pool
+   */
+  cleanupPool?: import("pg").Pool;
   /** The worker's Redis connection when the queues live in Redis (blocking-safe: `maxRetriesPerRequest: null`). */
   redis: Redis | undefined;
   config: Config;

@@ -8,9 +8,11 @@ import { DbjobsError } from "../lib/errors.js";
 import { type Logger, redactUrl } from "../lib/logger.js";
 import { type AnyQueue, createQueueStore, type QueueBackendKind, type QueueStore } from "../lib/queue-store.js";
 import { getContract, type PayloadInput, type QueueName } from "./contracts.js";
+import { checkEnqueueOptions, type EnqueueOptions } from "./job-options.js";
 import { type EnqueuedInTransaction, enqueueInTransaction, type TransactionClient } from "./transactional-enqueue.js";
 import { validatePayload } from "./validate-payload.js";
 
+export type { EnqueueOptions } from "./job-options.js";
 export type { EnqueuedInTransaction, TransactionClient } from "./transactional-enqueue.js";
 
 /**
@@ -65,7 +67,7 @@ export function deduplicationOptions(deduplication: { id: string; ttlMs: number 
 }
 
 /** Job options plus the transaction to enqueue in. */
-export interface EnqueueInTransactionOptions extends JobsOptions {
+export interface EnqueueInTransactionOptions extends EnqueueOptions {
   /**
    * A Prisma interactive-transaction client (`tx` of `prisma.$transaction(async (tx) => …)`)
    * or a pg client inside BEGIN … COMMIT: the job is written in that
@@ -141,22 +143,23 @@ export class Producer {
    * is written, inside the transaction, so the caller can roll back.
    */
   enqueue<Q extends QueueName>(queue: Q, payload: PayloadInput<Q>, options: EnqueueInTransactionOptions): Promise<EnqueuedInTransaction>;
-  enqueue<Q extends QueueName>(queue: Q, payload: PayloadInput<Q>, options?: JobsOptions): Promise<Job>;
+  enqueue<Q extends QueueName>(queue: Q, payload: PayloadInput<Q>, options?: EnqueueOptions): Promise<Job>;
   enqueue<Q extends QueueName>(
     queue: Q,
     payload: PayloadInput<Q>,
-    options: JobsOptions | EnqueueInTransactionOptions = {},
+    options: EnqueueOptions | EnqueueInTransactionOptions = {},
   ): Promise<Job | EnqueuedInTransaction> {
     return this.enqueueUnknown(queue, payload, options);
   }
 
   /** Same as `enqueue` for payloads whose type is not known at compile time (CLI, HTTP). */
   enqueueUnknown(queue: string, payload: unknown, options: EnqueueInTransactionOptions): Promise<EnqueuedInTransaction>;
-  enqueueUnknown(queue: string, payload: unknown, options?: JobsOptions): Promise<Job>;
-  enqueueUnknown(queue: string, payload: unknown, options?: JobsOptions | EnqueueInTransactionOptions): Promise<Job | EnqueuedInTransaction>;
-  async enqueueUnknown(queue: string, payload: unknown, options: JobsOptions | EnqueueInTransactionOptions = {}): Promise<Job | EnqueuedInTransaction> {
+  enqueueUnknown(queue: string, payload: unknown, options?: EnqueueOptions): Promise<Job>;
+  enqueueUnknown(queue: string, payload: unknown, options?: EnqueueOptions | EnqueueInTransactionOptions): Promise<Job | EnqueuedInTransaction>;
+  async enqueueUnknown(queue: string, payload: unknown, options: EnqueueOptions | EnqueueInTransactionOptions = {}): Promise<Job | EnqueuedInTransaction> {
     const contract = getContract(queue);
     const data = validatePayload(contract.name, contract.payload, payload);
+    checkEnqueueOptions(options);
     const { tx, ...jobOptions } = options as Partial<EnqueueInTransactionOptions>;
     const merged = { ...deduplicationOptions(contract.deduplicate?.(data as never)), ...jobOptions };
     if (tx) {

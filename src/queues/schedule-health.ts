@@ -1,8 +1,10 @@
 import type { JobType } from "bullmq";
 import { CronExpressionParser } from "cron-parser";
+import type pg from "pg";
 import type { Config } from "../lib/config.js";
 import type { AnyQueue, QueueStore } from "../lib/queue-store.js";
 import { getContract, isQueueName, queueNames } from "./contracts.js";
+import { readScheduleControls, type ScheduleControl } from "./schedule-controls.js";
 import { scheduleRegistrations } from "./schedule-registrations.js";
 import { declaredSchedules } from "./schedules.js";
 
@@ -29,6 +31,8 @@ export interface ScheduleHealth {
   lastFireAt: number | null;
   nextFireAt: number | null;
   missedFires: number;
+  /** Paused by `dbjobs schedules pause`: its fires are skipped and not counted as missed. */
+  paused: boolean;
 }
 
 /** Expected fires older than this are not checked. */
@@ -100,9 +104,14 @@ function keepCountOf(queue: string): number | undefined {
   return undefined;
 }
 
-export async function readScheduleHealth(options: { store: QueueStore; config: Config }): Promise<ScheduleHealth[]> {
+/**
+ * `pool`: the application database, where pause state lives; without it (or
+ * before `dbjobs migrate` made the table) no schedule counts as paused.
+ */
+export async function readScheduleHealth(options: { store: QueueStore; config: Config; pool?: Pick<pg.Pool, "query"> }): Promise<ScheduleHealth[]> {
   const { store, config } = options;
   const now = Date.now();
+  const controls = options.pool ? await readScheduleControls(options.pool).catch(() => new Map<string, ScheduleControl>()) : new Map<string, ScheduleControl>();
   const declared = declaredSchedules(config);
   const registrations = await scheduleRegistrations(store, { connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS }).read();
   const queuesToRead = new Set<string>([...declared.map((schedule) => schedule.queue), ...[...registrations.values()].map((r) => r.queue)]);
@@ -127,10 +136,12 @@ export async function readScheduleHealth(options: { store: QueueStore; config: C
         const times = fires.get(id) ?? [];
         const past = times.filter((time) => time <= now);
         const registration = registrations.get(id);
+        const control = controls.get(id);
         let missedFires = 0;
-        if (scheduler && registration && scheduler.pattern) {
+        if (scheduler && registration && scheduler.pattern && !control?.paused) {
           const seen = new Set(times);
-          const from = Math.max(registration.registeredAt, now - LOOK_BACK_MS, horizon);
+          // Fires expected while it was paused are not misses: count from its last resume.
+          const from = Math.max(registration.registeredAt, now - LOOK_BACK_MS, horizon, control?.resumedAt ?? 0);
           missedFires = expectedFireTimes(scheduler.pattern, from, now - GRACE_MS).filter((time) => !seen.has(time)).length;
         }
         health.push({
@@ -142,6 +153,7 @@ export async function readScheduleHealth(options: { store: QueueStore; config: C
           lastFireAt: past.length ? Math.max(...past) : null,
           nextFireAt: scheduler?.next ?? null,
           missedFires,
+          paused: control?.paused ?? false,
         });
       }
     } finally {

@@ -10,9 +10,13 @@ import { type AnyWorker, createQueueStore } from "../lib/queue-store.js";
 import { warnUnlessNoEviction } from "../lib/redis.js";
 import type { QueueContract } from "./contract.js";
 import { getContract } from "./contracts.js";
+import { type ControlListener, type ControlMessage, startControlListener } from "./control-channel.js";
 import { handlers } from "./handlers.js";
 import type { JobHandler, WorkerServices } from "./job-context.js";
 import { toJobFailure } from "./job-failure.js";
+import { JobStopControl } from "./job-stop-control.js";
+import { readQueueConcurrency } from "./queue-settings.js";
+import { isSchedulePaused } from "./schedule-controls.js";
 import { validatePayload } from "./validate-payload.js";
 import { WorkerCounters } from "./worker-counters.js";
 import { type SharedContext, WorkerJobContext } from "./worker-job-context.js";
@@ -20,6 +24,25 @@ import { workerServices } from "./worker-services.js";
 
 /** Jobs at least this long get their own "job completed" line at info. */
 const SLOW_JOB_LOG_SECONDS = 1;
+
+/**
+ * BullMQ 6.7 reads a raised concurrency only when its main loop next wakes,
+ * which is when one of the running jobs ends: a worker whose slots all hold
+ * long jobs would not start more until then. Settling an empty entry in its
+ * loop's queue wakes it now; with nothing to process, the loop then fetches
+ * up to the new concurrency. (Lowering needs nothing: a finishing job does
+ * not fetch another while the worker is over its concurrency.)
+ */
+function wakeMainLoop(worker: AnyWorker): void {
+  const loopQueue = (worker as unknown as { mainLoopQueue?: { add(promise: Promise<undefined>): void } | null }).mainLoopQueue;
+  if (typeof loopQueue?.add === "function") loopQueue.add(Promise.resolve(undefined));
+}
+
+/** The job's own deadlineMs (an enqueue option), else its queue's. */
+function deadlineOf(job: Job, contract: QueueContract): number | undefined {
+  const own = (job.opts as { deadlineMs?: unknown }).deadlineMs;
+  return typeof own === "number" && own > 0 ? own : contract.worker.deadlineMs;
+}
 
 export interface StartWorkerOptions {
   config: Config;
@@ -45,6 +68,8 @@ export interface StartWorkerOptions {
 export interface RunningWorker {
   worker: AnyWorker;
   db: Db;
+  /** Applies a concurrency at once (what a `scale` control message does). */
+  setConcurrency(concurrency: number): void;
   /** Stops taking jobs, waits for in-flight ones, then closes connections. */
   close(force?: boolean): Promise<void>;
 }
@@ -67,7 +92,12 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       logger,
       applicationName: `dbjobs:${entry.name}`,
     });
-  const concurrency = options.concurrency ?? config.WORKER_CONCURRENCY ?? contract.worker.concurrency;
+  // An operator's `dbjobs scale` outlives restarts: the stored value wins over the configured ones.
+  const scaled = await readQueueConcurrency(db.pool, entry.name).catch((err: unknown) => {
+    logger.warn({ err }, "could not read the queue's stored concurrency (run `dbjobs migrate`?); using the configured one");
+    return undefined;
+  });
+  const concurrency = scaled ?? options.concurrency ?? config.WORKER_CONCURRENCY ?? contract.worker.concurrency;
   const store = createQueueStore({
     ...queueStoreOptions(config),
     prefix,
@@ -82,8 +112,15 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
   const invalidator = createCacheInvalidator({ config, prefix, redis: store.redis, db, logger });
 
   const debugEnabled = logger.isLevelEnabled("debug");
+  const schedulePaused = (scheduleId: string) =>
+    isSchedulePaused(db.pool, scheduleId).catch((err: unknown) => {
+      // Without the table (no `dbjobs migrate` yet) nothing can be paused; run the fire.
+      logger.warn({ err, schedule: scheduleId }, "could not read whether the schedule is paused; running the fire");
+      return false;
+    });
   const shared: SharedContext = { logger, db, redis: store.redis, config, prefix, services, invalidator };
-  const processor = async (job: Job) => {
+  // Three parameters: BullMQ then hands each job an AbortSignal that worker.cancelJob aborts.
+  const processor = async (job: Job, _token?: string, cancelSignal?: AbortSignal) => {
     let payload: unknown;
     try {
       // A bad payload fails at once (PayloadValidationError is not retryable), with the producer's message.
@@ -91,12 +128,24 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
     } catch (err) {
       throw toJobFailure(err);
     }
-    const context = new WorkerJobContext(job, shared);
+    // A fire of a paused schedule completes without running (BullMQ names the scheduler in repeatJobKey).
+    if (job.repeatJobKey && (await schedulePaused(job.repeatJobKey))) {
+      logger.info({ jobId: job.id, schedule: job.repeatJobKey }, "schedule paused: fire skipped");
+      return { skipped: `schedule ${job.repeatJobKey} is paused` };
+    }
+    const stop = new JobStopControl(cancelSignal, deadlineOf(job, contract));
+    const context = new WorkerJobContext(job, shared, stop.signal);
+    stop.onStop(() => {
+      context.cancelDatabaseWork().catch((err: unknown) => context.log.warn({ err }, "could not cancel the job's statements"));
+    });
     if (debugEnabled) context.log.debug({ attempt: job.attemptsMade + 1 }, "job started");
     try {
       return await handle(payload, context);
     } catch (err) {
-      throw toJobFailure(err);
+      // Whatever the handler threw on the way out (57014, an AbortError), a stopped job fails for its stop.
+      throw toJobFailure(stop.signal.aborted ? stop.failure(context.lastProgress) : err);
+    } finally {
+      stop.dispose();
     }
   };
 
@@ -111,6 +160,29 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
     ? new HistoryWriter({ pool: db.pool, logger, flushMs: config.HISTORY_FLUSH_MS, batchSize: config.HISTORY_BATCH_SIZE })
     : undefined;
   const redact = contract.history?.redact ?? [];
+  const onControl = (message: ControlMessage) => {
+    if (message.queue !== entry.name) return;
+    if (message.type === "cancel") {
+      if (worker.cancelJob(message.jobId, message.reason)) logger.info({ jobId: message.jobId, reason: message.reason }, "job cancelled by an operator");
+    } else if (message.type === "scale") {
+      setConcurrency(message.concurrency);
+    }
+  };
+  const setConcurrency = (next: number) => {
+    if (next === worker.concurrency) return;
+    // The PostgreSQL store's pool grows with it: BullMQ claims and finishes a job on a pooled connection.
+    if (store.pool) store.pool.options.max = Math.max(store.pool.options.max, next + 4);
+    logger.info({ from: worker.concurrency, to: next }, "concurrency changed");
+    const raised = next > worker.concurrency;
+    worker.concurrency = next;
+    if (raised) wakeMainLoop(worker);
+  };
+  let control: ControlListener | undefined;
+  try {
+    control = startControlListener({ store, config, logger, onMessage: onControl });
+  } catch (err) {
+    logger.warn({ err }, "no control channel: cancel and scale will not reach this worker");
+  }
 
   const counters = new WorkerCounters(entry.name);
   const metricsStore = store.metrics();
@@ -160,15 +232,19 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
   }, options.metricsFlushMs ?? 5000);
   flushTimer.unref();
 
+  // Not forever: a worker whose control channel is slow to connect still works, and the listener keeps trying.
+  if (control) await Promise.race([control.ready, new Promise((resolve) => setTimeout(resolve, config.QUEUE_CONNECT_TIMEOUT_MS).unref())]);
   logger.info({ concurrency: worker.concurrency, backend: store.kind, ...(store.kind === "redis" ? { prefix } : {}) }, "worker started");
 
   let closing: Promise<void> | undefined;
   return {
     worker,
     db,
+    setConcurrency,
     close(force = false) {
       closing ??= (async () => {
         clearInterval(flushTimer);
+        await control?.close();
         await worker.close(force);
         await history?.close();
         await flush().catch(() => undefined);

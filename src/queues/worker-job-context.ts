@@ -1,6 +1,7 @@
 import type { Job } from "bullmq";
 import type { Redis } from "ioredis";
 import type { CacheInvalidator } from "../cache/invalidator.js";
+import { type BackendTrackingPool, cancelBackends, trackBackends } from "../lib/backend-tracking-pool.js";
 import type { Config } from "../lib/config.js";
 import type { Db } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
@@ -27,7 +28,6 @@ export interface SharedContext {
  * handlers destructure them from the context.
  */
 export class WorkerJobContext implements JobContext {
-  readonly db: Db;
   readonly redis: Redis | undefined;
   readonly config: Config;
   readonly prefix: string;
@@ -36,14 +36,20 @@ export class WorkerJobContext implements JobContext {
   readonly invalidateCache: (keys: string[]) => Promise<void>;
   readonly reportProgress: (progress: number | object) => Promise<void>;
   readonly #logger: Logger;
+  readonly #sharedDb: Db;
   #log: Logger | undefined;
+  #db: Db | undefined;
+  #tracked: BackendTrackingPool | undefined;
+  /** The last progress reported: what the job had committed, for the failure of a cancelled job. */
+  lastProgress: unknown;
 
   constructor(
     readonly job: Job,
     shared: SharedContext,
+    readonly signal: AbortSignal,
   ) {
     this.#logger = shared.logger;
-    this.db = shared.db;
+    this.#sharedDb = shared.db;
     this.redis = shared.redis;
     this.config = shared.config;
     this.prefix = shared.prefix;
@@ -51,12 +57,33 @@ export class WorkerJobContext implements JobContext {
     this.sharedCache = shared.invalidator.sharedTier;
     this.invalidateCache = (keys) => shared.invalidator.invalidate(keys);
     this.reportProgress = async (progress) => {
+      this.lastProgress = progress;
       try {
         await job.updateProgress(progress);
       } catch (err) {
         this.log.warn({ err }, "could not report progress");
       }
     };
+  }
+
+  /** The database, its pool tracking this job's connections (built on first use: many jobs never touch it). */
+  get db(): Db {
+    if (!this.#db) {
+      const shared = this.#sharedDb;
+      this.#tracked = trackBackends(shared.pool, this.signal, shared.reportQueryTime);
+      this.#db = { prisma: shared.prisma, pool: this.#tracked.pool, reportQueryTime: shared.reportQueryTime, close: () => shared.close() };
+    }
+    return this.#db;
+  }
+
+  get cleanupPool() {
+    return this.#sharedDb.pool;
+  }
+
+  /** Cancels the running statement of every connection this job holds (from another connection of the pool). */
+  async cancelDatabaseWork(): Promise<number> {
+    const pids = this.#tracked?.backends() ?? [];
+    return cancelBackends(this.#sharedDb.pool, pids);
   }
 
   /** Child logger carrying `{ queue, jobId }`, built on first use: most short jobs never log. */

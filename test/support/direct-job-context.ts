@@ -20,6 +20,7 @@ export function directJobContext(db: Db, config: Config, options: { logLevel?: s
     job: { id: randomUUID() } as Job,
     log: memory.logger,
     db,
+    signal: new AbortController().signal,
     redis: undefined as never,
     config,
     prefix: config.QUEUE_PREFIX,

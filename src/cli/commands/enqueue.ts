@@ -3,6 +3,7 @@ import type { Command } from "commander";
 import { audited, cliActor } from "../../audit/audited.js";
 import { DbjobsError, PayloadValidationError } from "../../lib/errors.js";
 import { getContract } from "../../queues/contracts.js";
+import { checkEnqueueOptions, type EnqueueOptions, parseOptionNumber } from "../../queues/job-options.js";
 import { validatePayload } from "../../queues/validate-payload.js";
 import { createCliContext, printJson } from "../context.js";
 
@@ -33,10 +34,18 @@ export function registerEnqueueCommand(program: Command): void {
     .description("validate a payload and add a job; --wait blocks until it ends and prints its result")
     .argument("<queue>", "queue name")
     .option("--data <json>", "payload as JSON, or @file.json", undefined)
+    .option("--priority <n>", "1 (highest) to 2097152; without it the job goes before every prioritized one")
+    .option("--deadline-ms <ms>", "stop the job (as a cancel does) if one attempt runs longer; fails it with JOB_DEADLINE")
     .option("--wait", "wait for the job to finish; exit 1 if it failed")
     .option("--timeout <ms>", "give up waiting after this long", (value) => Number.parseInt(value, 10), 3_600_000)
     .option("--json", "print JSON")
-    .action(async (queue: string, options: { data?: string; wait?: boolean; timeout: number; json?: boolean }) => {
+    .action(async (queue: string, options: { data?: string; priority?: string; deadlineMs?: string; wait?: boolean; timeout: number; json?: boolean }) => {
+      const jobOptions: EnqueueOptions = {};
+      const priority = parseOptionNumber(options.priority, "priority");
+      const deadlineMs = parseOptionNumber(options.deadlineMs, "deadlineMs");
+      if (priority !== undefined) jobOptions.priority = priority;
+      if (deadlineMs !== undefined) jobOptions.deadlineMs = deadlineMs;
+      checkEnqueueOptions(jobOptions);
       const context = createCliContext({ quiet: true });
       try {
         const contract = getContract(queue);
@@ -72,7 +81,7 @@ export function registerEnqueueCommand(program: Command): void {
         };
         try {
           job = await audited(context.db().pool, audit, async () => {
-            const added = await producer.enqueueUnknown(queue, payload);
+            const added = await producer.enqueueUnknown(queue, payload, jobOptions);
             return { value: added, affected: 1, parameters: { jobId: added.id } };
           });
         } catch (err) {

@@ -32,7 +32,7 @@ export function registerJobCommand(program: Command): void {
           printJson(detail);
           return;
         }
-        console.log(`${queueName} job ${detail.id} (${detail.name}): ${state}`);
+        console.log(`${queueName} job ${detail.id} (${detail.name}): ${detail.state}`);
         console.log(`attempts: ${detail.attemptsMade}/${detail.maxAttempts}`);
         console.log(`created: ${detail.createdAt}  processed: ${detail.processedAt ?? "-"}  finished: ${detail.finishedAt ?? "-"}`);
         console.log(`progress: ${JSON.stringify(detail.progress)}`);

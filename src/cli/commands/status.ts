@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { type CacheStatsSnapshot, readCacheStats } from "../../cache/cache-stats.js";
-import { queueNames } from "../../queues/contracts.js";
+import { getContract, queueNames } from "../../queues/contracts.js";
+import { readAllQueueConcurrency } from "../../queues/queue-settings.js";
 import { createCliContext, printJson } from "../context.js";
 import { formatAge, withQueues } from "../operator-queues.js";
 
@@ -20,6 +21,10 @@ export interface QueueStatus {
   jobsPerMinute: number;
   /** Jobs failed in the last 60 seconds. */
   failedPerMinute: number;
+  /** Jobs each worker process runs at once: set by `dbjobs scale`, else the configured one. */
+  concurrency: number;
+  /** "scaled" when `dbjobs scale` set it, "configured" otherwise (WORKER_CONCURRENCY, else the queue's own). */
+  concurrencySource: "scaled" | "configured";
 }
 
 export function registerStatusCommand(program: Command): void {
@@ -28,8 +33,11 @@ export function registerStatusCommand(program: Command): void {
     .description("per queue: waiting, active, delayed, failed, completed, paused, workers, oldest waiting age, jobs per minute; cache hits and misses")
     .option("--json", "print JSON")
     .action(async (options: { json?: boolean }) => {
-      await withQueues(createCliContext({ quiet: true }), async (queues) => {
+      const context = createCliContext({ quiet: true });
+      await withQueues(context, async (queues) => {
         const minuteAgo = Date.now() - 60_000;
+        // Without the table (no `dbjobs migrate` since job control), every queue shows its configured concurrency.
+        const scaled = await readAllQueueConcurrency(context.db().pool).catch(() => new Map<string, number>());
         const statuses: QueueStatus[] = [];
         for (const name of queueNames) {
           const queue = await queues.open(name);
@@ -54,6 +62,8 @@ export function registerStatusCommand(program: Command): void {
             oldestWaitingAgeMs: oldest[0] ? Date.now() - oldest[0].timestamp : null,
             jobsPerMinute,
             failedPerMinute,
+            concurrency: scaled.get(name) ?? context.config.WORKER_CONCURRENCY ?? getContract(name).worker.concurrency,
+            concurrencySource: scaled.has(name) ? "scaled" : "configured",
           });
         }
         let cache: CacheStatsSnapshot | null = null;
@@ -76,6 +86,7 @@ export function registerStatusCommand(program: Command): void {
             completed: status.completed,
             paused: status.paused ? "yes" : "",
             workers: status.workers,
+            concurrency: `${status.concurrency}${status.concurrencySource === "scaled" ? " (scaled)" : ""}`,
             oldestWaiting: formatAge(status.oldestWaitingAgeMs),
             "jobs/min": status.jobsPerMinute,
           })),

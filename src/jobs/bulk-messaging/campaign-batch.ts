@@ -187,6 +187,8 @@ export interface BatchSender {
   providerRateLimit?: ProviderRateLimit;
   /** Provider calls in flight at once. */
   sendConcurrency: number;
+  /** The job's signal: once aborted no send starts, and those in flight are aborted. */
+  signal?: AbortSignal;
 }
 
 interface LookupRow {
@@ -257,17 +259,24 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
     const patient = found.get(row.patientId);
     const to = patient?.address;
     if (!to) return { status: "failed", error: `patient has no ${batch.channel === "sms" ? "phone number" : "email address"}` };
+    sender.signal?.throwIfAborted();
     if (sender.limiter.limited) await sender.limiter.acquire();
+    sender.signal?.throwIfAborted();
     if (sender.providerRateLimit) await sender.providerRateLimit.take();
     try {
-      const result = await sender.provider.send({
-        idempotencyKey: row.id,
-        channel: batch.channel,
-        to,
-        body: row.body ?? patient?.body ?? "",
-      });
+      const result = await sender.provider.send(
+        {
+          idempotencyKey: row.id,
+          channel: batch.channel,
+          to,
+          body: row.body ?? patient?.body ?? "",
+        },
+        { signal: sender.signal },
+      );
       return result.status === "sent" ? { ...result, sentAtMs: Date.now() } : result;
     } catch (err) {
+      // Cancelled: the batch stops here; its messages stay `sending` and a rerun sends them with the same idempotency key.
+      sender.signal?.throwIfAborted();
       // A provider must return outcomes; one that throws is treated as unavailable, never as sent.
       return { status: "unavailable", error: (err as Error).message };
     }

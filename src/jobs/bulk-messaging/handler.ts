@@ -27,7 +27,7 @@ import { readRecipientPage, useRecipientList } from "./recipient-lists.js";
  * Jobs for the same campaign and channel run one at a time (an advisory lock),
  * so two of them never send the same message at the same moment.
  */
-export const handleBulkMessaging: JobHandler<typeof bulkMessagingContract> = async (payload, { db, log, config, services, reportProgress }) => {
+export const handleBulkMessaging: JobHandler<typeof bulkMessagingContract> = async (payload, { db, log, config, services, reportProgress, signal }) => {
   const { campaignId, channel } = payload;
   const provider = services.messaging(log);
   const sender: BatchSender = {
@@ -35,6 +35,7 @@ export const handleBulkMessaging: JobHandler<typeof bulkMessagingContract> = asy
     limiter: new RateLimiter(payload.sendRatePerSecond),
     providerRateLimit: services.messagingRateLimit(),
     sendConcurrency: payload.sendConcurrency,
+    signal,
   };
   const retentionDays = config.RECIPIENT_LIST_RETENTION_DAYS;
   // Checked before the lock is taken, so a list that is gone fails the job at once (not retryable).

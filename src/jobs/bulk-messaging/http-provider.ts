@@ -67,11 +67,13 @@ export class HttpProvider implements MessagingProvider {
     this.authorization = `Basic ${Buffer.from(`${options.accountSid}:${options.authToken}`).toString("base64")}`;
   }
 
-  async send(message: OutboundMessage): Promise<SendOutcome> {
+  async send(message: OutboundMessage, options: { signal?: AbortSignal } = {}): Promise<SendOutcome> {
+    const { signal } = options;
     const maxAttempts = this.options.maxAttempts ?? 5;
     const body = new URLSearchParams({ To: message.to, From: this.options.from, Body: message.body }).toString();
     let lastError = "";
     for (let attempt = 1; attempt <= maxAttempts; attempt++) {
+      signal?.throwIfAborted();
       let retryAfterMs: number | undefined;
       try {
         const response = await fetch(this.url, {
@@ -83,7 +85,9 @@ export class HttpProvider implements MessagingProvider {
             "idempotency-key": message.idempotencyKey,
           },
           body,
-          signal: AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
+          signal: signal
+            ? AbortSignal.any([signal, AbortSignal.timeout(this.options.timeoutMs ?? 10_000)])
+            : AbortSignal.timeout(this.options.timeoutMs ?? 10_000),
         });
         if (response.ok) {
           const json = (await response.json().catch(() => ({}))) as { sid?: unknown };
@@ -96,6 +100,8 @@ export class HttpProvider implements MessagingProvider {
         lastError = `HTTP ${response.status}: ${text}`;
         retryAfterMs = parseRetryAfterMs(response.headers.get("retry-after"));
       } catch (err) {
+        // A cancelled job's request is not a provider failure: stop, and let the job end.
+        signal?.throwIfAborted();
         const error = err as Error & { cause?: { message?: string } };
         lastError =
           error.name === "TimeoutError"
@@ -108,7 +114,7 @@ export class HttpProvider implements MessagingProvider {
         break;
       }
       const backoff = backoffDelayMs(attempt, { baseDelayMs: this.options.baseDelayMs ?? 250, maxDelayMs: this.options.maxDelayMs ?? 8000 });
-      await sleep(Math.max(backoff, retryAfterMs ?? 0));
+      await sleep(Math.max(backoff, retryAfterMs ?? 0), undefined, { signal });
       await this.options.beforeRetry?.();
     }
     return { status: "unavailable", error: `provider unavailable after ${maxAttempts} attempts: ${lastError}` };

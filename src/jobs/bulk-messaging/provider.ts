@@ -27,5 +27,6 @@ export type SendOutcome = { status: "sent"; providerMessageId: string } | { stat
 
 export interface MessagingProvider {
   readonly name: string;
-  send(message: OutboundMessage): Promise<SendOutcome>;
+  /** `signal` aborts the call when the job is cancelled; the provider then throws its reason. */
+  send(message: OutboundMessage, options?: { signal?: AbortSignal }): Promise<SendOutcome>;
 }

@@ -83,7 +83,7 @@ interface MaintenanceRun {
   scope: OwnTable[];
   payload: DbMaintenancePayload;
   result: DbMaintenanceResult;
-  ctx: Pick<JobContext, "db" | "log" | "reportProgress">;
+  ctx: Pick<JobContext, "db" | "log" | "reportProgress" | "signal" | "cleanupPool">;
 }
 
 async function dropInvalidLeftovers(run: MaintenanceRun) {
@@ -163,16 +163,20 @@ async function reindexBloated(run: MaintenanceRun) {
     await ctx.reportProgress(progress);
     const started = Date.now();
     const outcome = await guarded(run, index.index, () =>
-      withLockRetry(
-        () =>
-          reindexConcurrently(session, index.qualified, {
-            monitor: ctx.db.pool,
-            onProgress: (build) => {
-              ctx.log.info({ index: index.index, ...build }, "reindex in progress");
-              void ctx.reportProgress({ ...progress, build });
-            },
-          }),
-        { onLockBusy: () => dropLeftoversOf(run, index) },
+      dropLeftoversIfStopped(
+        run,
+        index,
+        withLockRetry(
+          () =>
+            reindexConcurrently(session, index.qualified, {
+              monitor: ctx.db.pool,
+              onProgress: (build) => {
+                ctx.log.info({ index: index.index, ...build }, "reindex in progress");
+                void ctx.reportProgress({ ...progress, build });
+              },
+            }),
+          { onLockBusy: () => dropLeftoversOf(run, index) },
+        ),
       ),
     );
     if (outcome?.ok) {
@@ -195,6 +199,31 @@ async function dropLeftoversOf({ session, ctx }: MaintenanceRun, index: IndexBlo
   }
 }
 
+/**
+ * A cancelled REINDEX CONCURRENTLY leaves an invalid `_ccnew` index. It is
+ * dropped here, on a session of its own (the job's are refused after a stop),
+ * before the stop is passed on; should that fail, the next run drops it.
+ */
+async function dropLeftoversIfStopped<T>(run: MaintenanceRun, index: IndexBloat, reindex: Promise<T>): Promise<T> {
+  try {
+    return await reindex;
+  } catch (err) {
+    const { ctx, payload } = run;
+    if (!ctx.signal.aborted || !ctx.cleanupPool) throw err;
+    try {
+      await withMaintenanceSession(ctx.cleanupPool, payload.lockTimeoutMs, async (cleanup) => {
+        for (const leftover of await leftoversOnTable(cleanup.client, index.qualifiedTable)) {
+          await dropIndexConcurrently(cleanup, leftover);
+          ctx.log.info({ index: index.index, leftover }, "dropped the invalid index a cancelled reindex left");
+        }
+      });
+    } catch (cleanupError) {
+      ctx.log.warn({ err: cleanupError, index: index.index }, "could not drop the leftover of a cancelled reindex; the next run drops it");
+    }
+    throw err;
+  }
+}
+
 function skipForLock({ payload, result, ctx }: MaintenanceRun, name: string, attempts: number) {
   const reason = `lock not available within lock_timeout ${payload.lockTimeoutMs} ms after ${attempts} attempts (another session holds a conflicting lock); will be retried next run`;
   result.skipped.push({ name, reason });
@@ -211,7 +240,8 @@ async function guarded<T>({ session, result, ctx }: MaintenanceRun, name: string
   try {
     return await work();
   } catch (err) {
-    if (session.lost.aborted || isConnectionFailure(err)) throw err;
+    // A cancel or deadline ends the run; so does a lost connection, which BullMQ retries.
+    if (session.lost.aborted || ctx.signal.aborted || isConnectionFailure(err)) throw err;
     ctx.log.error({ err, name }, "maintenance of one object failed; continuing with the others");
     result.skipped.push({ name, reason: `failed: ${coerceError(err).message}` });
     return undefined;

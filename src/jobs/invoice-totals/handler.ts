@@ -16,11 +16,13 @@ import { nextInvoiceIds, recomputeChunk } from "./totals-queries.js";
  * Money stays NUMERIC end to end; no value passes through a JS float.
  * Voided invoices are left alone.
  */
-export const handleInvoiceTotals: JobHandler<typeof invoiceTotalsContract> = async (payload, { db, log, reportProgress, invalidateCache }) => {
+export const handleInvoiceTotals: JobHandler<typeof invoiceTotalsContract> = async (payload, { db, log, reportProgress, invalidateCache, signal }) => {
   const { chunkSize } = payload;
   const result: InvoiceTotalsResult = { invoicesUpdated: 0, invoicesChanged: 0, linesUpdated: 0, skippedVoided: 0, skippedOverflow: 0 };
 
   const recompute = async (ids: string[]) => {
+    // Its statements go through Prisma, which a cancel cannot cut short: no chunk starts once the job is stopped.
+    signal.throwIfAborted();
     const row = await recomputeChunk(db.prisma, ids);
     if (!row) return;
     result.invoicesUpdated += row.recomputed;

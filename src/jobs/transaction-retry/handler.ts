@@ -23,9 +23,13 @@ import { type FailureReason, settleTransaction } from "./settlement.js";
  *   4. drop the cached balances of the accounts the page changed, report progress.
  * A rerun never settles a transaction twice.
  */
-export const handleTransactionRetry: JobHandler<typeof transactionRetryContract> = async (payload, { db, log, config, reportProgress, invalidateCache }) => {
+export const handleTransactionRetry: JobHandler<typeof transactionRetryContract> = async (
+  payload,
+  { db, log, config, reportProgress, invalidateCache, signal },
+) => {
   const result = await sweepDueTransactions(db.prisma, {
     ...payload,
+    signal,
     maxAttempts: config.TRANSACTION_MAX_ATTEMPTS,
     log,
     async onPage(progress, changedAccountIds) {
@@ -53,6 +57,12 @@ export interface SweepOptions extends TransactionRetryPayload {
   /** Backoff between scheduled attempts (nextRetryAt). @defaultValue transactionRetryBackoff */
   retryBackoff?: BackoffOptions;
   log?: Logger;
+  /**
+   * Checked before each settlement: once aborted (a cancel, a deadline) no
+   * settlement starts, and one under way when it fires rolls back whole.
+   * Claimed rows left unsettled come back when their lease ends.
+   */
+  signal?: AbortSignal;
   /** Called after each page with the counts so far and the accounts whose balances the page changed. */
   onPage?(progress: TransactionRetryResult, changedAccountIds: string[]): Promise<void>;
 }
@@ -82,8 +92,9 @@ export async function sweepDueTransactions(prisma: PrismaClient, options: SweepO
     const changed = new Set<string>();
 
     for (const transaction of page) {
+      options.signal?.throwIfAborted();
       try {
-        const outcome = await settleTransaction(prisma, transaction.id, transaction.createdAt, { mode, conflictRetry });
+        const outcome = await settleTransaction(prisma, transaction.id, transaction.createdAt, { mode, conflictRetry, signal: options.signal });
         if (outcome.kind === "settled") {
           result.settled++;
           changed.add(outcome.escrowAccountId);
@@ -92,6 +103,8 @@ export async function sweepDueTransactions(prisma: PrismaClient, options: SweepO
           log?.warn({ transactionId: transaction.id, reason: outcome.reason }, "transaction FAILED for good");
         } else result.skipped++;
       } catch (err) {
+        // Stopped: not a failed attempt of this transaction.
+        options.signal?.throwIfAborted();
         // Not a conflict we could absorb in place: count a failed attempt and
         // let a later sweep try again. If even this write fails (PostgreSQL is
         // gone) the error ends the sweep, and the lease brings the row back.

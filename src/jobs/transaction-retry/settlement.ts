@@ -43,6 +43,8 @@ export interface SettleOptions {
   mode: SettlementMode;
   /** Passed to withConflictRetry (maxAttempts, backoff, onConflict). */
   conflictRetry?: ConflictRetryOptions;
+  /** The job's signal: checked before the settlement writes, so a cancel arriving mid-settlement rolls it back whole. */
+  signal?: AbortSignal;
 }
 
 interface TransactionRow {
@@ -168,6 +170,7 @@ export async function settleTransaction(prisma: PrismaClient, id: string, create
       if (account.status === "FROZEN") throw new EscrowAccountFrozenError(row.escrowAccountId);
       if (row.type !== "DEPOSIT" && !account.covered) return fail("insufficient_funds", "insufficient funds");
 
+      options.signal?.throwIfAborted();
       const [applied] = await tx.$queryRawUnsafe<{ balanceBefore: string; balanceAfter: string }[]>(
         applySettlementSql,
         id,
