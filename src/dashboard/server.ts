@@ -1,25 +1,30 @@
 import type { AddressInfo } from "node:net";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
-import pg from "pg";
+import type pg from "pg";
 import { type Config, queueStoreOptions } from "../lib/config.js";
+import { createDb, type Db } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
 import { type AnyQueue, createQueueStore, type QueueStore } from "../lib/queue-store.js";
 import { queueNames } from "../queues/contracts.js";
 import { Producer } from "../queues/producer.js";
-import { readScheduleHealth } from "../queues/schedule-health.js";
-import { type DashboardAuth, rejectCrossSiteWrites, requireAuth, resolveDashboardAuth } from "./auth.js";
+import { readScheduleHealth, type ScheduleHealth } from "../queues/schedule-health.js";
+import { type DashboardAuth, principalOf, rejectCrossSiteWrites, requireAuth, resolveDashboardAuth } from "./auth.js";
 import { createBoardRouter } from "./board.js";
+import { consoleRouter } from "./console/console-router.js";
+import { consolePages } from "./console/pages.js";
 import { enqueueRouter } from "./enqueue-route.js";
 import { checkHealth } from "./health.js";
 import { createMetricsRenderer, metricsContentType, type ScheduleMisses } from "./metrics.js";
+import { mayAct, refuseViewerWrites } from "./roles.js";
 
 /**
  * The `dbjobs dashboard` process: one express app serving
  *   GET  /health                 no auth (health.ts)
  *   GET  /metrics                Prometheus text (metrics.ts)
  *   POST /queues/<queue>/jobs    enqueue over HTTP (enqueue-route.ts)
- *   /                            bull-board (board.ts)
- * everything but /health behind auth.ts.
+ *   /console/...                 the console's pages (console/)
+ *   /                            bull-board (board.ts), read-only for viewers
+ * everything but /health behind auth.ts, and every write behind roles.ts.
  */
 export interface DashboardOptions {
   config: Config;
@@ -37,6 +42,8 @@ export interface DashboardOptions {
 }
 
 export interface DashboardDependencies {
+  /** The application database: the Database page's report. */
+  db: Db;
   auth: DashboardAuth;
   logger: Logger;
   producer: Producer;
@@ -46,6 +53,8 @@ export interface DashboardDependencies {
   prefix: string;
   bodyLimit?: string;
   readScheduleHealth?: () => Promise<ScheduleMisses[]>;
+  /** The Schedules page's rows. */
+  readSchedules: () => Promise<ScheduleHealth[]>;
 }
 
 export interface RunningDashboard {
@@ -74,6 +83,7 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
   });
 
   app.use(requireAuth(deps.auth, deps.logger));
+  app.use(refuseViewerWrites(deps.logger));
   app.use(rejectCrossSiteWrites(deps.logger));
   // The dashboard listens before Redis answers; a request waits for it (at most QUEUE_CONNECT_TIMEOUT_MS) instead of failing on a connection still being made.
   app.use(async (_req, res, next) => {
@@ -100,7 +110,14 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
   });
 
   app.use(enqueueRouter({ producer: deps.producer, logger: deps.logger, bodyLimit: deps.bodyLimit }));
-  app.use("/", createBoardRouter(deps.queues, "/"));
+  app.use(
+    "/console",
+    consoleRouter({ services: { queues: deps.queues, db: deps.db, readSchedules: deps.readSchedules }, logger: deps.logger, basePath: "/console" }),
+  );
+  const links = consolePages.map((page) => ({ text: page.title, url: `/console${page.path}` }));
+  const operatorBoard = createBoardRouter(deps.queues, "/", { readOnly: false, links });
+  const viewerBoard = createBoardRouter(deps.queues, "/", { readOnly: true, links });
+  app.use("/", (req, res, next) => (mayAct(principalOf(res)) ? operatorBoard : viewerBoard)(req, res, next));
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     deps.logger.error({ err, method: req.method, path: req.path }, "dashboard request failed");
@@ -123,13 +140,16 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   const store = createQueueStore({ ...queueStoreOptions(config), prefix, role: "producer", poolSize: 4, applicationName: "dbjobs:dashboard", logger });
   const producer = new Producer({ store, connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS, logger });
   const queues = await Promise.all(queueNames.map((name) => producer.queue(name)));
-  const pool = new pg.Pool({
-    connectionString: config.DATABASE_URL,
-    max: 2,
-    connectionTimeoutMillis: config.DB_CONNECT_TIMEOUT_MS,
-    application_name: "dbjobs:dashboard",
+  const db = createDb({
+    url: config.DATABASE_URL,
+    poolSize: 2,
+    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+    slowQueryMs: config.SLOW_QUERY_MS,
+    logger,
+    applicationName: "dbjobs:dashboard",
   });
-  pool.on("error", (err) => logger.warn({ err }, "idle PostgreSQL connection lost; the pool will reconnect"));
+  const pool = db.pool;
+  const readSchedules = () => readScheduleHealth({ store, config });
 
   const app = createDashboardApp({
     auth,
@@ -137,10 +157,12 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     producer,
     store,
     pool,
+    db,
     queues,
     prefix,
     bodyLimit: options.bodyLimit,
-    readScheduleHealth: options.readScheduleHealth ?? (() => readScheduleHealth({ store, config })),
+    readScheduleHealth: options.readScheduleHealth ?? readSchedules,
+    readSchedules,
   });
   const server = app.listen(port, host);
   try {
@@ -151,7 +173,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   } catch (err) {
     await producer.close();
     await store.close();
-    await pool.end().catch(() => undefined);
+    await db.close().catch(() => undefined);
     throw err;
   }
   const bound = server.address() as AddressInfo;
@@ -160,7 +182,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   logger.info(
     {
       url,
-      auth: auth.kind === "none" ? "none" : [auth.basic ? "basic" : undefined, auth.token ? "bearer" : undefined].filter(Boolean),
+      auth: auth.kind === "none" ? "none" : auth.methods,
       queues: queues.map((queue) => queue.name),
     },
     "dashboard listening",
@@ -182,7 +204,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
         clearTimeout(force);
         await producer.close();
         await store.close();
-        await pool.end().catch(() => undefined);
+        await db.close().catch(() => undefined);
         logger.info("dashboard stopped");
       })();
       return closing;
