@@ -5,7 +5,7 @@ import { type Html, html } from "./html.js";
  * Renders plain data (what a db-report section, a history search or the
  * audit log returns) as tables: an array of objects becomes a table with a
  * column per key, an object a list of its fields, with nested arrays as
- * tables of their own. Fields named `…Bytes` are shown as sizes.
+ * tables of their own. Fields named `bytes` or `…Bytes` are shown as sizes.
  */
 type Row = Record<string, unknown>;
 
@@ -13,7 +13,7 @@ const isRow = (value: unknown): value is Row => typeof value === "object" && val
 
 function cell(key: string, value: unknown): Html {
   if (value === null || value === undefined) return html`<td class="muted">-</td>`;
-  if (typeof value === "number") return html`<td class="num">${/Bytes$/.test(key) ? formatBytes(value) : value.toLocaleString("en-US")}</td>`;
+  if (typeof value === "number") return html`<td class="num">${/(^b|B)ytes$/.test(key) ? formatBytes(value) : value.toLocaleString("en-US")}</td>`;
   if (value instanceof Date) return html`<td>${value.toISOString()}</td>`;
   if (typeof value === "object") return html`<td><code>${JSON.stringify(value)}</code></td>`;
   return html`<td>${String(value)}</td>`;
