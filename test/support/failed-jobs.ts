@@ -19,8 +19,8 @@ export interface FailedGroups {
 }
 
 export async function failInvoiceJobs(config: Config, producer: Producer, counts: { rangeErrors: number; refused: number }): Promise<FailedGroups> {
-  const rangeInvoices = new Set(Array.from({ length: counts.rangeErrors }, () => randomUUID()));
-  const refusedInvoices = new Set(Array.from({ length: counts.refused }, () => randomUUID()));
+  const rangeInvoices = new Set<string>(Array.from({ length: counts.rangeErrors }, () => randomUUID()));
+  const refusedInvoices = new Set<string>(Array.from({ length: counts.refused }, () => randomUUID()));
   const failed = new Set<string>();
   const workerStore = createQueueStore({ ...queueStoreOptions(config), role: "worker", poolSize: 2 });
   const worker = await workerStore.worker(
