@@ -26,6 +26,7 @@ describe("dashboard roles and CSRF", { timeout: 120_000 }, () => {
   let producer: Producer;
   let failed: FailedGroups;
   let dashboard: Awaited<ReturnType<typeof startDashboard>>;
+  let logs: ReturnType<typeof memoryLogger>;
 
   const request = (path: string, authorization: string, init: RequestInit = {}) =>
     fetch(`${dashboard.url}${path}`, { redirect: "manual", ...init, headers: { authorization, ...(init.headers as Record<string, string>) } });
@@ -55,7 +56,8 @@ describe("dashboard roles and CSRF", { timeout: 120_000 }, () => {
     });
     producer = Producer.fromConfig(config);
     failed = await failInvoiceJobs(config, producer, { rangeErrors: 3, refused: 2 });
-    dashboard = await startDashboard({ config, logger: memoryLogger("warn").logger, host: "127.0.0.1", port: 0 });
+    logs = memoryLogger("info");
+    dashboard = await startDashboard({ config, logger: logs.logger, host: "127.0.0.1", port: 0 });
   });
   afterAll(async () => {
     await dashboard?.close();
@@ -122,6 +124,10 @@ describe("dashboard roles and CSRF", { timeout: 120_000 }, () => {
     expect(retried.headers.get("location")).toBe(`/console/failures?queue=invoice-totals&fingerprint=${fingerprint}&retried=3`);
     expect(await states(failed.rangeErrors)).toEqual(["waiting", "waiting", "waiting"]);
     expect(await states(failed.refused)).toEqual(["failed", "failed"]);
+    const done = logs.lines().filter((line) => line.msg === "console action done");
+    expect(done).toEqual([
+      expect.objectContaining({ action: "retry-group", target: "invoice-totals", parameters: { fingerprint }, affected: 3, user: "alice", role: "operator" }),
+    ]);
 
     // Submitted twice (a double click, a reload): nothing left in the group, and the page says so.
     const again = await request("/console/failures/retry", basic(alice), retryForm({ queue: "invoice-totals", fingerprint, _csrf: token }));

@@ -67,7 +67,7 @@ export function consoleRouter(options: ConsoleRouterOptions): Router {
         );
         try {
           const result = await action.handle(options.services, form, principal);
-          options.logger.info({ action: action.path, user: principal.name, queue: form.queue, fingerprint: form.fingerprint }, "console action done");
+          options.logger.info({ ...result.done, user: principal.name, role: principal.role }, "console action done");
           res.redirect(303, `${basePath}${result.redirectTo}`);
         } catch (err) {
           if (!(err instanceof FormError)) throw err;

@@ -79,10 +79,16 @@ ${withFailures.map(
         try {
           const retried = await retryFailedJobs(queue, { fingerprint });
           const query = new URLSearchParams({ queue: queueName, fingerprint, retried: String(retried.length) });
-          return { redirectTo: `/failures?${query}` };
+          return {
+            redirectTo: `/failures?${query}`,
+            done: { action: "retry-group", target: queueName, parameters: { fingerprint }, affected: retried.length },
+          };
         } catch (err) {
           if (!(err instanceof UnknownFailureGroupError)) throw err;
-          return { redirectTo: `/failures?${new URLSearchParams({ queue: queueName, gone: fingerprint })}` };
+          return {
+            redirectTo: `/failures?${new URLSearchParams({ queue: queueName, gone: fingerprint })}`,
+            done: { action: "retry-group", target: queueName, parameters: { fingerprint }, affected: 0 },
+          };
         }
       },
     },

@@ -35,6 +35,8 @@ export interface PageView {
 export interface ActionResult {
   /** Path under the console to send the browser back to (303). */
   redirectTo: string;
+  /** What was done, for the log (and the audit log once it exists): the router adds who and when. */
+  done: { action: string; target: string; parameters: Record<string, string>; affected: number };
 }
 
 export interface ConsoleAction {
