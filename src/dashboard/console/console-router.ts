@@ -4,7 +4,7 @@ import { principalOf } from "../auth.js";
 import { csrfTokenFor, requireCsrfToken } from "../csrf.js";
 import { mayAct, requireOperator } from "../roles.js";
 import { layout } from "./layout.js";
-import { type ConsoleServices, FormError, type PageRequest, type PageView, type RegisteredPage } from "./page.js";
+import { type ActionIntent, type ConsoleServices, FormError, type PageRequest, type PageView, type RegisteredPage } from "./page.js";
 import { consolePages } from "./pages.js";
 
 /**
@@ -24,13 +24,15 @@ export interface ConsoleRouterOptions {
 
 const contentSecurityPolicy = "default-src 'none'; style-src 'unsafe-inline'; img-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
 
-function firstValues(query: Request["query"]): Record<string, string> {
-  const result: Record<string, string> = {};
+function pageRequest(query: Request["query"]): PageRequest {
+  const request: PageRequest = { query: {}, queryAll: {} };
   for (const [key, value] of Object.entries(query)) {
-    const first = Array.isArray(value) ? value[0] : value;
-    if (typeof first === "string") result[key] = first;
+    const values = (Array.isArray(value) ? value : [value]).filter((item): item is string => typeof item === "string");
+    if (values.length === 0) continue;
+    request.query[key] = values[0] as string;
+    request.queryAll[key] = values;
   }
-  return result;
+  return request;
 }
 
 export function consoleRouter(options: ConsoleRouterOptions): Router {
@@ -50,7 +52,7 @@ export function consoleRouter(options: ConsoleRouterOptions): Router {
   for (const page of pages) {
     router.get(page.path, async (req: Request, res: Response) => {
       const view = viewFor(res);
-      const request: PageRequest = { query: firstValues(req.query) };
+      const request = pageRequest(req.query);
       const body = await page.build(options.services, view, request);
       res
         .status(200)
@@ -65,14 +67,17 @@ export function consoleRouter(options: ConsoleRouterOptions): Router {
         const form = Object.fromEntries(
           Object.entries((req.body ?? {}) as Record<string, unknown>).filter((entry): entry is [string, string] => typeof entry[1] === "string"),
         );
+        let intent: ActionIntent;
         try {
-          const result = await action.handle(options.services, form, principal);
-          options.logger.info({ ...result.done, user: principal.name, role: principal.role }, "console action done");
-          res.redirect(303, `${basePath}${result.redirectTo}`);
+          intent = action.intent(options.services, form);
         } catch (err) {
           if (!(err instanceof FormError)) throw err;
           res.status(400).type("text/plain").send(`${err.message}\n`);
+          return;
         }
+        const result = await action.handle(options.services, intent, principal);
+        options.logger.info({ ...intent, affected: result.affected, user: principal.name, role: principal.role }, "console action done");
+        res.redirect(303, `${basePath}${result.redirectTo}`);
       });
     }
   }

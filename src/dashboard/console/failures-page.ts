@@ -71,24 +71,26 @@ ${withFailures.map(
   actions: [
     {
       path: "/failures/retry",
-      async handle(services, form) {
-        const { queue: queueName = "", fingerprint = "" } = form;
-        const queue = services.queues.find((candidate) => candidate.name === queueName);
-        if (!isQueueName(queueName) || !queue) throw new FormError(`Unknown queue "${queueName}"; submit the form from the Failures page.`);
+      intent(services, form) {
+        const { queue = "", fingerprint = "" } = form;
+        if (!isQueueName(queue) || !services.queues.some((candidate) => candidate.name === queue)) {
+          throw new FormError(`Unknown queue "${queue}"; submit the form from the Failures page.`);
+        }
         if (!fingerprintPattern.test(fingerprint)) throw new FormError(`"${fingerprint}" is not a fingerprint; submit the form from the Failures page.`);
+        return { action: "retry-group", target: queue, parameters: { fingerprint } };
+      },
+      async handle(services, intent) {
+        const { target: queueName, parameters } = intent;
+        const fingerprint = parameters.fingerprint as string;
+        const queue = services.queues.find((candidate) => candidate.name === queueName);
+        if (!queue) throw new FormError(`Unknown queue "${queueName}".`);
         try {
           const retried = await retryFailedJobs(queue, { fingerprint });
           const query = new URLSearchParams({ queue: queueName, fingerprint, retried: String(retried.length) });
-          return {
-            redirectTo: `/failures?${query}`,
-            done: { action: "retry-group", target: queueName, parameters: { fingerprint }, affected: retried.length },
-          };
+          return { redirectTo: `/failures?${query}`, affected: retried.length };
         } catch (err) {
           if (!(err instanceof UnknownFailureGroupError)) throw err;
-          return {
-            redirectTo: `/failures?${new URLSearchParams({ queue: queueName, gone: fingerprint })}`,
-            done: { action: "retry-group", target: queueName, parameters: { fingerprint }, affected: 0 },
-          };
+          return { redirectTo: `/failures?${new URLSearchParams({ queue: queueName, gone: fingerprint })}`, affected: 0 };
         }
       },
     },

@@ -20,6 +20,8 @@ export interface ConsoleServices {
 export interface PageRequest {
   /** Query string values; repeated keys keep their first value. */
   query: Record<string, string>;
+  /** Every value of each key, for repeatable parameters (a search's several `field=` filters). */
+  queryAll: Record<string, string[]>;
 }
 
 export interface PageView {
@@ -32,17 +34,30 @@ export interface PageView {
   basePath: string;
 }
 
+/** What a form asks for, read and checked before anything runs: the audit entry's what, target and parameters. */
+export interface ActionIntent {
+  action: string;
+  target: string;
+  parameters: Record<string, string>;
+}
+
 export interface ActionResult {
   /** Path under the console to send the browser back to (303). */
   redirectTo: string;
-  /** What was done, for the log (and the audit log once it exists): the router adds who and when. */
-  done: { action: string; target: string; parameters: Record<string, string>; affected: number };
+  /** Jobs the action changed. */
+  affected: number;
 }
 
-export interface ConsoleAction {
+/**
+ * A form's POST. `intent` checks the fields (FormError, answered 400, when
+ * they are wrong) before `handle` acts; the router logs both with the user,
+ * in the shape the audit log records.
+ */
+export interface ConsoleAction<Intent extends ActionIntent = ActionIntent> {
   /** e.g. "/failures/retry". */
   path: string;
-  handle(services: ConsoleServices, form: Record<string, string>, principal: DashboardPrincipal): Promise<ActionResult>;
+  intent(services: ConsoleServices, form: Record<string, string>): Intent;
+  handle(services: ConsoleServices, intent: Intent, principal: DashboardPrincipal): Promise<ActionResult>;
 }
 
 export interface ConsolePage<Data = unknown> {
