@@ -20,12 +20,14 @@ function cell(key: string, value: unknown): Html {
 }
 
 /** A table of rows; `columns` defaults to every key any row has. `rowClass` marks rows (e.g. "warn"). */
-export function rowsTable(rows: readonly Row[], options: { columns?: string[]; rowClass?: (row: Row) => string | undefined } = {}): Html {
+export function rowsTable<R extends object>(rows: readonly R[], options: { columns?: string[]; rowClass?: (row: R) => string | undefined } = {}): Html {
   if (rows.length === 0) return html`<p class="muted">(none)</p>`;
   const columns = options.columns ?? [...new Set(rows.flatMap((row) => Object.keys(row)))];
   return html`<table>
 <thead><tr>${columns.map((column) => html`<th>${column}</th>`)}</tr></thead>
-<tbody>${rows.map((row) => html`<tr class="${options.rowClass?.(row) ?? ""}">${columns.map((column) => cell(column, row[column]))}</tr>`)}</tbody>
+<tbody>${rows.map(
+    (row) => html`<tr class="${options.rowClass?.(row) ?? ""}">${columns.map((column) => cell(column, (row as Record<string, unknown>)[column]))}</tr>`,
+  )}</tbody>
 </table>`;
 }
 
