@@ -126,7 +126,14 @@ describe("dashboard roles and CSRF", { timeout: 120_000 }, () => {
     expect(await states(failed.refused)).toEqual(["failed", "failed"]);
     const done = logs.lines().filter((line) => line.msg === "console action done");
     expect(done).toEqual([
-      expect.objectContaining({ action: "retry-group", target: "invoice-totals", parameters: { fingerprint }, affected: 3, user: "alice", role: "operator" }),
+      expect.objectContaining({
+        action: "retry",
+        target: `invoice-totals fingerprint ${fingerprint}`,
+        parameters: { queue: "invoice-totals", fingerprint },
+        affected: 3,
+        user: "alice",
+        role: "operator",
+      }),
     ]);
 
     // Submitted twice (a double click, a reload): nothing left in the group, and the page says so.

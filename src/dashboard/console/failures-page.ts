@@ -77,11 +77,11 @@ ${withFailures.map(
           throw new FormError(`Unknown queue "${queue}"; submit the form from the Failures page.`);
         }
         if (!fingerprintPattern.test(fingerprint)) throw new FormError(`"${fingerprint}" is not a fingerprint; submit the form from the Failures page.`);
-        return { action: "retry-group", target: queue, parameters: { fingerprint } };
+        // As `dbjobs retry <queue> --fingerprint F` names it in the audit log.
+        return { action: "retry", target: `${queue} fingerprint ${fingerprint}`, parameters: { queue, fingerprint } };
       },
       async handle(services, intent) {
-        const { target: queueName, parameters } = intent;
-        const fingerprint = parameters.fingerprint as string;
+        const { queue: queueName, fingerprint } = intent.parameters as { queue: string; fingerprint: string };
         const queue = services.queues.find((candidate) => candidate.name === queueName);
         if (!queue) throw new FormError(`Unknown queue "${queueName}".`);
         try {
