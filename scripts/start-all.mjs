@@ -91,7 +91,9 @@ const stopOthersOnExit = {
  */
 function ensureDashboardCredentials() {
   const env = process.env;
-  if (env.DASHBOARD_TOKEN || (env.DASHBOARD_USER && env.DASHBOARD_PASSWORD) || env.DASHBOARD_ALLOW_NO_AUTH === "true") return;
+  // Any configured credential, a viewer's included, means the operator chose who gets in: add no admin beside them.
+  const configured = env.DASHBOARD_USERS || env.DASHBOARD_TOKEN || env.DASHBOARD_VIEWER_TOKEN || (env.DASHBOARD_USER && env.DASHBOARD_PASSWORD);
+  if (configured || env.DASHBOARD_ALLOW_NO_AUTH === "true") return;
   const file = new URL("../.dbjobs/dashboard-password", import.meta.url);
   if (!existsSync(file)) {
     mkdirSync(new URL("../.dbjobs/", import.meta.url), { recursive: true });
@@ -102,7 +104,7 @@ function ensureDashboardCredentials() {
   env.DASHBOARD_PASSWORD = readFileSync(file, "utf8").trim();
   const url = `http://${env.DASHBOARD_HOST ?? "127.0.0.1"}:${env.DASHBOARD_PORT ?? "3000"}/`;
   process.stdout.write(
-    `start-all: dashboard at ${url} — user "${env.DASHBOARD_USER}", password in .dbjobs/dashboard-password (set DASHBOARD_USER/DASHBOARD_PASSWORD or DASHBOARD_TOKEN to choose your own)\n`,
+    `start-all: dashboard at ${url} — user "${env.DASHBOARD_USER}", password in .dbjobs/dashboard-password (set DASHBOARD_USERS, DASHBOARD_USER/DASHBOARD_PASSWORD or DASHBOARD_TOKEN to choose your own)\n`,
   );
 }
 

@@ -7,6 +7,7 @@ import { registerDashboardCommand } from "./commands/dashboard.js";
 import { registerDbReportCommand } from "./commands/db-report.js";
 import { registerEnqueueCommand } from "./commands/enqueue.js";
 import { registerFailedCommand } from "./commands/failed.js";
+import { registerHashPasswordCommand } from "./commands/hash-password.js";
 import { registerJobCommand } from "./commands/job.js";
 import { registerJobsCommand } from "./commands/jobs.js";
 import { registerMigrateCommand } from "./commands/migrate.js";
@@ -49,5 +50,6 @@ registerScaleCommand(program);
 registerDashboardCommand(program);
 registerSearchCommand(program);
 registerAuditCommand(program);
+registerHashPasswordCommand(program);
 
 await runCli(program, process.argv);

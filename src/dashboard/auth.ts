@@ -1,18 +1,20 @@
-import { createHash, timingSafeEqual } from "node:crypto";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import type { Config } from "../lib/config.js";
 import { ConfigError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
+import { anonymousPrincipal, CredentialChecker, credentialsFromConfig, type DashboardPrincipal } from "./credentials.js";
 
 /**
- * Who may use the dashboard (SPEC §5): HTTP basic auth with DASHBOARD_USER and
- * DASHBOARD_PASSWORD, a bearer token DASHBOARD_TOKEN, or both. Without any of
- * them the dashboard refuses to start, unless DASHBOARD_ALLOW_NO_AUTH=true and
- * it binds to a loopback address, where only this machine can reach it.
+ * Who may use the dashboard (SPEC §5, issue 18): users with a role from
+ * DASHBOARD_USERS, the single DASHBOARD_USER/DASHBOARD_PASSWORD pair, the
+ * bearer tokens DASHBOARD_TOKEN (operator) and DASHBOARD_VIEWER_TOKEN
+ * (viewer), in any combination. Without any of them the dashboard refuses to
+ * start, unless DASHBOARD_ALLOW_NO_AUTH=true and it binds to a loopback
+ * address, where only this machine can reach it.
  */
 export type DashboardAuth =
-  | { kind: "credentials"; basic?: { user: string; password: string }; token?: string }
-  | { kind: "none"; reason: "explicitly allowed on loopback" };
+  | { kind: "credentials"; checker: CredentialChecker; methods: ("basic" | "bearer")[] }
+  | { kind: "none"; reason: "explicitly allowed on loopback"; principal: DashboardPrincipal };
 
 const loopbackHosts = new Set(["127.0.0.1", "localhost", "::1", "[::1]"]);
 
@@ -22,63 +24,61 @@ export function isLoopbackHost(host: string): boolean {
 
 /** Reads the dashboard's credentials from config; throws a ConfigError that says how to fix a missing or half-set one. */
 export function resolveDashboardAuth(config: Config, host: string = config.DASHBOARD_HOST): DashboardAuth {
-  const { DASHBOARD_USER: user, DASHBOARD_PASSWORD: password, DASHBOARD_TOKEN: token } = config;
+  const { DASHBOARD_USER: user, DASHBOARD_PASSWORD: password } = config;
   if ((user === undefined) !== (password === undefined)) {
     throw new ConfigError("Set both DASHBOARD_USER and DASHBOARD_PASSWORD for basic auth (only one of them is set).");
   }
-  const basic = user !== undefined && password !== undefined ? { user, password } : undefined;
-  if (basic || token) return { kind: "credentials", ...(basic ? { basic } : {}), ...(token ? { token } : {}) };
-  if (config.DASHBOARD_ALLOW_NO_AUTH && isLoopbackHost(host)) return { kind: "none", reason: "explicitly allowed on loopback" };
+  if (user !== undefined && config.DASHBOARD_USERS?.some((entry) => entry.name === user)) {
+    throw new ConfigError(`User "${user}" is both DASHBOARD_USER and an entry of DASHBOARD_USERS; keep one of them.`);
+  }
+  const list = credentialsFromConfig(config);
+  if (list.users.length > 0 || list.tokens.length > 0) {
+    const checker = new CredentialChecker(list);
+    const methods = [checker.hasBasic ? ("basic" as const) : undefined, checker.hasBearer ? ("bearer" as const) : undefined].filter((m) => m !== undefined);
+    return { kind: "credentials", checker, methods };
+  }
+  if (config.DASHBOARD_ALLOW_NO_AUTH && isLoopbackHost(host))
+    return { kind: "none", reason: "explicitly allowed on loopback", principal: anonymousPrincipal() };
   if (config.DASHBOARD_ALLOW_NO_AUTH) {
     throw new ConfigError(
       `DASHBOARD_ALLOW_NO_AUTH=true is only honoured when DASHBOARD_HOST is 127.0.0.1, localhost or ::1 (it is "${host}"). Set DASHBOARD_USER and DASHBOARD_PASSWORD, or DASHBOARD_TOKEN.`,
     );
   }
   throw new ConfigError(
-    "The dashboard needs credentials: set DASHBOARD_USER and DASHBOARD_PASSWORD (basic auth) or DASHBOARD_TOKEN (bearer, 16+ characters). " +
+    "The dashboard needs credentials: set DASHBOARD_USER and DASHBOARD_PASSWORD (basic auth) or DASHBOARD_TOKEN (bearer, 16+ characters), " +
+      "or DASHBOARD_USERS for several users with roles (see `dbjobs hash-password`). " +
       "To run it without authentication on this machine only, set DASHBOARD_HOST=127.0.0.1 and DASHBOARD_ALLOW_NO_AUTH=true.",
   );
 }
 
-// Hashing first gives both sides the same length, so timingSafeEqual never
-// throws and the comparison time does not depend on where the strings differ
-// or on the secret's length.
-function sameSecret(given: string, expected: string): boolean {
-  const a = createHash("sha256").update(given, "utf8").digest();
-  const b = createHash("sha256").update(expected, "utf8").digest();
-  return timingSafeEqual(a, b);
+/** The user an Authorization header value proves, or undefined. */
+export async function authenticate(header: string | undefined, auth: DashboardAuth): Promise<DashboardPrincipal | undefined> {
+  if (auth.kind === "none") return auth.principal;
+  return auth.checker.check(header);
 }
 
-/** Checks an Authorization header value against the configured credentials. */
-export function isAuthorized(header: string | undefined, auth: DashboardAuth): boolean {
-  if (auth.kind === "none") return true;
-  if (!header) return false;
-  const space = header.indexOf(" ");
-  if (space <= 0) return false;
-  const scheme = header.slice(0, space).toLowerCase();
-  const value = header.slice(space + 1).trim();
-  if (scheme === "bearer" && auth.token) return sameSecret(value, auth.token);
-  if (scheme === "basic" && auth.basic) {
-    const decoded = Buffer.from(value, "base64").toString("utf8");
-    const colon = decoded.indexOf(":");
-    if (colon < 0) return false;
-    // Both comparisons always run: no early exit tells an attacker the user name was right.
-    const userOk = sameSecret(decoded.slice(0, colon), auth.basic.user);
-    const passwordOk = sameSecret(decoded.slice(colon + 1), auth.basic.password);
-    return userOk && passwordOk;
-  }
-  return false;
+/** The user requireAuth let in. */
+export function principalOf(res: Response): DashboardPrincipal {
+  const principal = res.locals.principal as DashboardPrincipal | undefined;
+  if (!principal) throw new Error("principalOf() called on a route not behind requireAuth");
+  return principal;
 }
 
-/** Express middleware: 401 with WWW-Authenticate (so browsers show their login prompt) unless the request carries valid credentials. */
+/**
+ * Express middleware: 401 with WWW-Authenticate (so browsers show their login
+ * prompt) unless the request carries valid credentials; the user is then in
+ * `res.locals.principal`.
+ */
 export function requireAuth(auth: DashboardAuth, logger: Logger): RequestHandler {
   const challenges: string[] = [];
   if (auth.kind === "credentials") {
-    if (auth.basic) challenges.push('Basic realm="dbjobs", charset="UTF-8"');
-    if (auth.token) challenges.push('Bearer realm="dbjobs"');
+    if (auth.methods.includes("basic")) challenges.push('Basic realm="dbjobs", charset="UTF-8"');
+    if (auth.methods.includes("bearer")) challenges.push('Bearer realm="dbjobs"');
   }
-  return (req: Request, res: Response, next: NextFunction) => {
-    if (isAuthorized(req.get("authorization"), auth)) {
+  return async (req: Request, res: Response, next: NextFunction) => {
+    const principal = await authenticate(req.get("authorization"), auth);
+    if (principal) {
+      res.locals.principal = principal;
       next();
       return;
     }

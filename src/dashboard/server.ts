@@ -1,20 +1,24 @@
 import type { AddressInfo } from "node:net";
 import express, { type Express, type NextFunction, type Request, type Response } from "express";
-import pg from "pg";
+import type pg from "pg";
 import { type Config, queueStoreOptions } from "../lib/config.js";
+import { createDb, type Db } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
 import { createOutageLog } from "../lib/outage-log.js";
 import { type AnyQueue, createQueueStore, type QueueStore } from "../lib/queue-store.js";
 import { queueNames } from "../queues/contracts.js";
 import { Producer } from "../queues/producer.js";
-import { readScheduleHealth } from "../queues/schedule-health.js";
-import { type DashboardAuth, rejectCrossSiteWrites, requireAuth, resolveDashboardAuth } from "./auth.js";
+import { readScheduleHealth, type ScheduleHealth } from "../queues/schedule-health.js";
+import { type DashboardAuth, principalOf, rejectCrossSiteWrites, requireAuth, resolveDashboardAuth } from "./auth.js";
 import { createBoardRouter } from "./board.js";
+import { consoleRouter } from "./console/console-router.js";
+import { consolePages } from "./console/pages.js";
 import { controlRouter } from "./control-routes.js";
 import { enqueueRouter } from "./enqueue-route.js";
 import { checkHealth } from "./health.js";
 import { createMetricsRenderer, metricsContentType, type ScheduleMisses } from "./metrics.js";
 import { recipientListsRouter } from "./recipient-lists-route.js";
+import { mayAct, refuseViewerWrites } from "./roles.js";
 
 /**
  * The `dbjobs dashboard` process: one express app serving
@@ -23,8 +27,9 @@ import { recipientListsRouter } from "./recipient-lists-route.js";
  *   POST /queues/<queue>/jobs    enqueue over HTTP (enqueue-route.ts)
  *   POST /recipient-lists        stage a campaign's recipients (recipient-lists-route.ts)
  *   POST /queues/<queue>/jobs/<id>/cancel   operator actions (control-routes.ts)
- *   /                            bull-board (board.ts)
- * everything but /health behind auth.ts.
+ *   /console/...                 the console's pages (console/)
+ *   /                            bull-board (board.ts), read-only for viewers
+ * everything but /health behind auth.ts, and every write behind roles.ts.
  */
 export interface DashboardOptions {
   config: Config;
@@ -42,6 +47,8 @@ export interface DashboardOptions {
 }
 
 export interface DashboardDependencies {
+  /** The application database: the Database page's report. */
+  db: Db;
   auth: DashboardAuth;
   logger: Logger;
   producer: Producer;
@@ -55,6 +62,8 @@ export interface DashboardDependencies {
   readScheduleHealth?: () => Promise<ScheduleMisses[]>;
   /** How long operator actions wait for the queue store. @defaultValue 3000 */
   connectTimeoutMs?: number;
+  /** The Schedules page's rows. */
+  readSchedules: () => Promise<ScheduleHealth[]>;
 }
 
 export interface RunningDashboard {
@@ -84,6 +93,7 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
   });
 
   app.use(requireAuth(deps.auth, deps.logger));
+  app.use(refuseViewerWrites(deps.logger));
   app.use(rejectCrossSiteWrites(deps.logger));
   // Before the wait below: the route validates first, then fails fast with its own JSON 503 (the producer waits for the store).
   app.use(enqueueRouter({ producer: deps.producer, logger: deps.logger, bodyLimit: deps.bodyLimit, audit: deps.pool }));
@@ -114,7 +124,14 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
   });
 
   app.use(controlRouter({ store: deps.store, logger: deps.logger, connectTimeoutMs: deps.connectTimeoutMs ?? 3000 }));
-  app.use("/", createBoardRouter(deps.queues, "/"));
+  app.use(
+    "/console",
+    consoleRouter({ services: { queues: deps.queues, db: deps.db, readSchedules: deps.readSchedules }, logger: deps.logger, basePath: "/console" }),
+  );
+  const links = consolePages.map((page) => ({ text: page.title, url: `/console${page.path}` }));
+  const operatorBoard = createBoardRouter(deps.queues, "/", { readOnly: false, links });
+  const viewerBoard = createBoardRouter(deps.queues, "/", { readOnly: true, links });
+  app.use("/", (req, res, next) => (mayAct(principalOf(res)) ? operatorBoard : viewerBoard)(req, res, next));
 
   app.use((err: unknown, req: Request, res: Response, _next: NextFunction) => {
     deps.logger.error({ err, method: req.method, path: req.path }, "dashboard request failed");
@@ -138,13 +155,16 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   const store = createQueueStore({ ...queueStoreOptions(config), prefix, role: "producer", poolSize: 4, applicationName: "dbjobs:dashboard", logger });
   const producer = new Producer({ store, connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS, logger });
   const queues = await Promise.all(queueNames.map((name) => producer.queue(name)));
-  const pool = new pg.Pool({
-    connectionString: config.DATABASE_URL,
-    max: 2,
-    connectionTimeoutMillis: config.DB_CONNECT_TIMEOUT_MS,
-    application_name: "dbjobs:dashboard",
+  const db = createDb({
+    url: config.DATABASE_URL,
+    poolSize: 2,
+    connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
+    slowQueryMs: config.SLOW_QUERY_MS,
+    logger,
+    applicationName: "dbjobs:dashboard",
   });
-  pool.on("error", (err) => logger.warn({ err }, "idle PostgreSQL connection lost; the pool will reconnect"));
+  const pool = db.pool;
+  const readSchedules = () => readScheduleHealth({ store, config, pool });
 
   const app = createDashboardApp({
     auth,
@@ -152,12 +172,14 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
     producer,
     store,
     pool,
+    db,
     queues,
     prefix,
     bodyLimit: options.bodyLimit,
     recipientListRetentionDays: config.RECIPIENT_LIST_RETENTION_DAYS,
     connectTimeoutMs: config.QUEUE_CONNECT_TIMEOUT_MS,
-    readScheduleHealth: options.readScheduleHealth ?? (() => readScheduleHealth({ store, config, pool })),
+    readScheduleHealth: options.readScheduleHealth ?? readSchedules,
+    readSchedules,
   });
   const server = app.listen(port, host);
   try {
@@ -168,7 +190,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   } catch (err) {
     await producer.close();
     await store.close();
-    await pool.end().catch(() => undefined);
+    await db.close().catch(() => undefined);
     throw err;
   }
   const bound = server.address() as AddressInfo;
@@ -177,7 +199,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   logger.info(
     {
       url,
-      auth: auth.kind === "none" ? "none" : [auth.basic ? "basic" : undefined, auth.token ? "bearer" : undefined].filter(Boolean),
+      auth: auth.kind === "none" ? "none" : auth.methods,
       queues: queues.map((queue) => queue.name),
       startupMs: Math.round(performance.now() - started),
     },
@@ -202,7 +224,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
         probe.stop();
         await producer.close();
         await store.close();
-        await pool.end().catch(() => undefined);
+        await db.close().catch(() => undefined);
         logger.info("dashboard stopped");
       })();
       return closing;

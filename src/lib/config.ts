@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { dashboardUsersFromEnv } from "./dashboard-users.js";
 import { ConfigError } from "./errors.js";
 
 /**
@@ -55,6 +56,10 @@ export const configSchema = z
     DASHBOARD_USER: z.string().min(1).optional(),
     DASHBOARD_PASSWORD: z.string().min(1).optional(),
     DASHBOARD_TOKEN: z.string().min(16, "use at least 16 characters").optional(),
+    /** Several users, each with a role: `name:role:hash,...` (role viewer or operator, hash from `dbjobs hash-password`). */
+    DASHBOARD_USERS: dashboardUsersFromEnv.optional(),
+    /** A bearer token that may only read (role viewer). */
+    DASHBOARD_VIEWER_TOKEN: z.string().min(16, "use at least 16 characters").optional(),
     /** Serve the dashboard without credentials; only honoured on 127.0.0.1. @defaultValue false */
     DASHBOARD_ALLOW_NO_AUTH: booleanFromEnv.default(false),
 

@@ -12,7 +12,9 @@ function parsePort(value: string): number {
 export function registerDashboardCommand(program: Command): void {
   program
     .command("dashboard")
-    .description("serve bull-board, /metrics, /health and POST /queues/<queue>/jobs until SIGTERM (needs DASHBOARD_USER+DASHBOARD_PASSWORD or DASHBOARD_TOKEN)")
+    .description(
+      "serve bull-board, the console (/console), /metrics, /health and POST /queues/<queue>/jobs until SIGTERM (needs DASHBOARD_USERS, DASHBOARD_USER+DASHBOARD_PASSWORD or DASHBOARD_TOKEN)",
+    )
     .option("--host <host>", "address to bind (default DASHBOARD_HOST, 127.0.0.1)")
     .option("--port <port>", "port to listen on (default DASHBOARD_PORT, 3000)", parsePort)
     .action(async (options: { host?: string; port?: number }) => {

@@ -1,6 +1,6 @@
 import type { Command } from "commander";
+import { failedJobs, groupFailures } from "../../queues/failure-groups.js";
 import { createCliContext, printJson } from "../context.js";
-import { failedJobs, groupFailures } from "../failed-groups.js";
 import { firstLine, summariseJob } from "../job-view.js";
 import { parseLimit, withQueues } from "../operator-queues.js";
 

@@ -1,12 +1,9 @@
 import type { Command } from "commander";
 import { audited, cliActor } from "../../audit/audited.js";
+import { retryFailedJobs } from "../../queues/retry-failed.js";
 import { createCliContext, printJson } from "../context.js";
-import { failedJobs, groupFailures } from "../failed-groups.js";
-import { BadArgumentError } from ".././operator-errors.js";
+import { BadArgumentError } from "../operator-errors.js";
 import { withQueues } from "../operator-queues.js";
-
-/** Failed jobs read at most, for --all and --fingerprint. */
-const MAX_RETRIED = 100_000;
 
 export function registerRetryCommand(program: Command): void {
   program
@@ -43,26 +40,7 @@ export function registerRetryCommand(program: Command): void {
             await job.retry("failed");
             retried = [id];
           } else {
-            const jobs = await failedJobs(queue, MAX_RETRIED);
-            let targets = jobs;
-            if (options.fingerprint !== undefined) {
-              const group = groupFailures(jobs).find((item) => item.fingerprint === options.fingerprint);
-              if (!group) {
-                throw new BadArgumentError(
-                  `No failed jobs in "${queueName}" have fingerprint "${options.fingerprint}". List the groups with \`dbjobs failed ${queueName} --group\`.`,
-                );
-              }
-              targets = jobs.filter((job) => group.jobIds.includes(String(job.id)));
-            }
-            retried = [];
-            for (const job of targets) {
-              try {
-                await job.retry("failed");
-                retried.push(String(job.id));
-              } catch {
-                // Retried or removed by someone else meanwhile: nothing left to do for it.
-              }
-            }
+            retried = await retryFailedJobs(queue, options.fingerprint === undefined ? {} : { fingerprint: options.fingerprint });
           }
           if (options.json) printJson({ queue: queueName, retried: retried.length, jobIds: retried });
           else console.log(`retried ${retried.length} job${retried.length === 1 ? "" : "s"} in ${queueName}`);

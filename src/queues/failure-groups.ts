@@ -2,11 +2,15 @@ import type { Job } from "bullmq";
 import { type ErrorFingerprint, fingerprintFailure } from "../lib/error-fingerprint.js";
 import type { AnyQueue } from "../lib/queue-store.js";
 
-/** Failed jobs of a queue grouped by error fingerprint, largest group first. */
+/**
+ * Failed jobs of a queue grouped by error fingerprint, largest group first:
+ * what `dbjobs failed --group` prints and the console's Failures page shows.
+ */
 export interface FailureGroup extends ErrorFingerprint {
   count: number;
   /** The newest failure's message as it was, before normalising. */
   example: string;
+  firstFailedAt: string | null;
   lastFailedAt: string | null;
   jobIds: string[];
 }
@@ -31,11 +35,19 @@ export function groupFailures(jobs: Job[]): FailureGroup[] {
     const finishedAt = job.finishedOn ? new Date(job.finishedOn).toISOString() : null;
     const group = groups.get(print.fingerprint);
     if (!group) {
-      groups.set(print.fingerprint, { ...print, count: 1, example: job.failedReason ?? "", lastFailedAt: finishedAt, jobIds: [String(job.id)] });
+      groups.set(print.fingerprint, {
+        ...print,
+        count: 1,
+        example: job.failedReason ?? "",
+        firstFailedAt: finishedAt,
+        lastFailedAt: finishedAt,
+        jobIds: [String(job.id)],
+      });
       continue;
     }
     group.count += 1;
     group.jobIds.push(String(job.id));
+    if (finishedAt && (!group.firstFailedAt || finishedAt < group.firstFailedAt)) group.firstFailedAt = finishedAt;
     if (finishedAt && (!group.lastFailedAt || finishedAt > group.lastFailedAt)) {
       group.lastFailedAt = finishedAt;
       group.example = job.failedReason ?? "";
