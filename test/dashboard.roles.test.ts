@@ -136,6 +136,14 @@ describe("dashboard roles and CSRF", { timeout: 120_000 }, () => {
       }),
     ]);
 
+    const audit = await (await request("/console/audit", basic(bob))).text();
+    expect(audit).toMatch(
+      new RegExp(`<td>alice</td><td>dashboard</td><td>retry</td><td>invoice-totals fingerprint ${fingerprint}</td>.*?<td class="num">3</td><td>ok</td>`, "s"),
+    );
+    const search = await request("/console/search?state=bogus", basic(bob));
+    expect(search.status).toBe(200);
+    expect(await search.text()).toMatch(/class="error">[^<]*bogus/);
+
     // Submitted twice (a double click, a reload): nothing left in the group, and the page says so.
     const again = await request("/console/failures/retry", basic(alice), retryForm({ queue: "invoice-totals", fingerprint, _csrf: token }));
     expect(again.status).toBe(303);

@@ -7,7 +7,7 @@ import type { Request } from "express";
  * the auth middleware accepted the request; the password is never read.
  */
 export function dashboardActor(req: Request): string {
-  const roleUser = (req.res?.locals as { user?: { name?: string } } | undefined)?.user?.name;
+  const roleUser = (req.res?.locals as { principal?: { name?: string } } | undefined)?.principal?.name;
   if (roleUser) return roleUser;
   const header = req.get("authorization") ?? "";
   const space = header.indexOf(" ");

@@ -51,6 +51,7 @@ export async function scaleQueue(request: ScaleRequest): Promise<{ queue: string
   await recordOperatorAction(
     { action: "scale", target: request.queue, actor: request.actor, via: request.via, detail: { concurrency, previous } },
     request.logger,
+    request.pool,
   );
   return { queue: request.queue, concurrency, previous };
 }

@@ -90,6 +90,7 @@ export async function setSchedulePaused(request: ControlRequest & { pool: Sql; p
   await recordOperatorAction(
     { action: request.paused ? "schedule.pause" : "schedule.resume", target: request.id, actor: request.actor, via: request.via, detail: { changed } },
     request.logger,
+    request.pool,
   );
   return { id: request.id, paused: request.paused, changed };
 }

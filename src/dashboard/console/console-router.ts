@@ -1,4 +1,5 @@
 import express, { type Request, type Response, Router } from "express";
+import { audited } from "../../audit/audited.js";
 import type { Logger } from "../../lib/logger.js";
 import { principalOf } from "../auth.js";
 import { csrfTokenFor, requireCsrfToken } from "../csrf.js";
@@ -75,7 +76,10 @@ export function consoleRouter(options: ConsoleRouterOptions): Router {
           res.status(400).type("text/plain").send(`${err.message}\n`);
           return;
         }
-        const result = await action.handle(options.services, intent, principal);
+        const result = await audited(options.services.db.pool, { actor: principal.name, source: "dashboard", ...intent }, async () => {
+          const done = await action.handle(options.services, intent, principal);
+          return { value: done, affected: done.affected };
+        });
         options.logger.info({ ...intent, affected: result.affected, user: principal.name, role: principal.role }, "console action done");
         res.redirect(303, `${basePath}${result.redirectTo}`);
       });
