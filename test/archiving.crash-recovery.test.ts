@@ -1,5 +1,4 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { QueueEvents } from "bullmq";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ArchivingResult } from "../src/jobs/archiving/contract.js";
@@ -10,7 +9,7 @@ import { addUtcMonths, utcMonthStart } from "../src/partitions/month-bounds.js";
 import { Producer } from "../src/queues/producer.js";
 import { startWorker } from "../src/queues/start-worker.js";
 import { cliEnv, spawnCli } from "./support/spawn-cli.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testRedis } from "./support/test-env.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from "./support/test-env.js";
 import { waitForSessionsToEnd } from "./support/wait-for.js";
 
 // Order-independent checksum of live ∪ archive: row count, distinct ids, and the sum of a hash of every row's text.
@@ -72,7 +71,7 @@ describe("archiving survives a worker killed with SIGKILL mid-run", () => {
       await (await producer.queue("archiving")).obliterate({ force: true });
       const { logger } = memoryLogger("warn");
       const rerun = await startWorker("archiving", { config, logger });
-      const events = new QueueEvents("archiving", { connection: testRedis(), prefix: config.QUEUE_PREFIX });
+      const events = await producer.store.queueEvents("archiving");
       try {
         await events.waitUntilReady();
         const job = await producer.enqueue("archiving", { batchSize: 5000 });

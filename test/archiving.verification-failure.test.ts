@@ -1,4 +1,3 @@
-import { QueueEvents } from "bullmq";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { archiveCutoff } from "../src/jobs/archiving/plan.js";
@@ -7,7 +6,7 @@ import { createPartition } from "../src/partitions/create-partition.js";
 import { addUtcMonths, utcMonthStart } from "../src/partitions/month-bounds.js";
 import { Producer } from "../src/queues/producer.js";
 import { startWorker } from "../src/queues/start-worker.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testRedis } from "./support/test-env.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from "./support/test-env.js";
 
 describe("archiving fails loudly when its check fails", () => {
   let database: TestDatabase;
@@ -43,7 +42,7 @@ describe("archiving fails loudly when its check fails", () => {
     const producer = Producer.fromConfig(config);
     const memory = memoryLogger("info");
     const worker = await startWorker("archiving", { config, logger: memory.logger });
-    const events = new QueueEvents("archiving", { connection: testRedis(), prefix: config.QUEUE_PREFIX });
+    const events = await producer.store.queueEvents("archiving");
     try {
       await events.waitUntilReady();
       const job = await producer.enqueue("archiving", { batchSize: 100 });

@@ -1,12 +1,11 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
 import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
-import { testConfig, testRedis, useTestDb } from "./support/test-env.js";
+import { testConfig, useTestDb } from "./support/test-env.js";
 
 /**
  * A worker process killed with SIGKILL in the middle of a campaign: BullMQ's
@@ -59,7 +58,7 @@ describe("bulk-messaging survives a worker killed mid-campaign", () => {
     // Half of the answers come slowly, so requests are in flight when the worker dies.
     sms.respond = (_request, n) => ({ kind: "accept", delayMs: n % 2 === 0 ? 150 : 0 });
     const producer = Producer.fromConfig(config);
-    const events = new QueueEvents("bulk-messaging", { connection: testRedis(), prefix: config.QUEUE_PREFIX });
+    const events = await producer.store.queueEvents("bulk-messaging");
     try {
       await events.waitUntilReady();
       const first = startWorkerProcess();

@@ -1,13 +1,13 @@
-import { QueueEvents } from "bullmq";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { BulkMessagingResult } from "../src/jobs/bulk-messaging/contract.js";
 import { HttpProvider } from "../src/jobs/bulk-messaging/http-provider.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
+import type { AnyQueueEvents } from "../src/lib/queue-store.js";
 import { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
-import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";
+import { memoryLogger, testConfig, useTestDb } from "./support/test-env.js";
 
 describe("bulk-messaging enqueued twice sends once", () => {
   const testDatabase = useTestDb();
@@ -16,7 +16,7 @@ describe("bulk-messaging enqueued twice sends once", () => {
   let sms: FakeSmsServer;
   let worker: RunningWorker;
   let producer: Producer;
-  let events: QueueEvents;
+  let events: AnyQueueEvents;
 
   beforeAll(async () => {
     db = testDatabase.db;
@@ -25,7 +25,7 @@ describe("bulk-messaging enqueued twice sends once", () => {
     const provider = new HttpProvider({ baseUrl: sms.url, accountSid: sms.accountSid, authToken: sms.authToken, from: "dbjobs", baseDelayMs: 10 });
     worker = await startWorker("bulk-messaging", { config, logger: memoryLogger("warn").logger, db, services: { messaging: () => provider } });
     producer = Producer.fromConfig(config);
-    events = new QueueEvents("bulk-messaging", { connection: testRedis(), prefix: config.QUEUE_PREFIX });
+    events = await producer.store.queueEvents("bulk-messaging");
     await events.waitUntilReady();
   });
   afterAll(async () => {

@@ -2,6 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { createCache, readCacheStats, type TwoTierCache } from "../src/cache/cache.js";
 import type { Config } from "../src/lib/config.js";
 import { queueStoreOptions } from "../src/lib/config.js";
+import { redisMetricsStore } from "../src/lib/metrics.js";
 import { createQueueStore, type QueueStore } from "../src/lib/queue-store.js";
 import { cacheOptionsFrom, cacheSetups, cacheTestConfig } from "./support/cache-setups.js";
 import { readSeries } from "./support/metric-series.js";
@@ -90,7 +91,7 @@ describe.each(cacheSetups())("cache stampede protection and statistics ($name)",
     );
     expect(summed.kinds.reference.loads).toBeGreaterThanOrEqual(1);
     if (config.QUEUE_BACKEND === "redis") {
-      const raw = await readSeries(redis, config.QUEUE_PREFIX);
+      const raw = await readSeries(redisMetricsStore(redis, config.QUEUE_PREFIX));
       expect(Number(raw.get('dbjobs_cache_hits_total{kind="aggregate",tier="l2"}'))).toBe(1);
     }
   });

@@ -1,13 +1,13 @@
 import { mkdir } from "node:fs/promises";
 import { join } from "node:path";
-import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDashboard } from "../src/dashboard/server.js";
+import { queueStoreOptions } from "../src/lib/config.js";
 import { packageRoot } from "../src/lib/paths.js";
+import { type AnyQueue, createQueueStore, type QueueStore } from "../src/lib/queue-store.js";
 import { startWorker } from "../src/queues/start-worker.js";
 import { browserSkipReason, launchBrowser, type TestBrowser } from "./support/browser.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testRedis } from "./support/test-env.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from "./support/test-env.js";
 
 /**
  * An operator's session in a real browser: Debian's Chromium logs in with
@@ -33,8 +33,8 @@ async function waitFor<T>(read: () => Promise<T>, done: (value: T) => boolean, w
 
 describe.skipIf(skipReason !== undefined)("the dashboard in headless Chromium", () => {
   let db: TestDatabase;
-  let redis: Redis;
-  let queue: Queue;
+  let store: QueueStore;
+  let queue: AnyQueue;
   let dashboard: Awaited<ReturnType<typeof startDashboard>>;
   let browser: TestBrowser | undefined;
   let config: ReturnType<typeof testConfig>;
@@ -42,15 +42,15 @@ describe.skipIf(skipReason !== undefined)("the dashboard in headless Chromium", 
   beforeAll(async () => {
     db = await createTestDatabase();
     config = testConfig(db.url, { DASHBOARD_USER: user, DASHBOARD_PASSWORD: password });
-    redis = testRedis();
-    queue = new Queue("invoice-totals", { connection: redis, prefix: config.QUEUE_PREFIX });
+    store = createQueueStore({ ...queueStoreOptions(config), role: "producer" });
+    queue = await store.queue("invoice-totals");
     dashboard = await startDashboard({ config, logger: memoryLogger("warn").logger, host: "127.0.0.1", port: 0 });
   });
   afterAll(async () => {
     await browser?.close();
     await dashboard?.close();
     await queue?.close();
-    redis?.disconnect();
+    await store?.close();
     await db?.drop();
   });
 

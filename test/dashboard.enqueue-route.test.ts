@@ -1,9 +1,9 @@
 import { randomUUID } from "node:crypto";
-import { Queue } from "bullmq";
-import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDashboard } from "../src/dashboard/server.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testRedis } from "./support/test-env.js";
+import { queueStoreOptions } from "../src/lib/config.js";
+import { type AnyQueue, createQueueStore, type QueueStore } from "../src/lib/queue-store.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from "./support/test-env.js";
 
 const user = "producer-app";
 const password = "enqueue-secret-password";
@@ -11,23 +11,21 @@ const authorization = `Basic ${Buffer.from(`${user}:${password}`).toString("base
 
 describe("POST /queues/<queue>/jobs", () => {
   let db: TestDatabase;
-  let redis: Redis;
-  let queue: Queue;
+  let store: QueueStore;
+  let queue: AnyQueue;
   let dashboard: Awaited<ReturnType<typeof startDashboard>>;
-  let prefix: string;
 
   beforeAll(async () => {
     db = await createTestDatabase();
     const config = testConfig(db.url, { DASHBOARD_USER: user, DASHBOARD_PASSWORD: password });
-    prefix = config.QUEUE_PREFIX;
-    redis = testRedis();
-    queue = new Queue("invoice-totals", { connection: redis, prefix });
+    store = createQueueStore({ ...queueStoreOptions(config), role: "producer" });
+    queue = await store.queue("invoice-totals");
     dashboard = await startDashboard({ config, logger: memoryLogger("warn").logger, host: "127.0.0.1", port: 0 });
   });
   afterAll(async () => {
     await dashboard?.close();
     await queue?.close();
-    redis?.disconnect();
+    await store?.close();
     await db?.drop();
   });
 

@@ -1,4 +1,3 @@
-import { QueueEvents } from "bullmq";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { PartitionMaintenanceResult } from "../src/jobs/partition-maintenance/contract.js";
@@ -12,7 +11,7 @@ import { Producer } from "../src/queues/producer.js";
 import { startWorker } from "../src/queues/start-worker.js";
 import { workerServices } from "../src/queues/worker-services.js";
 import { runHandler } from "./support/direct-job-context.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./support/test-env.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
 
 function directContext(db: Db, config: Config): JobContext {
   return {
@@ -126,7 +125,7 @@ describe("partition-maintenance runs side by side and from the queue", () => {
   it("runs from the queue through a worker and returns its result", async () => {
     const producer = Producer.fromConfig(config);
     const worker = await startWorker("partition-maintenance", { config, logger: memoryLogger("warn").logger, db: dbA });
-    const events = new QueueEvents("partition-maintenance", { connection: testRedis(), prefix: config.QUEUE_PREFIX });
+    const events = await producer.store.queueEvents("partition-maintenance");
     try {
       await events.waitUntilReady();
       const job = await producer.enqueue("partition-maintenance", { monthsAhead: 10 });

@@ -193,7 +193,7 @@ describe("transaction-retry settlement outcomes", () => {
     expect(await readAccount(db.pool, account!)).toMatchObject({ currentBalance: "100.00", version: 0 });
 
     await flushMetrics(redisMetricsStore(redis, metricsPrefix));
-    const metrics = await readSeries(redis, metricsPrefix);
+    const metrics = await readSeries(redisMetricsStore(redis, metricsPrefix));
     expect(metrics.get('dbjobs_transactions_failed_for_good_total{reason="attempts_exhausted"}')).toBe(1);
     expect(metrics.get('dbjobs_transactions_failed_for_good_total{reason="insufficient_funds"}')).toBe(1);
   });

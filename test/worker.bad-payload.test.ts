@@ -1,14 +1,13 @@
-import { Queue, QueueEvents } from "bullmq";
-import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { invoiceTotalsPayload } from "../src/jobs/invoice-totals/contract.js";
-import type { Config } from "../src/lib/config.js";
+import { type Config, queueStoreOptions } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { PayloadValidationError } from "../src/lib/errors.js";
+import { type AnyQueue, type AnyQueueEvents, createQueueStore, type QueueStore } from "../src/lib/queue-store.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { validatePayload } from "../src/queues/validate-payload.js";
 import { readSeries } from "./support/metric-series.js";
-import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";
+import { memoryLogger, testConfig, useTestDb } from "./support/test-env.js";
 import { waitFor } from "./support/wait-for.js";
 
 /** The message the producer would have given for `payload`. */
@@ -25,22 +24,20 @@ describe("a bad payload that reaches a worker anyway", () => {
   const testDatabase = useTestDb();
   let db: Db;
   let config: Config;
-  let connection: Redis;
-  let queue: Queue;
-  let events: QueueEvents;
-  let eventsConnection: Redis;
+  let store: QueueStore;
+  let queue: AnyQueue;
+  let events: AnyQueueEvents;
   let worker: RunningWorker;
   const log = memoryLogger("info");
 
   beforeAll(async () => {
     db = testDatabase.db;
     config = testConfig(testDatabase.url);
-    connection = testRedis();
+    store = createQueueStore({ ...queueStoreOptions(config), role: "producer" });
     // A raw BullMQ queue: it bypasses the producer's validation, as another
     // language's client or an old producer version would.
-    queue = new Queue("invoice-totals", { connection, prefix: config.QUEUE_PREFIX });
-    eventsConnection = testRedis();
-    events = new QueueEvents("invoice-totals", { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
+    queue = await store.queue("invoice-totals");
+    events = await store.queueEvents("invoice-totals");
     await events.waitUntilReady();
     worker = await startWorker("invoice-totals", { config, logger: log.logger, db, metricsFlushMs: 100 });
   });
@@ -48,10 +45,9 @@ describe("a bad payload that reaches a worker anyway", () => {
   afterAll(async () => {
     await worker?.close();
     await events?.close();
-    eventsConnection?.disconnect();
     await queue?.obliterate({ force: true });
     await queue?.close();
-    connection?.disconnect();
+    await store?.close();
   });
 
   it.each([
@@ -80,7 +76,7 @@ describe("a bad payload that reaches a worker anyway", () => {
   it("counts the failures and the completion for the dashboard's metrics", async () => {
     const q = 'queue="invoice-totals"';
     const metrics = await waitFor("the worker's metrics flush", async () => {
-      const current = await readSeries(connection, config.QUEUE_PREFIX);
+      const current = await readSeries(store.metrics());
       return current.get(`dbjobs_jobs_completed_total{${q}}`) === 1 ? current : undefined;
     });
     expect(metrics.get(`dbjobs_jobs_failed_total{${q}}`)).toBe(3);

@@ -1,12 +1,10 @@
-import { QueueEvents } from "bullmq";
-import type { Redis } from "ioredis";
 import pg from "pg";
 import type { DbMaintenanceResult } from "../../src/jobs/db-maintenance/contract.js";
 import type { Config } from "../../src/lib/config.js";
 import type { Db } from "../../src/lib/db.js";
 import { Producer } from "../../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../../src/queues/start-worker.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb, testRedis } from "./test-env.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./test-env.js";
 
 /**
  * A private database, a real db-maintenance worker and a producer, plus the
@@ -32,8 +30,7 @@ export async function createMaintenanceHarness(): Promise<MaintenanceHarness> {
   const config = testConfig(database.url);
   const db = testDb(database.url);
   const producer = Producer.fromConfig(config);
-  const eventsConnection: Redis = testRedis();
-  const events = new QueueEvents("db-maintenance", { connection: eventsConnection, prefix: config.QUEUE_PREFIX });
+  const events = await producer.store.queueEvents("db-maintenance");
   await events.waitUntilReady();
   const memory = memoryLogger("info");
   const worker: RunningWorker = await startWorker("db-maintenance", { config, logger: memory.logger, db });
@@ -67,7 +64,6 @@ export async function createMaintenanceHarness(): Promise<MaintenanceHarness> {
     async close() {
       await worker.close();
       await events.close();
-      eventsConnection.disconnect();
       await (await producer.queue("db-maintenance")).obliterate({ force: true });
       await producer.close();
       await db.close();

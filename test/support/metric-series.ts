@@ -1,9 +1,8 @@
-import type { Redis } from "ioredis";
-import { redisMetricsStore } from "../../src/lib/metrics.js";
+import type { MetricsStore } from "../../src/lib/metrics.js";
 
 /** The flushed series of every process, keyed as in the exposition text, `name{label="value",...}` with labels sorted. */
-export async function readSeries(redis: Redis, prefix: string): Promise<Map<string, number>> {
-  const { samples } = await redisMetricsStore(redis, prefix).read();
+export async function readSeries(store: MetricsStore): Promise<Map<string, number>> {
+  const { samples } = await store.read();
   const series = new Map<string, number>();
   for (const { sample, labels, value } of samples) {
     const entries = Object.entries(labels).sort(([a], [b]) => a.localeCompare(b));
