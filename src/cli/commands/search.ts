@@ -1,21 +1,11 @@
 import type { Command } from "commander";
-import { parseHistoryQuery } from "../../history/history-query.js";
+import { type HistoryQueryInput, parseHistoryQuery } from "../../history/history-query.js";
 import { searchHistory } from "../../history/search-history.js";
 import { createCliContext, printJson } from "../context.js";
 import { firstLine } from "../job-view.js";
 
-interface SearchOptions {
-  queue?: string;
-  state?: string;
-  since?: string;
-  until?: string;
-  fingerprint?: string;
-  error?: string;
-  id?: string;
-  limit: string;
-  cursor?: string;
-  json?: boolean;
-}
+/** What commander hands over: the query's options as typed (limit as text), plus --json. */
+type SearchOptions = Omit<HistoryQueryInput, "fields" | "limit"> & { limit: string; json?: boolean };
 
 /** `dbjobs search`: the job history in PostgreSQL (finished jobs, kept HISTORY_RETENTION_DAYS), newest first, a page at a time. */
 export function registerSearchCommand(program: Command): void {
