@@ -40,6 +40,11 @@ describe("POST /queues/<queue>/jobs/<id>/cancel", () => {
     expect(memory.lines()).toContainEqual(
       expect.objectContaining({ msg: "operator action", operatorAction: "cancel", target: `transaction-retry/${job.id}`, actor: user, via: "http" }),
     );
+    const { rows } = await testDatabase.db.pool.query<{ actor: string; source: string; outcome: string }>(
+      `SELECT actor, source, outcome FROM "dbjobs"."audit_log" WHERE action = 'cancel' AND target = $1`,
+      [`transaction-retry/${job.id}`],
+    );
+    expect(rows).toEqual([{ actor: user, source: "dashboard", outcome: "ok" }]);
   });
 
   it("needs authentication, answers 404 for an unknown job or queue and 409 for a finished one", async () => {

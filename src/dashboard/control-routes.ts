@@ -1,4 +1,6 @@
 import { type Request, type Response, Router } from "express";
+import { dashboardActor } from "../audit/dashboard-actor.js";
+import type { Queryable } from "../audit/record-audit.js";
 import { DbjobsError, UnknownQueueError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import type { QueueStore } from "../lib/queue-store.js";
@@ -17,18 +19,8 @@ export interface ControlRoutesOptions {
   store: QueueStore;
   logger: Logger;
   connectTimeoutMs: number;
-}
-
-/** The operator the request authenticated as: the basic-auth user, "token" for a bearer token, else "anonymous". */
-export function requestActor(req: Request): string {
-  const header = req.headers.authorization ?? "";
-  if (header.startsWith("Basic ")) {
-    const decoded = Buffer.from(header.slice(6), "base64").toString("utf8");
-    const colon = decoded.indexOf(":");
-    if (colon > 0) return decoded.slice(0, colon);
-  }
-  if (header.startsWith("Bearer ")) return "token";
-  return "anonymous";
+  /** The application database, for the audit log. */
+  audit?: Queryable;
 }
 
 export function controlRouter(options: ControlRoutesOptions): Router {
@@ -47,9 +39,10 @@ export function controlRouter(options: ControlRoutesOptions): Router {
         logger: options.logger,
         queue: req.params.queue,
         jobId: req.params.id,
-        actor: requestActor(req),
+        actor: dashboardActor(req),
         via: "http",
         waitMs,
+        audit: options.audit,
       });
       res.status(outcome.outcome === "still-active" ? 202 : 200).json(outcome);
     } catch (err) {

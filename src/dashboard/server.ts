@@ -123,7 +123,7 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
     }
   });
 
-  app.use(controlRouter({ store: deps.store, logger: deps.logger, connectTimeoutMs: deps.connectTimeoutMs ?? 3000 }));
+  app.use(controlRouter({ store: deps.store, logger: deps.logger, connectTimeoutMs: deps.connectTimeoutMs ?? 3000, audit: deps.pool }));
   app.use(
     "/console",
     consoleRouter({ services: { queues: deps.queues, db: deps.db, readSchedules: deps.readSchedules }, logger: deps.logger, basePath: "/console" }),

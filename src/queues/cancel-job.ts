@@ -1,4 +1,5 @@
 import { setTimeout as sleep } from "node:timers/promises";
+import type { Queryable } from "../audit/record-audit.js";
 import { DbjobsError, UnknownQueueError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import type { AnyQueue, QueueStore } from "../lib/queue-store.js";
@@ -28,6 +29,8 @@ export interface CancelJobRequest {
   via: "cli" | "http";
   /** How long to wait for an active job to stop. @defaultValue 10000 */
   waitMs?: number;
+  /** The application database, to write the cancel to the audit log. */
+  audit?: Queryable;
 }
 
 export interface CancelJobOutcome {
@@ -84,6 +87,7 @@ export async function cancelJob(request: CancelJobRequest): Promise<CancelJobOut
         detail: { outcome: outcome.outcome, stateBefore: outcome.stateBefore },
       },
       request.logger,
+      request.audit,
     );
     return outcome;
   } finally {

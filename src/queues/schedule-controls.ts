@@ -1,4 +1,5 @@
 import type pg from "pg";
+import type { Queryable } from "../audit/record-audit.js";
 import type { Config } from "../lib/config.js";
 import { DbjobsError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
@@ -81,6 +82,8 @@ interface ControlRequest {
   id: string;
   actor: string;
   via: "cli" | "http";
+  /** The application database, to write the action to the audit log. */
+  audit?: Queryable;
 }
 
 export async function setSchedulePaused(request: ControlRequest & { pool: Sql; paused: boolean }): Promise<{ id: string; paused: boolean; changed: boolean }> {
@@ -102,6 +105,7 @@ export async function triggerSchedule(request: ControlRequest & { producer: Prod
   await recordOperatorAction(
     { action: "schedule.trigger", target: request.id, actor: request.actor, via: request.via, detail: { queue: schedule.queue, jobId: job.id } },
     request.logger,
+    request.audit,
   );
   return { id: request.id, queue: schedule.queue, jobId: String(job.id) };
 }

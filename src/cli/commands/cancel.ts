@@ -24,6 +24,7 @@ export function registerCancelCommand(program: Command): void {
           actor: cliActor(context.config),
           via: "cli",
           waitMs,
+          audit: context.db().pool,
         });
         if (options.json) printJson(outcome);
         else if (outcome.outcome === "removed") console.log(`job ${id} had not started (${outcome.stateBefore}); removed`);

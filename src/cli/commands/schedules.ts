@@ -50,7 +50,15 @@ function registerScheduleControlCommands(schedules: Command): void {
       const context = createCliContext({ quiet: true });
       try {
         const producer = context.producer();
-        const outcome = await triggerSchedule({ config: context.config, logger: context.logger, producer, id, actor: cliActor(context.config), via: "cli" });
+        const outcome = await triggerSchedule({
+          config: context.config,
+          logger: context.logger,
+          producer,
+          id,
+          actor: cliActor(context.config),
+          via: "cli",
+          audit: context.db().pool,
+        });
         if (json(options)) printJson(outcome);
         else console.log(`schedule ${id}: enqueued ${outcome.queue} job ${outcome.jobId}; next fire unchanged`);
       } finally {
