@@ -2,12 +2,10 @@ import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ArchivingResult } from "../src/jobs/archiving/contract.js";
-import { archiveCutoff } from "../src/jobs/archiving/plan.js";
 import type { Config } from "../src/lib/config.js";
-import { createPartition } from "../src/partitions/create-partition.js";
-import { addUtcMonths, utcMonthStart } from "../src/partitions/month-bounds.js";
 import { Producer } from "../src/queues/producer.js";
 import { startWorker } from "../src/queues/start-worker.js";
+import { seedArchivableMonth } from "./support/archive-data.js";
 import { cliEnv, spawnCli } from "./support/spawn-cli.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from "./support/test-env.js";
 import { waitForSessionsToEnd } from "./support/wait-for.js";
@@ -28,16 +26,8 @@ describe("archiving survives a worker killed with SIGKILL mid-run", () => {
     config = testConfig(database.url);
     client = new pg.Client({ connectionString: database.url });
     await client.connect();
-    const month = addUtcMonths(utcMonthStart(archiveCutoff(new Date(), 7)), -6);
-    await createPartition(client, "transactions", month);
-    // Eligible rows with a few pending ones among them, so the month goes through batches.
-    await client.query(
-      `INSERT INTO transactions (type, status, amount, "idempotencyKey", "createdAt")
-       SELECT 'DEPOSIT', CASE WHEN g % 1001 = 0 THEN 'PENDING'::"TransactionStatus" ELSE 'COMPLETED'::"TransactionStatus" END,
-              (g % 500) + 0.5, 'crash-' || g, $1::timestamptz + g * interval '20 seconds'
-         FROM generate_series(1, $2) g`,
-      [month, eligible + eligible / 1000], // every 1001st is PENDING: 60,060 rows, 60,000 eligible
-    );
+    // Every 1001st is PENDING: 60,060 rows, 60,000 eligible.
+    await seedArchivableMonth(client, { rows: eligible + eligible / 1000, pendingEvery: 1001, keyPrefix: "crash" });
     await client.query("ANALYZE transactions");
   });
   afterAll(async () => {

@@ -1,11 +1,9 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { archiveCutoff } from "../src/jobs/archiving/plan.js";
 import type { Config } from "../src/lib/config.js";
-import { createPartition } from "../src/partitions/create-partition.js";
-import { addUtcMonths, utcMonthStart } from "../src/partitions/month-bounds.js";
 import { cancelJob } from "../src/queues/cancel-job.js";
 import { Producer } from "../src/queues/producer.js";
+import { seedArchivableMonth } from "./support/archive-data.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from "./support/test-env.js";
 import { someoneWaitsOn, waitFor } from "./support/wait-for.js";
@@ -34,16 +32,7 @@ describe("cancel: an archiving job stopped in the middle of a batch statement", 
     config = testConfig(database.url);
     client = new pg.Client({ connectionString: database.url });
     await client.connect();
-    const month = addUtcMonths(utcMonthStart(archiveCutoff(new Date(), 7)), -6);
-    await createPartition(client, "transactions", month);
-    // A few pending rows among the eligible ones keep the month on the batch path.
-    await client.query(
-      `INSERT INTO transactions (type, status, amount, "idempotencyKey", "createdAt")
-       SELECT 'DEPOSIT', CASE WHEN g % 1001 = 0 THEN 'PENDING'::"TransactionStatus" ELSE 'COMPLETED'::"TransactionStatus" END,
-              (g % 500) + 0.5, 'cancel-' || g, $1::timestamptz + g * interval '20 seconds'
-         FROM generate_series(1, $2) g`,
-      [month, eligible],
-    );
+    await seedArchivableMonth(client, { rows: eligible, pendingEvery: 1001, keyPrefix: "cancel" });
     await client.query("ANALYZE transactions");
   });
   afterAll(async () => {

@@ -1,11 +1,9 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { archiveCutoff } from "../src/jobs/archiving/plan.js";
 import type { Config } from "../src/lib/config.js";
-import { createPartition } from "../src/partitions/create-partition.js";
-import { addUtcMonths, utcMonthStart } from "../src/partitions/month-bounds.js";
 import { Producer } from "../src/queues/producer.js";
 import { startWorker } from "../src/queues/start-worker.js";
+import { seedArchivableMonth } from "./support/archive-data.js";
 import { cliEnv, runCli } from "./support/spawn-cli.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from "./support/test-env.js";
 import { someoneWaitsOn, waitFor } from "./support/wait-for.js";
@@ -30,15 +28,7 @@ describe("deadline: a job stopped when its deadlineMs passes", () => {
     config = testConfig(database.url);
     client = new pg.Client({ connectionString: database.url });
     await client.connect();
-    const month = addUtcMonths(utcMonthStart(archiveCutoff(new Date(), 7)), -6);
-    await createPartition(client, "transactions", month);
-    await client.query(
-      `INSERT INTO transactions (type, status, amount, "idempotencyKey", "createdAt")
-       SELECT 'DEPOSIT', CASE WHEN g % 101 = 0 THEN 'PENDING'::"TransactionStatus" ELSE 'COMPLETED'::"TransactionStatus" END,
-              (g % 500) + 0.5, 'deadline-' || g, $1::timestamptz + g * interval '20 seconds'
-         FROM generate_series(1, 2000) g`,
-      [month],
-    );
+    await seedArchivableMonth(client, { rows: 2000, pendingEvery: 101, keyPrefix: "deadline" });
   });
   afterAll(async () => {
     await client.end();
