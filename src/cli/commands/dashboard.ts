@@ -19,7 +19,13 @@ export function registerDashboardCommand(program: Command): void {
     .option("--port <port>", "port to listen on (default DASHBOARD_PORT, 3000)", parsePort)
     .action(async (options: { host?: string; port?: number }) => {
       const context = createCliContext();
-      const dashboard = await startDashboard({ config: context.config, logger: context.logger, host: options.host, port: options.port });
-      exitOnSignals(() => dashboard.close(), { timeoutMs: context.config.SHUTDOWN_TIMEOUT_MS, logger: context.logger.child({ component: "dashboard" }) });
+      const dashboard = startDashboard({ config: context.config, logger: context.logger, host: options.host, port: options.port });
+      // Installed before start-up finishes: the server answers while the queue store is still being reached,
+      // and a SIGTERM in that window must drain, not kill.
+      exitOnSignals(async () => (await dashboard).close(), {
+        timeoutMs: context.config.SHUTDOWN_TIMEOUT_MS,
+        logger: context.logger.child({ component: "dashboard" }),
+      });
+      await dashboard;
     });
 }
