@@ -64,7 +64,8 @@ describe("a bad payload that reaches a worker anyway", () => {
     expect(failed?.failedReason).toBe(producerMessage(payload));
     expect(failed?.failedReason).toContain(`${field}:`);
 
-    const line = log.lines().find((entry) => entry.msg === "job failed" && entry.jobId === job.id);
+    // The worker logs from its own "failed" event, which may come after the queue's event the test waited on.
+    const line = await waitFor("the worker's failure line", async () => log.lines().find((entry) => entry.msg === "job failed" && entry.jobId === job.id));
     expect(line).toMatchObject({ queue: "invoice-totals", attemptsMade: 1 });
   });
 
