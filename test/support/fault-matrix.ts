@@ -97,13 +97,20 @@ async function runFault<State>(scenario: QueueUnderFaults<State>, world: FaultWo
     const first = await startWorker();
     const job = await scenario.enqueue(world, state);
     const jobId = String(job.id);
+    let lastState = "";
     const untilMidWork = (nth: 1 | 2) =>
       waitFor(
         `the ${scenario.queue} job to be mid-work (fault ${nth})`,
-        async () => (await stateOf(world, scenario.queue, jobId)) === "active" && scenario.midWork(world, state, nth),
+        async () => {
+          lastState = await stateOf(world, scenario.queue, jobId);
+          return lastState === "active" && scenario.midWork(world, state, nth);
+        },
         120_000,
         25,
-      );
+      ).catch((err: Error) => {
+        err.message += ` (the job was last seen ${lastState})`;
+        throw err;
+      });
 
     await untilMidWork(1);
     let survivor = first;
@@ -135,6 +142,11 @@ async function runFault<State>(scenario: QueueUnderFaults<State>, world: FaultWo
     expect(survivor.child.exitCode, `worker output:\n${survivor.stderr().slice(-3000)}`).toBeNull();
     expect(survivor.child.signalCode).toBeNull();
     await scenario.verify(world, state, (await jobOf(world, scenario.queue, jobId)) as Job);
+  } catch (err) {
+    // What the workers printed is the first thing to read when a fault goes wrong in CI.
+    const output = workers.map((worker, index) => `--- worker ${index + 1} stderr (tail):\n${worker.stderr().slice(-4000)}`).join("\n");
+    if (err instanceof Error) err.message = `${err.message}\n${output}`;
+    throw err;
   } finally {
     for (const worker of workers) if (worker.child.exitCode === null && worker.child.signalCode === null) worker.child.kill("SIGKILL");
     await Promise.all(workers.map((worker) => worker.exited));
