@@ -1,6 +1,7 @@
 import type { IQueueBackend, JobsOptions, Processor, Queue, QueueEvents, Worker, WorkerOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import type pg from "pg";
+import type { ClosingWorker } from "./closing-worker.js";
 import { ConfigError, QueueBackendUnavailableError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { redactUrl } from "./logger.js";
@@ -40,7 +41,8 @@ export interface QueueStore {
   /** The pg pool of a PostgreSQL store (search_path `bullmq`), else undefined. */
   readonly pool: pg.Pool | undefined;
   queue(name: string, options?: { defaultJobOptions?: JobsOptions }): Promise<AnyQueue>;
-  worker(name: string, processor: Processor, options: Omit<WorkerOptions, "connection" | "prefix">): Promise<AnyWorker>;
+  /** A worker that takes no job once its close() has begun (closing-worker.ts). */
+  worker(name: string, processor: Processor, options: Omit<WorkerOptions, "connection" | "prefix">): Promise<ClosingWorker>;
   queueEvents(name: string): Promise<AnyQueueEvents>;
   /** Resolves once the store answers; rejects with a QueueBackendUnavailableError after `timeoutMs`, having changed nothing. */
   ready(timeoutMs: number): Promise<void>;
@@ -101,8 +103,8 @@ function redisStore(options: QueueStoreOptions): QueueStore {
       return quiet(new Queue(name, { connection: redis, prefix, ...queueOptions }));
     },
     async worker(name, processor, workerOptions) {
-      const { Worker } = await import("bullmq");
-      return quiet(new Worker(name, processor, { ...workerOptions, connection: redis, prefix }));
+      const { ClosingWorker } = await import("./closing-worker.js");
+      return quiet(new ClosingWorker(name, processor, { ...workerOptions, connection: redis, prefix }));
     },
     async queueEvents(name) {
       const { QueueEvents } = await import("bullmq");
@@ -171,9 +173,9 @@ function postgresStore(options: QueueStoreOptions): QueueStore {
       return quiet(unlistenOnClose(connection, () => new Queue(name, { connection, ...queueOptions }, createBackend))) as AnyQueue;
     },
     async worker(name, processor, workerOptions) {
-      const { Worker } = await import("bullmq");
+      const { ClosingWorker } = await import("./closing-worker.js");
       const [connection, createBackend] = [await openPool(), await backend()];
-      return quiet(unlistenOnClose(connection, () => new Worker(name, processor, { ...workerOptions, connection }, createBackend))) as AnyWorker;
+      return quiet(unlistenOnClose(connection, () => new ClosingWorker(name, processor, { ...workerOptions, connection }, createBackend)));
     },
     async queueEvents(name) {
       const { QueueEvents } = await import("bullmq");
