@@ -11,7 +11,12 @@ const redisOnly = [
   "test/outbox-relay.*.test.ts",
   "test/scheduler-lock.keep-extended.test.ts",
 ];
-const postgresOnly = ["test/scheduler.postgres-leader-lock.test.ts", "test/cache.listen-connection-lost.test.ts", "test/cache-prefetch.no-shared-tier.test.ts"];
+const postgresOnly = [
+  "test/closing-worker.postgres-claims.test.ts",
+  "test/scheduler.postgres-leader-lock.test.ts",
+  "test/cache.listen-connection-lost.test.ts",
+  "test/cache-prefetch.no-shared-tier.test.ts",
+];
 const noQueue = [
   "test/chunk-lanes.test.ts",
   "test/docs.*.test.ts",
