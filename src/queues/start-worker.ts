@@ -234,7 +234,9 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
   flushTimer.unref();
 
   // Not forever: a worker whose control channel is slow to connect still works, and the listener keeps trying.
-  if (control) await Promise.race([control.ready, new Promise((resolve) => setTimeout(resolve, config.QUEUE_CONNECT_TIMEOUT_MS).unref())]);
+  // The worker's own readiness too: on PostgreSQL it names its LISTEN connection then, which is what lists it as the queue's worker (/health).
+  const ready = [worker.waitUntilReady().catch(() => undefined), ...(control ? [control.ready] : [])];
+  await Promise.race([Promise.all(ready), new Promise((resolve) => setTimeout(resolve, config.QUEUE_CONNECT_TIMEOUT_MS).unref())]);
   logger.info({ concurrency: worker.concurrency, backend: store.kind, ...(store.kind === "redis" ? { prefix } : {}) }, "worker started");
 
   let closing: Promise<void> | undefined;
