@@ -50,6 +50,11 @@ export interface QueueStore {
   metrics(): MetricsStore;
   /** Jobs of `queue` that ended in `state` at or after `sinceMs` (epoch ms); for jobs-per-minute figures. */
   finishedSince(queue: string, state: "completed" | "failed", sinceMs: number): Promise<number>;
+  /**
+   * When the oldest job waiting in `queue` (the `waiting` state, priority 0) was added, epoch ms; undefined when none waits.
+   * PostgreSQL store only: Redis's is read from its wait list's order (dashboard/metrics.ts).
+   */
+  readonly oldestWaitingAddedAt?: (queue: string) => Promise<number | undefined>;
   close(): Promise<void>;
 }
 
@@ -212,6 +217,16 @@ function postgresStore(options: QueueStoreOptions): QueueStore {
         [queue, state, sinceMs],
       );
       return rows[0]?.count ?? 0;
+    },
+    async oldestWaitingAddedAt(queue) {
+      // Takes $1 queue. Returns the least added_at_ms (BullMQ's job.timestamp) of its waiting, unprioritized jobs (get_counts'
+      // "waiting"), or null. Reads the queue's waiting rows through BullMQ's job_ready_idx: one pass over the backlog per scrape.
+      const { rows } = await (await openPool()).query<{ oldest: string | null }>(
+        "SELECT min(added_at_ms) AS oldest FROM job WHERE queue = $1 AND state = 'waiting' AND priority = 0",
+        [queue],
+      );
+      const oldest = rows[0]?.oldest;
+      return oldest == null ? undefined : Number(oldest);
     },
     async close() {
       await pool?.end().catch(() => undefined);
