@@ -6,8 +6,9 @@ import { type IQueueBackend, type Job, Worker } from "bullmq";
  *
  * BullMQ 6.7's close() wakes the worker's blocking wait, and on the PostgreSQL
  * backend that wait then returns "check now", so the worker makes one more
- * claim (Redis's aborted BZPOPMIN makes none). A job added just after SIGTERM
- * could thus still be started by a worker that is shutting down. Here every
+ * claim (shown in test/closing-worker.postgres-claims.test.ts). A job added
+ * just after SIGTERM could thus still be started by a worker that is shutting
+ * down, and nothing said when that last claim was over. Here every
  * claim that starts after close() is refused (the job stays waiting for the
  * next worker), and whenClaimsSettled() resolves once the claims started
  * before it are done: from then on this worker takes nothing.
