@@ -5,17 +5,18 @@ import { defineConfig } from "vitest/config";
  * about one backend only (its name says so, or it needs Redis itself) runs in
  * that backend's project; a file that touches no queue runs once, in `redis`.
  */
-// dashboard.health reads /health's Redis fields (the PostgreSQL store's /health is in dashboard.store-down);
-// worker.graceful-shutdown waits for BullMQ's Redis worker listing to drop the blocking connection.
 const redisOnly = [
-  "test/dashboard.health.test.ts",
-  "test/worker.graceful-shutdown.test.ts",
   "test/resilience.redis-restart.test.ts",
   "test/cache.redis-outage.test.ts",
   "test/outbox-relay.*.test.ts",
   "test/scheduler-lock.keep-extended.test.ts",
 ];
-const postgresOnly = ["test/scheduler.postgres-leader-lock.test.ts", "test/cache.listen-connection-lost.test.ts", "test/cache-prefetch.no-shared-tier.test.ts"];
+const postgresOnly = [
+  "test/closing-worker.postgres-claims.test.ts",
+  "test/scheduler.postgres-leader-lock.test.ts",
+  "test/cache.listen-connection-lost.test.ts",
+  "test/cache-prefetch.no-shared-tier.test.ts",
+];
 const noQueue = [
   "test/chunk-lanes.test.ts",
   "test/docs.*.test.ts",

@@ -7,7 +7,7 @@ import { redisMetricsStore } from "../src/lib/metrics.js";
 import type { AnyQueue } from "../src/lib/queue-store.js";
 import { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
-import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testPrefix, testRedis } from "./support/test-env.js";
+import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testPrefix, testQueueBackend, testRedis } from "./support/test-env.js";
 
 /**
  * A strict reader of the Prometheus text format 0.0.4: it throws on anything
@@ -224,6 +224,18 @@ describe("/metrics", () => {
     expect(metrics.samples.get(`dbjobs_queue_jobs{${q},state="waiting"}`)).toBe(2);
     expect(metrics.samples.get(`dbjobs_queue_oldest_waiting_age_seconds{${q}}`)).toBeGreaterThanOrEqual(89);
     expect(metrics.samples.get(`dbjobs_queue_oldest_waiting_age_seconds{${q}}`)).toBeLessThan(3600);
+  });
+
+  // On PostgreSQL the oldest is a min() over every waiting row, not a window of the wait list: the oldest
+  // job here sits in the middle of 250, out of reach of 100 read from either end of any order.
+  it.runIf(testQueueBackend() === "postgres")("finds the oldest waiting job among hundreds, wherever it sits", async () => {
+    const added = await rawQueue.addBulk(Array.from({ length: 250 }, () => ({ name: "invoice-totals", data: { all: true } })));
+    await backdate(config.DATABASE_URL, String(added[124]?.id), 7_200_000);
+    const metrics = await scrape();
+    const q = 'queue="invoice-totals"';
+    expect(metrics.samples.get(`dbjobs_queue_jobs{${q},state="waiting"}`)).toBe(252);
+    expect(metrics.samples.get(`dbjobs_queue_oldest_waiting_age_seconds{${q}}`)).toBeGreaterThanOrEqual(7199);
+    expect(metrics.samples.get(`dbjobs_queue_oldest_waiting_age_seconds{${q}}`)).toBeLessThan(7300);
   });
 });
 

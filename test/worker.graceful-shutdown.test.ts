@@ -64,19 +64,16 @@ describe("dbjobs worker shuts down gracefully", () => {
   it("on SIGTERM stops taking jobs, finishes the job in flight, and exits 0", async () => {
     const [invoice, other] = invoices as [InvoiceSpec, InvoiceSpec];
     const { producer, worker, job, release } = await jobInFlight(invoice);
-    const listedWorkers = async () => (await (await producer.queue("invoice-totals")).getWorkers()).length;
-    await waitFor("the worker to be listed", async () => (await listedWorkers()) === 1);
 
     worker.child.kill("SIGTERM");
     await worker.waitForOutput(/shutting down: draining in-flight work/);
-    // BullMQ's close() aborts the worker's blocking wait and then makes one last
-    // fetch, so a job added in the first instants after the signal may still be
-    // taken (and finished: nothing is lost). One added once the drain is under
-    // way must be left for the next worker. The drain is under way once the
-    // worker has dropped its blocking connection (the one BullMQ lists as the
-    // queue's worker): from then on it fetches nothing. Waiting for that, not
-    // for a fixed time, keeps a slow machine from adding the job too early.
-    await waitFor("the worker to stop waiting for jobs", async () => (await listedWorkers()) === 0);
+    // A job added in the first instants after the signal may still be taken
+    // (and finished: nothing is lost). Once the worker says it has stopped
+    // taking jobs, every claim it began has settled and it refuses any other
+    // (src/lib/closing-worker.ts), on either backend: a job added from then on
+    // must be left for the next worker. Waiting for that line, not for a fixed
+    // time, keeps a slow machine from adding the job too early.
+    await worker.waitForOutput(/stopped taking jobs/);
     const later = await producer.enqueue("invoice-totals", { invoiceIds: [invoice.id, other.id] });
     await sleep(1000);
     expect(worker.child.exitCode).toBeNull(); // still draining: the job is still in flight

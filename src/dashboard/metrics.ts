@@ -4,7 +4,7 @@ import type { AnyQueue } from "../lib/queue-store.js";
 import { flushedMetricsRegistry } from "./flushed-metrics.js";
 
 /**
- * `/metrics` (SPEC §5): queue depths read from Redis at scrape time, the
+ * `/metrics` (SPEC §5): queue depths read from the queue store at scrape time, the
  * counters and histograms every process flushed to the metrics store, schedule misses, and
  * this process's own runtime metrics. Gauges live in a registry built afresh
  * for each scrape, so two concurrent scrapes never see each other's values.
@@ -20,6 +20,8 @@ export interface MetricsSources {
   queues: readonly AnyQueue[];
   /** Where every process flushes its counters. */
   store: MetricsStore;
+  /** The queue store's exact oldest-waiting read (PostgreSQL); without it the oldest is taken from the wait list's first 100. */
+  oldestWaitingAddedAt?: (queue: string) => Promise<number | undefined>;
   /** Schedule health (src/queues/schedule-health.ts); omitted, no schedule gauges are exported. */
   readScheduleHealth?: () => Promise<ScheduleMisses[]>;
 }
@@ -28,18 +30,21 @@ export const metricsContentType = Registry.PROMETHEUS_CONTENT_TYPE;
 
 const queueStates = ["waiting", "active", "delayed", "prioritized", "waiting-children", "failed", "completed"] as const;
 
-/** Everything the scrape reads from Redis, read before any gauge is built so one failure fails the whole scrape. */
-async function readQueueSnapshot(queue: AnyQueue) {
-  const [counts, paused, workers, waiting] = await Promise.all([
+/** Everything the scrape reads from the queue store, read before any gauge is built so one failure fails the whole scrape. */
+async function readQueueSnapshot(queue: AnyQueue, oldestWaitingAddedAt: MetricsSources["oldestWaitingAddedAt"]) {
+  const [counts, paused, workers, oldestTimestamp] = await Promise.all([
     queue.getJobCounts(...queueStates),
     queue.isPaused(),
     queue.getWorkersCount(),
-    // The first 100 of the wait list: BullMQ's PostgreSQL backend does not put the oldest job at
-    // either end of a one-job range, so the oldest is taken from a window (the whole list on Redis's order).
-    queue.getJobs(["wait"], 0, 99, true),
+    oldestWaitingAddedAt ? oldestWaitingAddedAt(queue.name) : oldestInWaitList(queue),
   ]);
-  const stamps = waiting.map((job) => job.timestamp);
-  return { name: queue.name, counts, paused, workers, oldestTimestamp: stamps.length > 0 ? Math.min(...stamps) : undefined };
+  return { name: queue.name, counts, paused, workers, oldestTimestamp };
+}
+
+/** Redis: the wait list holds jobs in the order they were added, so its first 100 hold the oldest. */
+async function oldestInWaitList(queue: AnyQueue): Promise<number | undefined> {
+  const stamps = (await queue.getJobs(["wait"], 0, 99, true)).map((job) => job.timestamp);
+  return stamps.length > 0 ? Math.min(...stamps) : undefined;
 }
 
 export function createMetricsRenderer(sources: MetricsSources): () => Promise<string> {
@@ -49,7 +54,7 @@ export function createMetricsRenderer(sources: MetricsSources): () => Promise<st
   return async () => {
     const now = Date.now();
     const [snapshots, flushed, schedules] = await Promise.all([
-      Promise.all(sources.queues.map(readQueueSnapshot)),
+      Promise.all(sources.queues.map((queue) => readQueueSnapshot(queue, sources.oldestWaitingAddedAt))),
       sources.store.read(),
       sources.readScheduleHealth?.() ?? Promise.resolve(undefined),
     ]);

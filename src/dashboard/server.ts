@@ -80,6 +80,7 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
   const renderMetrics = createMetricsRenderer({
     queues: deps.queues,
     store: deps.store.metrics(),
+    oldestWaitingAddedAt: deps.store.oldestWaitingAddedAt,
     readScheduleHealth: deps.readScheduleHealth,
   });
 

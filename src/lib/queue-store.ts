@@ -1,6 +1,7 @@
 import type { IQueueBackend, JobsOptions, Processor, Queue, QueueEvents, Worker, WorkerOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import type pg from "pg";
+import type { ClosingWorker } from "./closing-worker.js";
 import { ConfigError, QueueBackendUnavailableError } from "./errors.js";
 import type { Logger } from "./logger.js";
 import { redactUrl } from "./logger.js";
@@ -40,7 +41,8 @@ export interface QueueStore {
   /** The pg pool of a PostgreSQL store (search_path `bullmq`), else undefined. */
   readonly pool: pg.Pool | undefined;
   queue(name: string, options?: { defaultJobOptions?: JobsOptions }): Promise<AnyQueue>;
-  worker(name: string, processor: Processor, options: Omit<WorkerOptions, "connection" | "prefix">): Promise<AnyWorker>;
+  /** A worker that takes no job once its close() has begun (closing-worker.ts). */
+  worker(name: string, processor: Processor, options: Omit<WorkerOptions, "connection" | "prefix">): Promise<ClosingWorker>;
   queueEvents(name: string): Promise<AnyQueueEvents>;
   /** Resolves once the store answers; rejects with a QueueBackendUnavailableError after `timeoutMs`, having changed nothing. */
   ready(timeoutMs: number): Promise<void>;
@@ -48,6 +50,11 @@ export interface QueueStore {
   metrics(): MetricsStore;
   /** Jobs of `queue` that ended in `state` at or after `sinceMs` (epoch ms); for jobs-per-minute figures. */
   finishedSince(queue: string, state: "completed" | "failed", sinceMs: number): Promise<number>;
+  /**
+   * When the oldest job waiting in `queue` (the `waiting` state, priority 0) was added, epoch ms; undefined when none waits.
+   * PostgreSQL store only: Redis's is read from its wait list's order (dashboard/metrics.ts).
+   */
+  readonly oldestWaitingAddedAt?: (queue: string) => Promise<number | undefined>;
   close(): Promise<void>;
 }
 
@@ -101,8 +108,8 @@ function redisStore(options: QueueStoreOptions): QueueStore {
       return quiet(new Queue(name, { connection: redis, prefix, ...queueOptions }));
     },
     async worker(name, processor, workerOptions) {
-      const { Worker } = await import("bullmq");
-      return quiet(new Worker(name, processor, { ...workerOptions, connection: redis, prefix }));
+      const { ClosingWorker } = await import("./closing-worker.js");
+      return quiet(new ClosingWorker(name, processor, { ...workerOptions, connection: redis, prefix }));
     },
     async queueEvents(name) {
       const { QueueEvents } = await import("bullmq");
@@ -171,9 +178,9 @@ function postgresStore(options: QueueStoreOptions): QueueStore {
       return quiet(unlistenOnClose(connection, () => new Queue(name, { connection, ...queueOptions }, createBackend))) as AnyQueue;
     },
     async worker(name, processor, workerOptions) {
-      const { Worker } = await import("bullmq");
+      const { ClosingWorker } = await import("./closing-worker.js");
       const [connection, createBackend] = [await openPool(), await backend()];
-      return quiet(unlistenOnClose(connection, () => new Worker(name, processor, { ...workerOptions, connection }, createBackend))) as AnyWorker;
+      return quiet(unlistenOnClose(connection, () => new ClosingWorker(name, processor, { ...workerOptions, connection }, createBackend)));
     },
     async queueEvents(name) {
       const { QueueEvents } = await import("bullmq");
@@ -210,6 +217,16 @@ function postgresStore(options: QueueStoreOptions): QueueStore {
         [queue, state, sinceMs],
       );
       return rows[0]?.count ?? 0;
+    },
+    async oldestWaitingAddedAt(queue) {
+      // Takes $1 queue. Returns the least added_at_ms (BullMQ's job.timestamp) of its waiting, unprioritized jobs (get_counts'
+      // "waiting"), or null. Reads the queue's waiting rows through BullMQ's job_ready_idx: one pass over the backlog per scrape.
+      const { rows } = await (await openPool()).query<{ oldest: string | null }>(
+        "SELECT min(added_at_ms) AS oldest FROM job WHERE queue = $1 AND state = 'waiting' AND priority = 0",
+        [queue],
+      );
+      const oldest = rows[0]?.oldest;
+      return oldest == null ? undefined : Number(oldest);
     },
     async close() {
       await pool?.end().catch(() => undefined);

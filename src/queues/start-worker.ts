@@ -2,6 +2,7 @@ import type { Job } from "bullmq";
 import { createCacheInvalidator } from "../cache/invalidator.js";
 import { completedRow, failedRow, isFinalFailure } from "../history/history-row.js";
 import { HistoryWriter } from "../history/history-writer.js";
+import type { ClosingWorker } from "../lib/closing-worker.js";
 import { type Config, queueStoreOptions } from "../lib/config.js";
 import { createDb, type Db } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
@@ -66,7 +67,7 @@ export interface StartWorkerOptions {
 }
 
 export interface RunningWorker {
-  worker: AnyWorker;
+  worker: ClosingWorker;
   db: Db;
   /** Applies a concurrency at once (what a `scale` control message does). */
   setConcurrency(concurrency: number): void;
@@ -233,7 +234,9 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
   flushTimer.unref();
 
   // Not forever: a worker whose control channel is slow to connect still works, and the listener keeps trying.
-  if (control) await Promise.race([control.ready, new Promise((resolve) => setTimeout(resolve, config.QUEUE_CONNECT_TIMEOUT_MS).unref())]);
+  // The worker's own readiness too: on PostgreSQL it names its LISTEN connection then, which is what lists it as the queue's worker (/health).
+  const ready = [worker.waitUntilReady().catch(() => undefined), ...(control ? [control.ready] : [])];
+  await Promise.race([Promise.all(ready), new Promise((resolve) => setTimeout(resolve, config.QUEUE_CONNECT_TIMEOUT_MS).unref())]);
   logger.info({ concurrency: worker.concurrency, backend: store.kind, ...(store.kind === "redis" ? { prefix } : {}) }, "worker started");
 
   let closing: Promise<void> | undefined;
@@ -244,8 +247,13 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
     close(force = false) {
       closing ??= (async () => {
         clearInterval(flushTimer);
+        // Stop taking jobs first, at once; the drain below waits for the ones in flight.
+        const drained = worker.close(force);
+        drained.catch(() => undefined); // awaited below; this keeps a failure meanwhile from counting as unhandled
+        await worker.whenClaimsSettled();
+        logger.info("stopped taking jobs; waiting for the jobs in flight");
         await control?.close();
-        await worker.close(force);
+        await drained;
         await history?.close();
         await flush().catch(() => undefined);
         await invalidator.close();
