@@ -28,6 +28,8 @@ if (skipReason) console.warn(skipReason);
 const operator = { username: "olga", password: "olga-operator-password" };
 const viewer = { username: "victor", password: "victor-viewer-password" };
 const screenshots = join(packageRoot, "test-artifacts", "screenshots");
+// Two invoices: a one-invoice job is deduplicated, which delays it; these wait (no worker runs invoice-totals here).
+const waitingPayload = (n: number) => ({ invoiceIds: [n, n + 1].map((k) => `00000000-0000-4000-8000-${String(k).padStart(12, "0")}`) });
 
 describe.skipIf(skipReason !== undefined)("console controls: cancel, trigger, pause and resume in headless Chromium", { timeout: 240_000 }, () => {
   let db: TestDatabase;
@@ -79,7 +81,7 @@ describe.skipIf(skipReason !== undefined)("console controls: cancel, trigger, pa
   });
 
   it("shows a viewer the waiting job and the schedules without any control, and answers its POSTs with 403", async () => {
-    const job = await producer.enqueue("invoice-totals", { invoiceIds: ["00000000-0000-4000-8000-000000000001"] });
+    const job = await producer.enqueue("invoice-totals", waitingPayload(1));
     const id = String(job.id);
     const page = await pageAs(viewer);
     await page.goto(`${dashboard.url}/console/jobs`);
@@ -106,7 +108,7 @@ describe.skipIf(skipReason !== undefined)("console controls: cancel, trigger, pa
   });
 
   it("lets an operator cancel a waiting job from the Search page, and the Audit page names the operator", async () => {
-    const job = await producer.enqueue("invoice-totals", { invoiceIds: ["00000000-0000-4000-8000-000000000002"] });
+    const job = await producer.enqueue("invoice-totals", waitingPayload(3));
     const id = String(job.id);
     const page = await pageAs(operator);
     await page.goto(`${dashboard.url}/console/search?${new URLSearchParams({ id, queue: "invoice-totals" })}`);
