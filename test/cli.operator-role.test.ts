@@ -3,7 +3,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { verbKinds, verbName } from "../src/cli/cli-operator.js";
 import { buildProgram } from "../src/cli/program.js";
-import type { Config } from "../src/lib/config.js";
+import { type Config, loadConfig } from "../src/lib/config.js";
 import { hashPassword } from "../src/lib/password-hash.js";
 import { Producer } from "../src/queues/producer.js";
 import { failInvoiceJobs } from "./support/failed-jobs.js";
@@ -30,6 +30,12 @@ function allVerbs(command: Command): string[] {
 describe("every CLI verb is classified as mutating, read-only or a process", () => {
   it("lists each verb of the program in verbKinds, and nothing else", () => {
     expect(allVerbs(buildProgram()).sort()).toEqual(Object.keys(verbKinds).sort());
+  });
+
+  it("refuses DBJOBS_PASSWORD without DBJOBS_ACTOR, and a short DBJOBS_TOKEN, naming the variable and the fix", () => {
+    expect(() => loadConfig({ DBJOBS_PASSWORD: "secret" })).toThrow(/DBJOBS_PASSWORD: needs DBJOBS_ACTOR naming the DASHBOARD_USERS user/);
+    expect(() => loadConfig({ DBJOBS_TOKEN: "short" })).toThrow(/DBJOBS_TOKEN: use at least 16 characters \(it must equal DASHBOARD_TOKEN\)/);
+    expect(loadConfig({ DBJOBS_ACTOR: "olga", DBJOBS_PASSWORD: "secret" })).toMatchObject({ DBJOBS_ACTOR: "olga", DBJOBS_PASSWORD: "secret" });
   });
 });
 
