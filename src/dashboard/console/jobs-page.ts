@@ -1,7 +1,7 @@
 import type { Job } from "bullmq";
 import { html } from "./html.js";
 import { cancelForm, cancelJobAction, cancellableStates, cancelNotice } from "./job-cancel.js";
-import { definePage } from "./page.js";
+import { definePage, type PageView } from "./page.js";
 
 /**
  * Jobs: the jobs that have not finished (active, waiting, delayed,
@@ -38,7 +38,7 @@ export function liveJob(queue: string, job: Job, state: string): LiveJob {
   };
 }
 
-export function liveJobsTable(jobs: readonly LiveJob[], view: Parameters<typeof cancelForm>[0]) {
+export function liveJobsTable(jobs: readonly LiveJob[], view: PageView) {
   if (jobs.length === 0) return html`<p class="muted">(none)</p>`;
   return html`<table>
 <thead><tr><th>queue</th><th>job id</th><th>state</th><th>name</th><th>enqueued</th><th>started</th><th>attempts</th><th>payload</th><th></th></tr></thead>
