@@ -1,18 +1,6 @@
-import { userInfo } from "node:os";
 import type pg from "pg";
-import type { Config } from "../lib/config.js";
 import { coerceError, DbjobsError } from "../lib/errors.js";
 import { type AuditEntry, checkAuditWritable, recordAudit } from "./record-audit.js";
-
-/** The CLI's operator: DBJOBS_ACTOR, else the OS user. */
-export function cliActor(config: Pick<Config, "DBJOBS_ACTOR">): string {
-  if (config.DBJOBS_ACTOR) return config.DBJOBS_ACTOR;
-  try {
-    return userInfo().username;
-  } catch {
-    return `uid ${process.getuid?.() ?? "unknown"}`;
-  }
-}
 
 export class AuditNotRecordedError extends DbjobsError {
   constructor(action: string, cause: unknown) {

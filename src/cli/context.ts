@@ -1,4 +1,3 @@
-import { userInfo } from "node:os";
 import { type Config, loadConfig } from "../lib/config.js";
 import { createDb, type Db } from "../lib/db.js";
 import { createLogger, type Logger, logDestination } from "../lib/logger.js";
@@ -53,14 +52,4 @@ export function createCliContext(options: CliContextOptions = {}): CliContext {
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? item.toString() : item), 2)}\n`);
-}
-
-/** Who runs the CLI, for operator actions: DBJOBS_ACTOR, else the OS user name. */
-export function cliActor(config: Config): string {
-  if (config.DBJOBS_ACTOR) return config.DBJOBS_ACTOR;
-  try {
-    return userInfo().username || "cli";
-  } catch {
-    return "cli";
-  }
 }

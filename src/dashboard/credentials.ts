@@ -99,29 +99,35 @@ export class CredentialChecker {
     if (space <= 0) return undefined;
     const scheme = header.slice(0, space).toLowerCase();
     const value = header.slice(space + 1).trim();
-    if (scheme === "bearer") {
-      // Every token is compared, so the time taken does not say which one nearly matched.
-      const matches = this.list.tokens.filter((token) => sameSecret(value, token.token));
-      const token = matches[0];
-      return token ? { name: token.name, role: token.role, csrfKey: csrfKeyOf(token.token) } : undefined;
-    }
+    if (scheme === "bearer") return principalForToken(this.list, value);
     if (scheme !== "basic") return undefined;
     const decoded = Buffer.from(value, "base64").toString("utf8");
     const colon = decoded.indexOf(":");
     if (colon < 0) return undefined;
-    const name = decoded.slice(0, colon);
-    const password = decoded.slice(colon + 1);
-    const nameMatches = this.list.users.map((user) => sameSecret(name, user.name));
-    const user = this.list.users[nameMatches.indexOf(true)];
-    if (!user) {
-      // Pay for a scrypt check anyway, so a quick answer does not tell that the name is unknown.
-      const anyHash = this.list.users.find((candidate) => "hash" in candidate.secret)?.secret;
-      if (anyHash && "hash" in anyHash) await verifyPassword(password, anyHash.hash);
-      return undefined;
-    }
-    if ("plain" in user.secret) {
-      return sameSecret(password, user.secret.plain) ? { name: user.name, role: user.role, csrfKey: csrfKeyOf(user.secret.plain) } : undefined;
-    }
-    return (await verifyPassword(password, user.secret.hash)) ? { name: user.name, role: user.role, csrfKey: csrfKeyOf(user.secret.hash) } : undefined;
+    return principalForPassword(this.list, decoded.slice(0, colon), decoded.slice(colon + 1));
   }
+}
+
+/** The token's principal, or undefined. Shared by the dashboard's bearer auth and the CLI's DBJOBS_TOKEN. */
+export function principalForToken(list: CredentialList, given: string): DashboardPrincipal | undefined {
+  // Every token is compared, so the time taken does not say which one nearly matched.
+  const matches = list.tokens.filter((token) => sameSecret(given, token.token));
+  const token = matches[0];
+  return token ? { name: token.name, role: token.role, csrfKey: csrfKeyOf(token.token) } : undefined;
+}
+
+/** The user's principal when `password` is theirs, else undefined. Shared by the dashboard's basic auth and the CLI's DBJOBS_ACTOR + DBJOBS_PASSWORD. */
+export async function principalForPassword(list: CredentialList, name: string, password: string): Promise<DashboardPrincipal | undefined> {
+  const nameMatches = list.users.map((user) => sameSecret(name, user.name));
+  const user = list.users[nameMatches.indexOf(true)];
+  if (!user) {
+    // Pay for a scrypt check anyway, so a quick answer does not tell that the name is unknown.
+    const anyHash = list.users.find((candidate) => "hash" in candidate.secret)?.secret;
+    if (anyHash && "hash" in anyHash) await verifyPassword(password, anyHash.hash);
+    return undefined;
+  }
+  if ("plain" in user.secret) {
+    return sameSecret(password, user.secret.plain) ? { name: user.name, role: user.role, csrfKey: csrfKeyOf(user.secret.plain) } : undefined;
+  }
+  return (await verifyPassword(password, user.secret.hash)) ? { name: user.name, role: user.role, csrfKey: csrfKeyOf(user.secret.hash) } : undefined;
 }

@@ -47,6 +47,8 @@ export interface DashboardOptions {
 }
 
 export interface DashboardDependencies {
+  /** The console's schedule controls read the declared schedules from it. */
+  config: Config;
   /** The application database: the Database page's report. */
   db: Db;
   auth: DashboardAuth;
@@ -127,7 +129,11 @@ export function createDashboardApp(deps: DashboardDependencies): Express {
   app.use(controlRouter({ store: deps.store, logger: deps.logger, connectTimeoutMs: deps.connectTimeoutMs ?? 3000, audit: deps.pool }));
   app.use(
     "/console",
-    consoleRouter({ services: { queues: deps.queues, db: deps.db, readSchedules: deps.readSchedules }, logger: deps.logger, basePath: "/console" }),
+    consoleRouter({
+      services: { queues: deps.queues, db: deps.db, readSchedules: deps.readSchedules, config: deps.config, producer: deps.producer, logger: deps.logger },
+      logger: deps.logger,
+      basePath: "/console",
+    }),
   );
   const links = consolePages.map((page) => ({ text: page.title, url: `/console${page.path}` }));
   const operatorBoard = createBoardRouter(deps.queues, "/", { readOnly: false, links });
@@ -168,6 +174,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   const readSchedules = () => readScheduleHealth({ store, config, pool });
 
   const app = createDashboardApp({
+    config,
     auth,
     logger,
     producer,

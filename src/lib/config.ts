@@ -99,6 +99,10 @@ export const configSchema = z
 
     /** Who the CLI's operator actions are recorded as in the audit log. @defaultValue the OS user */
     DBJOBS_ACTOR: z.string().min(1).max(200).optional(),
+    /** With DASHBOARD_USERS set: the password of the DASHBOARD_USERS operator DBJOBS_ACTOR names, for the CLI's mutating verbs. */
+    DBJOBS_PASSWORD: z.string().min(1).optional(),
+    /** With DASHBOARD_USERS set: DASHBOARD_TOKEN's value, letting the CLI's mutating verbs act as operator. */
+    DBJOBS_TOKEN: z.string().min(16, "use at least 16 characters (it must equal DASHBOARD_TOKEN)").optional(),
 
     /** Cron overrides for the default schedules (SPEC §4), e.g. SCHEDULE_ARCHIVING="0 3 1 * *". */
     SCHEDULE_PARTITION_MAINTENANCE: z.string().min(1).optional(),
@@ -111,6 +115,13 @@ export const configSchema = z
     SCHEDULER_LEASE_MS: intFromEnv(1000, 600_000).default(15_000),
   })
   .superRefine((config, ctx) => {
+    if (config.DBJOBS_PASSWORD !== undefined && config.DBJOBS_ACTOR === undefined) {
+      ctx.addIssue({
+        code: "custom",
+        path: ["DBJOBS_PASSWORD"],
+        message: "needs DBJOBS_ACTOR naming the DASHBOARD_USERS user it belongs to; set it, or unset the password",
+      });
+    }
     const rate = config.MESSAGING_RATE_PER_SECOND;
     if (rate === undefined) {
       if (config.MESSAGING_RATE_BURST !== undefined) {

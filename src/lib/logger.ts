@@ -20,11 +20,15 @@ export const redactedPaths = [
   "*.DASHBOARD_VIEWER_TOKEN",
   "*.DASHBOARD_USERS",
   "*.MESSAGING_HTTP_AUTH_TOKEN",
+  "*.DBJOBS_PASSWORD",
+  "*.DBJOBS_TOKEN",
   "DASHBOARD_PASSWORD",
   "DASHBOARD_TOKEN",
   "DASHBOARD_VIEWER_TOKEN",
   "DASHBOARD_USERS",
   "MESSAGING_HTTP_AUTH_TOKEN",
+  "DBJOBS_PASSWORD",
+  "DBJOBS_TOKEN",
 ];
 
 /** Removes the password from a connection URL so it can be logged. */

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { cancelJob } from "../../queues/cancel-job.js";
-import { cliActor, createCliContext, printJson } from "../context.js";
+import { cliActor } from "../cli-operator.js";
+import { createCliContext, printJson } from "../context.js";
 import { parseDurationMs, withQueues } from "../operator-queues.js";
 
 export function registerCancelCommand(program: Command): void {

@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { audited, cliActor } from "../../audit/audited.js";
+import { audited } from "../../audit/audited.js";
+import { cliActor } from "../cli-operator.js";
 import { createCliContext, printJson } from "../context.js";
 import { BadArgumentError } from ".././operator-errors.js";
 import { cleanableStates, parseDurationMs, parseState, withQueues } from "../operator-queues.js";

@@ -1,10 +1,11 @@
 import { readFile } from "node:fs/promises";
 import type { Command } from "commander";
-import { audited, cliActor } from "../../audit/audited.js";
+import { audited } from "../../audit/audited.js";
 import { DbjobsError, PayloadValidationError } from "../../lib/errors.js";
 import { getContract } from "../../queues/contracts.js";
 import { checkEnqueueOptions, type EnqueueOptions, parseOptionNumber } from "../../queues/job-options.js";
 import { validatePayload } from "../../queues/validate-payload.js";
+import { cliActor } from "../cli-operator.js";
 import { createCliContext, printJson } from "../context.js";
 
 async function readPayload(data: string | undefined): Promise<unknown> {

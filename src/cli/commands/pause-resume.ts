@@ -1,5 +1,6 @@
 import type { Command } from "commander";
-import { audited, cliActor } from "../../audit/audited.js";
+import { audited } from "../../audit/audited.js";
+import { cliActor } from "../cli-operator.js";
 import { createCliContext, printJson } from "../context.js";
 import { withQueues } from "../operator-queues.js";
 

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
-import { audited, cliActor } from "../../audit/audited.js";
+import { audited } from "../../audit/audited.js";
 import { retryFailedJobs } from "../../queues/retry-failed.js";
+import { cliActor } from "../cli-operator.js";
 import { createCliContext, printJson } from "../context.js";
 import { BadArgumentError } from "../operator-errors.js";
 import { withQueues } from "../operator-queues.js";

@@ -1,6 +1,7 @@
 import type { Command } from "commander";
 import { checkConcurrency, scaleQueue } from "../../queues/scale-queue.js";
-import { cliActor, createCliContext, printJson } from "../context.js";
+import { cliActor } from "../cli-operator.js";
+import { createCliContext, printJson } from "../context.js";
 import { checkQueueName, withQueues } from "../operator-queues.js";
 
 export function registerScaleCommand(program: Command): void {

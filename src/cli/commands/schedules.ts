@@ -1,7 +1,8 @@
 import type { Command } from "commander";
 import { setSchedulePaused, triggerSchedule } from "../../queues/schedule-controls.js";
 import { readScheduleHealth } from "../../queues/schedule-health.js";
-import { cliActor, createCliContext, printJson } from "../context.js";
+import { cliActor } from "../cli-operator.js";
+import { createCliContext, printJson } from "../context.js";
 import { isoTime, withQueues } from "../operator-queues.js";
 
 export function registerSchedulesCommand(program: Command): void {

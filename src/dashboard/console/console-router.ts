@@ -76,10 +76,12 @@ export function consoleRouter(options: ConsoleRouterOptions): Router {
           res.status(400).type("text/plain").send(`${err.message}\n`);
           return;
         }
-        const result = await audited(options.services.db.pool, { actor: principal.name, source: "dashboard", ...intent }, async () => {
-          const done = await action.handle(options.services, intent, principal);
-          return { value: done, affected: done.affected };
-        });
+        const result = action.auditsItself
+          ? await action.handle(options.services, intent, principal)
+          : await audited(options.services.db.pool, { actor: principal.name, source: "dashboard", ...intent }, async () => {
+              const done = await action.handle(options.services, intent, principal);
+              return { value: done, affected: done.affected };
+            });
         options.logger.info({ ...intent, affected: result.affected, user: principal.name, role: principal.role }, "console action done");
         res.redirect(303, `${basePath}${result.redirectTo}`);
       });

@@ -1,5 +1,8 @@
+import type { Config } from "../../lib/config.js";
 import type { Db } from "../../lib/db.js";
+import type { Logger } from "../../lib/logger.js";
 import type { AnyQueue } from "../../lib/queue-store.js";
+import type { Producer } from "../../queues/producer.js";
 import type { ScheduleHealth } from "../../queues/schedule-health.js";
 import type { DashboardPrincipal } from "../credentials.js";
 import type { Html } from "./html.js";
@@ -15,6 +18,11 @@ export interface ConsoleServices {
   queues: readonly AnyQueue[];
   db: Db;
   readSchedules(): Promise<ScheduleHealth[]>;
+  /** For the control actions: schedule lookup (findSchedule) and QUEUE_CONNECT_TIMEOUT_MS. */
+  config: Config;
+  /** Its queue store carries a cancel to the worker running the job; it enqueues a schedule's triggered run. */
+  producer: Producer;
+  logger: Logger;
 }
 
 export interface PageRequest {
@@ -56,6 +64,12 @@ export interface ActionResult {
 export interface ConsoleAction<Intent extends ActionIntent = ActionIntent> {
   /** e.g. "/failures/retry". */
   path: string;
+  /**
+   * True when `handle` calls code that writes its own audit row (cancel and
+   * schedule controls, the same row their CLI verb and HTTP route write), so
+   * the router writes none and an action is never recorded twice.
+   */
+  auditsItself?: boolean;
   intent(services: ConsoleServices, form: Record<string, string>): Intent;
   handle(services: ConsoleServices, intent: Intent, principal: DashboardPrincipal): Promise<ActionResult>;
 }

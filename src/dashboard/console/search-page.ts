@@ -2,16 +2,30 @@ import { HistoryQueryError, type HistoryQueryInput, parseHistoryQuery } from "..
 import { type HistoryPage, searchHistory } from "../../history/search-history.js";
 import { rowsTable } from "./data-view.js";
 import { html } from "./html.js";
-import { definePage } from "./page.js";
+import { cancellableStates } from "./job-cancel.js";
+import { type LiveJob, liveJob, liveJobsTable } from "./jobs-page.js";
+import { type ConsoleServices, definePage } from "./page.js";
 
 /**
  * Search: the job history (src/history/), by the same filters as `dbjobs
  * search`, newest first, one page at a time. A bad filter shows its message
  * above the form instead of failing the page.
  */
+/** A searched job id that has not finished yet is not in the history: it is read live, with a Cancel button for operators. */
+async function liveJobsWithId(services: ConsoleServices, id: string, queueName: string | undefined): Promise<LiveJob[]> {
+  const found: LiveJob[] = [];
+  for (const queue of services.queues) {
+    if (queueName && queue.name !== queueName) continue;
+    const job = await queue.getJob(id);
+    const state = job ? await job.getState() : undefined;
+    if (job && state && (cancellableStates as readonly string[]).includes(state)) found.push(liveJob(queue.name, job, state));
+  }
+  return found;
+}
+
 const filters = ["queue", "state", "since", "until", "fingerprint", "error", "id", "limit"] as const;
 
-export const searchPage = definePage<{ page?: HistoryPage; error?: string; searched: boolean }>({
+export const searchPage = definePage<{ page?: HistoryPage; error?: string; searched: boolean; live?: LiveJob[] }>({
   path: "/search",
   title: "Search",
   async load(services, request) {
@@ -20,10 +34,11 @@ export const searchPage = definePage<{ page?: HistoryPage; error?: string; searc
     if (request.query.cursor) input.cursor = request.query.cursor;
     const searched = Object.keys(request.query).length > 0;
     if (!searched) return { searched };
+    const live = request.query.id ? await liveJobsWithId(services, request.query.id, request.query.queue) : [];
     try {
-      return { searched, page: await searchHistory(services.db.pool, parseHistoryQuery(input)) };
+      return { searched, live, page: await searchHistory(services.db.pool, parseHistoryQuery(input)) };
     } catch (err) {
-      if (err instanceof HistoryQueryError) return { searched, error: err.message };
+      if (err instanceof HistoryQueryError) return { searched, live, error: err.message };
       throw err;
     }
   },
@@ -36,6 +51,7 @@ export const searchPage = definePage<{ page?: HistoryPage; error?: string; searc
 ${filters.map((name) => html`<label>${name} <input name="${name}" value="${request.query[name] ?? ""}" size="12"></label> `)}
 <button type="submit">Search</button></form>
 ${result.error ? html`<p class="error">${result.error}</p>` : ""}
+${result.live?.length ? html`<h2>Not finished yet</h2>${liveJobsTable(result.live, view)}` : ""}
 ${
   result.page
     ? html`${rowsTable(
