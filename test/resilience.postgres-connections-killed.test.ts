@@ -80,12 +80,19 @@ describe("resilience: PostgreSQL connections killed under load", () => {
     await waitFor(
       "every job to complete",
       async () => {
+        // A worker that died leaves its jobs active with no one to finish them: say so at once, with what it printed.
+        if (worker?.child.exitCode !== null || worker?.child.signalCode !== null)
+          throw new Error(`the worker exited (${worker?.child.exitCode ?? worker?.child.signalCode}):\n${worker?.stderr().slice(-4000)}`);
         const counts = await (await producer.queue("invoice-totals")).getJobCounts("completed", "failed");
         return (counts.completed ?? 0) + (counts.failed ?? 0) >= jobs.length;
       },
       180_000,
       250,
-    );
+    ).catch(async (err: Error) => {
+      const byState = await (await producer.queue("invoice-totals")).getJobCounts("active", "waiting", "delayed", "completed", "failed");
+      err.message += `\njobs by state: ${JSON.stringify(byState)}\nworker stderr (tail):\n${worker?.stderr().slice(-4000)}`;
+      throw err;
+    });
     const counts = await (await producer.queue("invoice-totals")).getJobCounts("completed", "failed");
     expect(counts).toMatchObject({ completed: jobs.length, failed: 0 });
 

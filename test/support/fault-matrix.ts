@@ -132,6 +132,8 @@ async function runFault<State>(scenario: QueueUnderFaults<State>, world: FaultWo
     await waitFor(
       `the ${scenario.queue} job to complete after ${world.fault}`,
       async () => {
+        // A dead worker leaves the job active with no one to finish it: fail now, not at the timeout.
+        if (survivor.child.exitCode !== null || survivor.child.signalCode !== null) throw new Error(`the worker exited after ${world.fault}`);
         const now = await stateOf(world, scenario.queue, jobId);
         if (now === "failed") throw new Error(`the job failed after ${world.fault}: ${(await jobOf(world, scenario.queue, jobId))?.failedReason}`);
         return now === "completed";
