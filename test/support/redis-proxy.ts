@@ -1,4 +1,4 @@
-import { connect, createServer, type Socket } from "node:net";
+import { startTcpProxy } from "./tcp-proxy.js";
 
 /**
  * A TCP proxy in front of a real Redis that can hold one client's commands in
@@ -27,21 +27,10 @@ interface Trap {
 }
 
 export async function startRedisProxy(targetUrl: string): Promise<RedisProxy> {
-  const target = new URL(targetUrl);
-  const sockets = new Set<Socket>();
   let trap: Trap | undefined;
 
-  const server = createServer((client) => {
-    const upstream = connect(Number(target.port || 6379), target.hostname);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on("error", () => undefined);
-      socket.on("close", () => sockets.delete(socket));
-    }
-    client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
+  const proxy = await startTcpProxy(targetUrl, (client, upstream) => {
     upstream.pipe(client);
-
     let held: Buffer[] | undefined;
     // The end of the previous chunk, so a command name split across two chunks is still seen.
     let tail = "";
@@ -68,15 +57,8 @@ export async function startRedisProxy(targetUrl: string): Promise<RedisProxy> {
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: proxy.url,
     holdNext(command) {
       let flush: (() => void) | undefined;
       let released = false;
@@ -103,9 +85,6 @@ export async function startRedisProxy(targetUrl: string): Promise<RedisProxy> {
         },
       };
     },
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => proxy.close(),
   };
 }

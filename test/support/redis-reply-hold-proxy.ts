@@ -1,4 +1,4 @@
-import { connect, createServer, type Socket } from "node:net";
+import { startTcpProxy } from "./tcp-proxy.js";
 
 /**
  * A TCP proxy in front of a real Redis that can hold Redis's replies while
@@ -17,22 +17,11 @@ export interface RedisReplyHoldProxy {
 }
 
 export async function startRedisReplyHoldProxy(targetUrl: string): Promise<RedisReplyHoldProxy> {
-  const target = new URL(targetUrl);
-  const sockets = new Set<Socket>();
   const flushes = new Set<() => void>();
   let holding = false;
 
-  const server = createServer((client) => {
-    const upstream = connect(Number(target.port || 6379), target.hostname);
-    for (const socket of [client, upstream]) {
-      sockets.add(socket);
-      socket.on("error", () => undefined);
-      socket.on("close", () => sockets.delete(socket));
-    }
-    client.on("close", () => upstream.destroy());
-    upstream.on("close", () => client.destroy());
+  const proxy = await startTcpProxy(targetUrl, (client, upstream) => {
     client.pipe(upstream);
-
     const held: Buffer[] = [];
     const flush = () => {
       if (held.length > 0 && !client.destroyed) client.write(Buffer.concat(held.splice(0)));
@@ -45,15 +34,8 @@ export async function startRedisReplyHoldProxy(targetUrl: string): Promise<Redis
     });
   });
 
-  await new Promise<void>((resolve, reject) => {
-    server.once("error", reject);
-    server.listen(0, "127.0.0.1", () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
-
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: proxy.url,
     holdReplies() {
       holding = true;
     },
@@ -61,9 +43,6 @@ export async function startRedisReplyHoldProxy(targetUrl: string): Promise<Redis
       holding = false;
       for (const flush of flushes) flush();
     },
-    async close() {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => proxy.close(),
   };
 }
