@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
-import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
+import { type FakeSmsServer, smsProviderEnv, startFakeSmsServer } from "./support/fake-sms-server.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
 import { testConfig, useTestDb } from "./support/test-env.js";
 
@@ -36,14 +36,12 @@ describe("bulk-messaging survives a worker killed mid-campaign", () => {
   const startWorkerProcess = () => {
     const worker = spawnCli(
       ["worker", "bulk-messaging"],
-      cliEnv(config, {
-        MESSAGING_PROVIDER: "http",
-        MESSAGING_HTTP_BASE_URL: sms.url,
-        MESSAGING_HTTP_ACCOUNT_SID: sms.accountSid,
-        MESSAGING_HTTP_AUTH_TOKEN: sms.authToken,
-        MESSAGING_HTTP_FROM: "+15550000000",
-        MESSAGING_HTTP_TIMEOUT_MS: "2000",
-      }),
+      cliEnv(
+        config,
+        smsProviderEnv(sms, {
+          MESSAGING_HTTP_TIMEOUT_MS: "2000",
+        }),
+      ),
     );
     workers.push(worker);
     return worker;

@@ -3,7 +3,7 @@ import { type Config, loadConfig, messagingRateBurst } from "../src/lib/config.j
 import type { Db } from "../src/lib/db.js";
 import type { AnyQueueEvents } from "../src/lib/queue-store.js";
 import { Producer } from "../src/queues/producer.js";
-import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
+import { type FakeSmsServer, smsProviderEnv, startFakeSmsServer } from "./support/fake-sms-server.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
 import { testConfig, testQueueBackend, useTestDb } from "./support/test-env.js";
 
@@ -80,16 +80,15 @@ describe(`one provider rate limit for three bulk-messaging workers (${testQueueB
          FROM generate_series(1, $1::int) g RETURNING "id"::text`,
       [perCampaign],
     );
-    const env = cliEnv(config, {
-      MESSAGING_PROVIDER: "http",
-      MESSAGING_HTTP_BASE_URL: sms.url,
-      MESSAGING_HTTP_ACCOUNT_SID: sms.accountSid,
-      MESSAGING_HTTP_AUTH_TOKEN: sms.authToken,
-      MESSAGING_RATE_PER_SECOND: String(ratePerSecond),
-      MESSAGING_RATE_BURST: String(burst),
-      // One campaign per process, so the three campaigns run in three processes.
-      WORKER_CONCURRENCY: "1",
-    });
+    const env = cliEnv(
+      config,
+      smsProviderEnv(sms, {
+        MESSAGING_RATE_PER_SECOND: String(ratePerSecond),
+        MESSAGING_RATE_BURST: String(burst),
+        // One campaign per process, so the three campaigns run in three processes.
+        WORKER_CONCURRENCY: "1",
+      }),
+    );
     for (let n = 0; n < 3; n++) workers.push(spawnCli(["worker", "bulk-messaging"], env));
     await Promise.all(workers.map((worker) => worker.waitForOutput(/worker started/, 90_000)));
 

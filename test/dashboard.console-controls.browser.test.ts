@@ -5,12 +5,12 @@ import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDashboard } from "../src/dashboard/server.js";
 import type { Config } from "../src/lib/config.js";
-import { hashPassword } from "../src/lib/password-hash.js";
 import { packageRoot } from "../src/lib/paths.js";
 import { Producer } from "../src/queues/producer.js";
 import { readScheduleControls } from "../src/queues/schedule-controls.js";
 import { seedArchivableMonth } from "./support/archive-data.js";
 import { browserSkipReason, launchBrowser, type TestBrowser } from "./support/browser.js";
+import { consoleUsersSetting, operatorUser, viewerUser } from "./support/console-users.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from "./support/test-env.js";
 import { someoneWaitsOn, waitFor } from "./support/wait-for.js";
@@ -25,8 +25,8 @@ import { someoneWaitsOn, waitFor } from "./support/wait-for.js";
 const skipReason = browserSkipReason();
 if (skipReason) console.warn(skipReason);
 
-const operator = { username: "olga", password: "olga-operator-password" };
-const viewer = { username: "victor", password: "victor-viewer-password" };
+const operator = operatorUser;
+const viewer = viewerUser;
 const screenshots = join(packageRoot, "test-artifacts", "screenshots");
 // Two invoices: a one-invoice job is deduplicated, which delays it; these wait (no worker runs invoice-totals here).
 const waitingPayload = (n: number) => ({ invoiceIds: [n, n + 1].map((k) => `00000000-0000-4000-8000-${String(k).padStart(12, "0")}`) });
@@ -60,12 +60,7 @@ describe.skipIf(skipReason !== undefined)("console controls: cancel, trigger, pa
     db = await createTestDatabase();
     client = new pg.Client({ connectionString: db.url });
     await client.connect();
-    const cheap = { N: 1024, r: 8, p: 1 };
-    const users = [
-      `${operator.username}:operator:${await hashPassword(operator.password, cheap)}`,
-      `${viewer.username}:viewer:${await hashPassword(viewer.password, cheap)}`,
-    ].join(",");
-    config = testConfig(db.url, { DASHBOARD_USERS: users });
+    config = testConfig(db.url, { DASHBOARD_USERS: await consoleUsersSetting() });
     producer = Producer.fromConfig(config);
     dashboard = await startDashboard({ config, logger: memoryLogger("warn").logger, host: "127.0.0.1", port: 0 });
   });

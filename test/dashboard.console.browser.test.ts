@@ -4,10 +4,10 @@ import type { BrowserContext, Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startDashboard } from "../src/dashboard/server.js";
 import type { Config } from "../src/lib/config.js";
-import { hashPassword } from "../src/lib/password-hash.js";
 import { packageRoot } from "../src/lib/paths.js";
 import { Producer } from "../src/queues/producer.js";
 import { browserSkipReason, launchBrowser, type TestBrowser } from "./support/browser.js";
+import { consoleUsersSetting, operatorUser, viewerUser } from "./support/console-users.js";
 import { type FailedGroups, failInvoiceJobs } from "./support/failed-jobs.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from "./support/test-env.js";
 
@@ -22,8 +22,8 @@ import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from 
 const skipReason = browserSkipReason();
 if (skipReason) console.warn(skipReason);
 
-const operator = { username: "olga", password: "olga-operator-password" };
-const viewer = { username: "victor", password: "victor-viewer-password" };
+const operator = operatorUser;
+const viewer = viewerUser;
 const screenshots = join(packageRoot, "test-artifacts", "screenshots");
 
 describe.skipIf(skipReason !== undefined)("the operator console in headless Chromium", { timeout: 180_000 }, () => {
@@ -64,12 +64,7 @@ describe.skipIf(skipReason !== undefined)("the operator console in headless Chro
   beforeAll(async () => {
     await mkdir(screenshots, { recursive: true });
     db = await createTestDatabase();
-    const cheap = { N: 1024, r: 8, p: 1 };
-    const users = [
-      `${operator.username}:operator:${await hashPassword(operator.password, cheap)}`,
-      `${viewer.username}:viewer:${await hashPassword(viewer.password, cheap)}`,
-    ].join(",");
-    config = testConfig(db.url, { DASHBOARD_USERS: users });
+    config = testConfig(db.url, { DASHBOARD_USERS: await consoleUsersSetting() });
     producer = Producer.fromConfig(config);
     failed = await failInvoiceJobs(config, producer, { rangeErrors: 3, refused: 2 });
     dashboard = await startDashboard({ config, logger: memoryLogger("warn").logger, host: "127.0.0.1", port: 0 });

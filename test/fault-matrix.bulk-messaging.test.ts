@@ -1,5 +1,5 @@
 import { expect } from "vitest";
-import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
+import { type FakeSmsServer, smsProviderEnv, startFakeSmsServer } from "./support/fake-sms-server.js";
 import { type FaultWorld, faultMatrix } from "./support/fault-matrix.js";
 
 /**
@@ -31,14 +31,10 @@ faultMatrix<State>({
     sms.respond = (_request, n) => ({ kind: "accept", delayMs: n % 2 === 0 ? 120 : 0 });
     return { sms, patientIds: rows.map((row) => row.id), deliveredAtFirstFault: 0 };
   },
-  workerEnv: (_world, { sms }) => ({
-    MESSAGING_PROVIDER: "http",
-    MESSAGING_HTTP_BASE_URL: sms.url,
-    MESSAGING_HTTP_ACCOUNT_SID: sms.accountSid,
-    MESSAGING_HTTP_AUTH_TOKEN: sms.authToken,
-    MESSAGING_HTTP_FROM: "+15550000000",
-    MESSAGING_HTTP_TIMEOUT_MS: "2000",
-  }),
+  workerEnv: (_world, { sms }) =>
+    smsProviderEnv(sms, {
+      MESSAGING_HTTP_TIMEOUT_MS: "2000",
+    }),
   enqueue: (world, state) =>
     world.producer.enqueue("bulk-messaging", {
       campaignId,

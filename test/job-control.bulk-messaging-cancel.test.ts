@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
-import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
+import { type FakeSmsServer, smsProviderEnv, startFakeSmsServer } from "./support/fake-sms-server.js";
 import { type CliRun, cliEnv, runCli, spawnCli } from "./support/spawn-cli.js";
 import { testConfig, useTestDb } from "./support/test-env.js";
 import { waitFor } from "./support/wait-for.js";
@@ -45,14 +45,12 @@ describe("cancel: a bulk-messaging campaign cancelled from another process", () 
       recipients,
     );
     sms.respond = () => ({ kind: "accept", delayMs: 300 });
-    const env = cliEnv(config, {
-      MESSAGING_PROVIDER: "http",
-      MESSAGING_HTTP_BASE_URL: sms.url,
-      MESSAGING_HTTP_ACCOUNT_SID: sms.accountSid,
-      MESSAGING_HTTP_AUTH_TOKEN: sms.authToken,
-      MESSAGING_HTTP_FROM: "+15550000000",
-      DBJOBS_ACTOR: "tester",
-    });
+    const env = cliEnv(
+      config,
+      smsProviderEnv(sms, {
+        DBJOBS_ACTOR: "tester",
+      }),
+    );
     worker = spawnCli(["worker", "bulk-messaging"], env);
     const producer = Producer.fromConfig(config);
     const payload = {

@@ -127,3 +127,15 @@ export async function startFakeSmsServer(): Promise<FakeSmsServer> {
     });
   return state;
 }
+
+/** The environment that points a bulk-messaging worker's HTTP provider at `sms`. */
+export function smsProviderEnv(sms: FakeSmsServer, extra: Record<string, string> = {}): Record<string, string> {
+  return {
+    MESSAGING_PROVIDER: "http",
+    MESSAGING_HTTP_BASE_URL: sms.url,
+    MESSAGING_HTTP_ACCOUNT_SID: sms.accountSid,
+    MESSAGING_HTTP_AUTH_TOKEN: sms.authToken,
+    MESSAGING_HTTP_FROM: "+15550000000",
+    ...extra,
+  };
+}

@@ -2,7 +2,7 @@ import { setSchedulePaused, triggerSchedule, UnknownScheduleError } from "../../
 import type { ScheduleHealth } from "../../queues/schedule-health.js";
 import { csrfField } from "../csrf.js";
 import { html } from "./html.js";
-import { type ConsoleAction, definePage, FormError, type PageView } from "./page.js";
+import { type ActionResult, type ConsoleAction, definePage, FormError, type PageView } from "./page.js";
 
 /**
  * Schedules: what `dbjobs schedules` prints (src/queues/schedule-health.ts):
@@ -50,13 +50,23 @@ function scheduleIntent(action: string) {
 
 const back = (fields: Record<string, string>) => `/schedules?${new URLSearchParams(fields)}`;
 
+/** A schedule that is not (or no longer) declared is a notice on the page, not a 500. */
+async function unknownShownOnPage(id: string, act: () => Promise<ActionResult>): Promise<ActionResult> {
+  try {
+    return await act();
+  } catch (err) {
+    if (err instanceof UnknownScheduleError) return { redirectTo: back({ schedule: id, problem: err.message }), affected: 0 };
+    throw err;
+  }
+}
+
 const triggerAction: ConsoleAction = {
   path: "/schedules/trigger",
   auditsItself: true,
   intent: scheduleIntent("schedule.trigger"),
   async handle(services, intent, principal) {
     const id = intent.target;
-    try {
+    return unknownShownOnPage(id, async () => {
       const run = await triggerSchedule({
         config: services.config,
         logger: services.logger,
@@ -67,10 +77,7 @@ const triggerAction: ConsoleAction = {
         audit: services.db.pool,
       });
       return { redirectTo: back({ schedule: id, done: "triggered", queue: run.queue, jobId: run.jobId }), affected: 1 };
-    } catch (err) {
-      if (err instanceof UnknownScheduleError) return { redirectTo: back({ schedule: id, problem: err.message }), affected: 0 };
-      throw err;
-    }
+    });
   },
 };
 
@@ -81,7 +88,7 @@ function pauseAction(paused: boolean): ConsoleAction {
     intent: scheduleIntent(paused ? "schedule.pause" : "schedule.resume"),
     async handle(services, intent, principal) {
       const id = intent.target;
-      try {
+      return unknownShownOnPage(id, async () => {
         const outcome = await setSchedulePaused({
           config: services.config,
           logger: services.logger,
@@ -93,10 +100,7 @@ function pauseAction(paused: boolean): ConsoleAction {
         });
         const verb = paused ? "paused" : "resumed";
         return { redirectTo: back({ schedule: id, done: outcome.changed ? verb : `already ${verb}` }), affected: 0 };
-      } catch (err) {
-        if (err instanceof UnknownScheduleError) return { redirectTo: back({ schedule: id, problem: err.message }), affected: 0 };
-        throw err;
-      }
+      });
     },
   };
 }
