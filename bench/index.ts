@@ -1,8 +1,8 @@
 import { existsSync, readFileSync, writeFileSync } from "node:fs";
-import { join } from "node:path";
-import { packageRoot } from "../src/lib/paths.js";
 import { benchRun } from "./bench-run.js";
 import type { BenchRow } from "./bench-section.js";
+import { resultsFile, writeFigures } from "./figures-block.js";
+import { reportLines, type StoredSection } from "./report-rows.js";
 import { benchSections } from "./sections.js";
 
 /**
@@ -18,11 +18,6 @@ import { benchSections } from "./sections.js";
 const onlyIndex = process.argv.indexOf("--only");
 const only = onlyIndex >= 0 ? new Set((process.argv[onlyIndex + 1] ?? "").split(",")) : undefined;
 const say = (line: string) => process.stderr.write(`bench: ${line}\n`);
-
-interface StoredSection {
-  ranAt: string;
-  rows: BenchRow[];
-}
 
 /**
  * Removes this run's databases, keys and processes (once, however many paths
@@ -96,26 +91,9 @@ try {
 // Interrupted: the exit hook ends the process once clean; the rows of a cut-short run are not kept.
 if (interrupted) await new Promise(() => undefined);
 
-const format = (value: number | undefined, digits = 2) =>
-  value === undefined || Number.isNaN(value) ? "" : value.toLocaleString("en-US", { maximumFractionDigits: digits });
-const rows = Object.entries(results).flatMap(([section, sectionRows]) =>
-  sectionRows.map((row) => ({
-    section,
-    measure: row.name,
-    value:
-      `${format(row.value)} ${row.unit}`.trim() +
-      (row.valueRange ? ` (${format(row.valueRange.min)}–${format(row.valueRange.max)}, ${row.valueRange.runs} runs)` : ""),
-    baseline: row.baseline === undefined ? "" : `${format(row.baseline)} ${row.unit}`.trim(),
-    "ratio min / median / max": row.ratioRange
-      ? `${format(row.ratioRange.min, 3)} / ${format(row.ratio, 3)} / ${format(row.ratioRange.max, 3)} (${row.ratioRange.rounds} rounds)`
-      : format(row.ratio, 3),
-    goal: row.goal ?? "",
-    met: row.met === undefined ? "" : row.met ? "yes" : "NO",
-  })),
-);
-console.table(rows);
+console.table(reportLines(results));
 
-const resultsPath = join(packageRoot, "bench", "results.json");
+const resultsPath = resultsFile;
 const ranAt = new Date().toISOString();
 const kept: Record<string, StoredSection> =
   only && existsSync(resultsPath) ? ((JSON.parse(readFileSync(resultsPath, "utf8")) as { sections?: Record<string, StoredSection> }).sections ?? {}) : {};
@@ -125,4 +103,5 @@ for (const [name, sectionRows] of Object.entries(results)) merged[name] = { ranA
 const order = benchSections.map((section) => section.name);
 const sections = Object.fromEntries(Object.entries(merged).sort(([a], [b]) => order.indexOf(a) - order.indexOf(b)));
 writeFileSync(resultsPath, `${JSON.stringify({ lastRun: { id: benchRun.id, ranAt, leftovers: lastLeftovers }, sections }, null, 2)}\n`);
+writeFigures();
 process.exit(failed || leftoverCount > 0 ? 1 : 0);
