@@ -65,6 +65,8 @@ interface Started {
 }
 
 let started: Promise<Started | undefined> | undefined;
+/** The running tracing, for the synchronous look-ups of queue-store.ts. */
+let current: Started | undefined;
 
 /** Starts tracing once per process (later calls return the first one's result). */
 export async function startTracing(options: StartTracingOptions = {}): Promise<Tracing> {
@@ -117,7 +119,6 @@ export async function shutdownTracing(): Promise<void> {
   await running?.shutdown();
 }
 
-let current: Started | undefined;
 
 async function start(options: StartTracingOptions): Promise<Started | undefined> {
   const settings = tracingSettings(options.env);
