@@ -119,7 +119,6 @@ export async function shutdownTracing(): Promise<void> {
   await running?.shutdown();
 }
 
-
 async function start(options: StartTracingOptions): Promise<Started | undefined> {
   const settings = tracingSettings(options.env);
   if (!settings.endpoint) return undefined;
