@@ -48,6 +48,7 @@ export {
 } from "./jobs/transaction-retry/contract.js";
 export { type Config, loadConfig } from "./lib/config.js";
 export { ConfigError, DbjobsError, PayloadValidationError, UnknownQueueError } from "./lib/errors.js";
+export { type StartTracingOptions, shutdownTracing, startTracing, type Tracing } from "./lib/tracing.js";
 export { defaultJobOptions, type QueueContract, type WorkerSettings } from "./queues/contract.js";
 export {
   type Contract,

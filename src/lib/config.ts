@@ -113,6 +113,18 @@ export const configSchema = z
     SCHEDULE_ARCHIVING: z.string().min(1).optional(),
     /** Scheduler lease: a standby takes over this long after the holder dies. @defaultValue 15000 */
     SCHEDULER_LEASE_MS: intFromEnv(1000, 600_000).default(15_000),
+
+    /**
+     * OpenTelemetry: where traces go over OTLP/HTTP (JSON), e.g. http://127.0.0.1:4318
+     * (spans to <endpoint>/v1/traces). Unset: no tracing, no OTel module loaded (src/lib/tracing.ts).
+     */
+    OTEL_EXPORTER_OTLP_ENDPOINT: z
+      .url({ protocol: /^https?$/, error: "must be an http:// or https:// URL of an OTLP/HTTP receiver, e.g. http://127.0.0.1:4318" })
+      .optional(),
+    /** service.name of this process's spans. @defaultValue dbjobs-<verb> for the CLI, dbjobs for startTracing() */
+    OTEL_SERVICE_NAME: z.string().min(1).max(200).optional(),
+    /** Longest a finished span waits before it is exported (ms). @defaultValue 5000 */
+    OTEL_BSP_SCHEDULE_DELAY: intFromEnv(1, 600_000).default(5000),
   })
   .superRefine((config, ctx) => {
     if (config.DBJOBS_PASSWORD !== undefined && config.DBJOBS_ACTOR === undefined) {

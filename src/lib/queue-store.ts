@@ -1,4 +1,4 @@
-import type { IQueueBackend, JobsOptions, Processor, Queue, QueueEvents, Worker, WorkerOptions } from "bullmq";
+import type { IQueueBackend, JobsOptions, Processor, Queue, QueueEvents, Telemetry, Worker, WorkerOptions } from "bullmq";
 import type { Redis } from "ioredis";
 import type pg from "pg";
 import type { ClosingWorker } from "./closing-worker.js";
@@ -9,6 +9,7 @@ import { type MetricsStore, redisMetricsStore } from "./metrics.js";
 import { postgresMetricsStore } from "./metrics-postgres.js";
 import { createOutageLog } from "./outage-log.js";
 import { createRedis, type RedisRole, waitForRedis } from "./redis.js";
+import { queueTelemetry } from "./tracing.js";
 
 /**
  * Where the queues live: Redis, or PostgreSQL through BullMQ's PostgreSQL
@@ -78,6 +79,12 @@ export interface QueueStoreOptions {
   logger?: Logger;
 }
 
+/** BullMQ's telemetry option once tracing has started (tracing.ts): queues then trace adds, workers each job's `process` span. */
+function traced(): { telemetry?: Telemetry } {
+  const telemetry = queueTelemetry();
+  return telemetry ? { telemetry } : {};
+}
+
 /** The schema BullMQ's PostgreSQL backend keeps its tables and functions in. */
 export const queueSchema = "bullmq";
 
@@ -105,17 +112,17 @@ function redisStore(options: QueueStoreOptions): QueueStore {
     pool: undefined,
     async queue(name, queueOptions = {}) {
       const { Queue } = await import("bullmq");
-      return quiet(new Queue(name, { connection: redis, prefix, ...queueOptions }));
+      return quiet(new Queue(name, { connection: redis, prefix, ...queueOptions, ...traced() }));
     },
     async worker(name, processor, workerOptions) {
       const { ClosingWorker } = await import("./closing-worker.js");
-      return quiet(new ClosingWorker(name, processor, { ...workerOptions, connection: redis, prefix }));
+      return quiet(new ClosingWorker(name, processor, { ...workerOptions, connection: redis, prefix, ...traced() }));
     },
     async queueEvents(name) {
       const { QueueEvents } = await import("bullmq");
       // A blocking reader: its own connection that waits through outages.
       const connection = createRedis(url, "worker", options.logger);
-      const events = quiet(new QueueEvents(name, { connection, prefix }));
+      const events = quiet(new QueueEvents(name, { connection, prefix, ...traced() }));
       opened.push({ close: async () => connection.disconnect() });
       const close = events.close.bind(events);
       events.close = async () => {
@@ -175,17 +182,17 @@ function postgresStore(options: QueueStoreOptions): QueueStore {
     async queue(name, queueOptions = {}) {
       const { Queue } = await import("bullmq");
       const [connection, createBackend] = [await openPool(), await backend()];
-      return quiet(unlistenOnClose(connection, () => new Queue(name, { connection, ...queueOptions }, createBackend))) as AnyQueue;
+      return quiet(unlistenOnClose(connection, () => new Queue(name, { connection, ...queueOptions, ...traced() }, createBackend))) as AnyQueue;
     },
     async worker(name, processor, workerOptions) {
       const { ClosingWorker } = await import("./closing-worker.js");
       const [connection, createBackend] = [await openPool(), await backend()];
-      return quiet(unlistenOnClose(connection, () => new ClosingWorker(name, processor, { ...workerOptions, connection }, createBackend)));
+      return quiet(unlistenOnClose(connection, () => new ClosingWorker(name, processor, { ...workerOptions, connection, ...traced() }, createBackend)));
     },
     async queueEvents(name) {
       const { QueueEvents } = await import("bullmq");
       const [connection, createBackend] = [await openPool(), await backend()];
-      return quiet(unlistenOnClose(connection, () => new QueueEvents(name, { connection }, createBackend))) as AnyQueueEvents;
+      return quiet(unlistenOnClose(connection, () => new QueueEvents(name, { connection, ...traced() }, createBackend))) as AnyQueueEvents;
     },
     async ready(timeoutMs) {
       const connected = await openPool();

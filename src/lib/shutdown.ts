@@ -1,4 +1,5 @@
 import type { Logger } from "./logger.js";
+import { shutdownTracing } from "./tracing.js";
 
 /**
  * Graceful shutdown for every long-running process (Graphile's signals.ts,
@@ -22,7 +23,15 @@ export function exitOnSignals(close: () => Promise<void>, options: { timeoutMs: 
       exit(1);
     }, options.timeoutMs);
     timer.unref();
-    close().then(
+    // Tracing stops last, so the spans of the jobs drained meanwhile are exported too.
+    const closeAll = async () => {
+      try {
+        await close();
+      } finally {
+        await shutdownTracing().catch((err: unknown) => options.logger.warn({ err }, "could not export the last spans"));
+      }
+    };
+    closeAll().then(
       () => {
         clearTimeout(timer);
         options.logger.info("shutdown complete");

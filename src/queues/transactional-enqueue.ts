@@ -2,6 +2,7 @@ import type { JobsOptions } from "bullmq";
 import { ConfigError, DbjobsError } from "../lib/errors.js";
 import type { QueueBackendKind } from "../lib/queue-store.js";
 import { errorCodes } from "../lib/retry.js";
+import { traceEnqueue } from "../lib/tracing.js";
 import { addJobArguments, addJobSql, prepareJob } from "./bullmq-job.js";
 
 /**
@@ -75,7 +76,18 @@ const addToOutboxSql = "SELECT dbjobs.add_to_outbox($1::text, $2::text, $3::json
 
 export async function enqueueInTransaction(request: TransactionalEnqueue): Promise<EnqueuedInTransaction> {
   const run = transactionQuery(request.tx);
-  const prepared = await prepareJob(request.queue, request.queue, request.payload, request.defaults, request.options);
+  // The trace context goes in the job's options, where BullMQ's worker looks for it (on Redis through the outbox row).
+  return traceEnqueue(request.queue, request.queue, async (metadata) => {
+    const options = metadata ? { ...request.options, telemetry: { metadata } } : request.options;
+    return addInTransaction(run, request, await prepareJob(request.queue, request.queue, request.payload, request.defaults, options));
+  });
+}
+
+async function addInTransaction(
+  run: (sql: string, values: unknown[]) => Promise<{ id: string }[]>,
+  request: TransactionalEnqueue,
+  prepared: Awaited<ReturnType<typeof prepareJob>>,
+): Promise<EnqueuedInTransaction> {
   const [sql, values] =
     request.backend === "postgres"
       ? [addJobSql, addJobArguments(prepared)]
