@@ -59,9 +59,11 @@ export interface DbMaintenanceResult {
   planned: PlannedAction[];
 }
 
+// A run fails only when its session is lost (per-object errors are skipped), and every run is safe to
+// repeat (it drops what a cut-short build left first): 5 attempts, backoff 1, 2, 4, 8 s, outlast a failover.
 export const dbMaintenanceContract = defineContract<DbMaintenanceResult>()({
   name: "db-maintenance",
   payload: dbMaintenancePayload,
   worker: { concurrency: 1, lockDurationMs: 60_000 },
-  jobOptions: { attempts: 2 },
+  jobOptions: { attempts: 5 },
 });
