@@ -1,3 +1,4 @@
+import type { Job } from "bullmq";
 import { Redis } from "ioredis";
 import { expect } from "vitest";
 import { createCache, type TwoTierCache } from "../src/cache/cache.js";
@@ -8,6 +9,7 @@ import type { CachePrefetchResult } from "../src/jobs/cache-prefetch/contract.js
 import { cacheOptionsFrom } from "./support/cache-setups.js";
 import { type FaultWorld, faultMatrix } from "./support/fault-matrix.js";
 import { memoryLogger } from "./support/test-env.js";
+import { waitFor } from "./support/wait-for.js";
 
 /**
  * cache-prefetch under the fault matrix: 60,000 active escrow accounts and
@@ -16,9 +18,11 @@ import { memoryLogger } from "./support/test-env.js";
  * stream is open the test writes, as the application does (commit, then
  * invalidate through the cache API), to the rows the stream reaches last: the
  * prefetch has read their old values in its snapshot and stores them after
- * the write. It writes again after the faults, while a retried run may be
- * streaming. Check: for every entity written, the Redis tier holds the new
- * value or nothing, and a reader through a fresh cache gets the new value.
+ * the write. Those runs die in the PostgreSQL and SIGKILL faults, so the test
+ * writes once more when the run that completes is streaming (after the Redis
+ * fault the same run goes on). Check: for every entity written, the Redis
+ * tier holds the new value or nothing, and a reader through a fresh cache gets
+ * the new value.
  */
 const rows = 60_000;
 const perWrite = 20;
@@ -31,7 +35,9 @@ interface State {
   balances: Map<string, string>;
   names: Map<string, string>;
   writes: number;
-  streamAtFirstFault: number;
+  /** Streams the faults landed on; the last write waits for one that is not among them. */
+  faultedStreams: number[];
+  job?: Job;
 }
 
 /** Backends of the world's worker with the prefetch's cursor open: a kind is being streamed. */
@@ -82,19 +88,35 @@ faultMatrix<State>({
     await world.db.pool.query(`ANALYZE "escrow_accounts", "users"`);
     const writer = await createCache(cacheOptionsFrom(world.config, memoryLogger("warn").logger));
     const redis = new Redis(world.config.REDIS_URL as string, { maxRetriesPerRequest: null });
-    return { writer, redis, prefix: world.config.QUEUE_PREFIX, balances: new Map(), names: new Map(), writes: 0, streamAtFirstFault: 0 };
+    // The Redis fault stops this client's server too; it reconnects, and its outage is not the test's error.
+    redis.on("error", () => undefined);
+    return { writer, redis, prefix: world.config.QUEUE_PREFIX, balances: new Map(), names: new Map(), writes: 0, faultedStreams: [] };
   },
-  enqueue: (world) => world.producer.enqueue("cache-prefetch", { kinds: ["escrowBalances", "activeUsers", "globalCounts"], limit: rows }),
-  async midWork(world, state, nth) {
-    const pids = await streaming(world);
+  async enqueue(world, state) {
+    state.job = await world.producer.enqueue("cache-prefetch", { kinds: ["escrowBalances", "activeUsers", "globalCounts"], limit: rows });
+    return state.job;
+  },
+  async midWork(world, state) {
     // For the second fault, the retried run's stream, not the killed one on its way out.
-    const pid = pids.find((candidate) => nth === 1 || candidate !== state.streamAtFirstFault);
+    const pid = (await streaming(world)).find((candidate) => !state.faultedStreams.includes(candidate));
     if (pid === undefined) return false;
-    if (nth === 1) state.streamAtFirstFault = pid;
+    state.faultedStreams.push(pid);
     await write(world, state);
     return true;
   },
-  afterFaults: (world, state) => write(world, state),
+  async afterFaults(world, state) {
+    // The run that completes (a retry, the replacement worker's, or after the Redis fault the same one) races this write too.
+    await waitFor(
+      "a stream of the run that completes, or the job's end",
+      async () =>
+        (world.fault === "redis-restarted" && state.faultedStreams.length > 0) ||
+        (await streaming(world)).some((pid) => !state.faultedStreams.includes(pid)) ||
+        ["completed", "failed"].includes(await (state.job as Job).getState()),
+      180_000,
+      25,
+    );
+    await write(world, state);
+  },
   async release(state) {
     await state.writer.close().catch(() => undefined);
     // The shared Redis keeps no cache entries of a finished world (120,000 of them here).
