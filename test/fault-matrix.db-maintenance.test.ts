@@ -88,7 +88,7 @@ faultMatrix<State>({
     // Nothing skipped: not "another run holds the lock", not a lock timeout, not a failed object.
     expect(result.skipped).toEqual([]);
     if (world.fault === "worker-sigkilled") {
-      // The killed worker's backend finishes the build it was waiting in once the snapshot goes; the replacement rebuilds the rest.
+      // The killed worker's backend may finish the build it waited in once the snapshot goes; the replacement rebuilds the rest.
       expect(indexes).toEqual(expect.arrayContaining(result.reindexed.map((entry) => entry.index)));
     } else {
       expect(result.reindexed.map((entry) => entry.index).sort()).toEqual([...indexes].sort());

@@ -59,8 +59,8 @@ export interface DbMaintenanceResult {
   planned: PlannedAction[];
 }
 
-// A run fails only when its session is lost (per-object errors are skipped), and every run is safe to
-// repeat (it drops what a cut-short build left first): 5 attempts, backoff 1, 2, 4, 8 s, outlast a failover.
+// Apart from a table not ours (never retried), only a lost session fails a run (per-object errors are skipped), and
+// a run is safe to repeat (it first drops what a cut-short build left): 5 attempts, backoff 1, 2, 4, 8 s, outlast a failover.
 export const dbMaintenanceContract = defineContract<DbMaintenanceResult>()({
   name: "db-maintenance",
   payload: dbMaintenancePayload,
