@@ -9,6 +9,7 @@ import { type MetricsStore, redisMetricsStore } from "./metrics.js";
 import { postgresMetricsStore } from "./metrics-postgres.js";
 import { createOutageLog } from "./outage-log.js";
 import { createRedis, type RedisRole, waitForRedis } from "./redis.js";
+import { resendTerminatedQueries } from "./resend-terminated.js";
 import { queueTelemetry } from "./tracing.js";
 
 /**
@@ -159,6 +160,7 @@ function postgresStore(options: QueueStoreOptions): QueueStore {
       connectionTimeoutMillis: 5000,
     });
     pool.on("error", (err) => options.logger?.warn({ err }, "idle queue-database connection lost; the pool will reconnect"));
+    resendTerminatedQueries(pool);
     return pool;
   };
   const setting = "QUEUE_DATABASE_URL (or DATABASE_URL)";

@@ -35,9 +35,11 @@ export const cachePrefetchPayload = z
 
 export type CachePrefetchPayload = z.output<typeof cachePrefetchPayload>;
 
+// What fails a run is PostgreSQL or Redis dropping it, and a run is safe to repeat (each value is
+// stored only if not invalidated since the run read it): 5 attempts, backoff 1, 2, 4, 8 s, outlast a failover.
 export const cachePrefetchContract = defineContract<CachePrefetchResult>()({
   name: "cache-prefetch",
   payload: cachePrefetchPayload,
   worker: { concurrency: 1 },
-  jobOptions: { attempts: 2 },
+  jobOptions: { attempts: 5 },
 });

@@ -59,9 +59,11 @@ export interface DbMaintenanceResult {
   planned: PlannedAction[];
 }
 
+// Apart from a table not ours (never retried), only a lost session fails a run (per-object errors are skipped), and
+// a run is safe to repeat (it first drops what a cut-short build left): 5 attempts, backoff 1, 2, 4, 8 s, outlast a failover.
 export const dbMaintenanceContract = defineContract<DbMaintenanceResult>()({
   name: "db-maintenance",
   payload: dbMaintenancePayload,
   worker: { concurrency: 1, lockDurationMs: 60_000 },
-  jobOptions: { attempts: 2 },
+  jobOptions: { attempts: 5 },
 });
