@@ -17,6 +17,22 @@ const postgresOnly = [
   "test/cache.listen-connection-lost.test.ts",
   "test/cache-prefetch.no-shared-tier.test.ts",
 ];
+/** The suites the `redis-cluster` project runs on a three-master Redis Cluster (REDIS_CLUSTER_NODES). */
+const onRedisCluster = [
+  "test/redis-cluster.key-slots.test.ts",
+  "test/bulk-messaging.correctness.test.ts",
+  "test/bulk-messaging.idempotency.test.ts",
+  "test/bulk-messaging.shared-rate-limit.test.ts",
+  "test/cache-prefetch.cli.test.ts",
+  "test/cache.job-invalidation.test.ts",
+  "test/dashboard.metrics.test.ts",
+  "test/invoice-totals.correctness.test.ts",
+  "test/scheduler.single-registration.test.ts",
+  "test/cache.round-trip.test.ts",
+  "test/cache.cross-process-invalidation.test.ts",
+];
+/** Files that need the cluster itself. */
+const clusterOnly = "test/redis-cluster.*.test.ts";
 const noQueue = [
   "test/chunk-lanes.test.ts",
   "test/docs.*.test.ts",
@@ -44,11 +60,15 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: "redis", include: ["test/**/*.test.ts"], exclude: postgresOnly, env: { TEST_QUEUE_BACKEND: "redis" } },
+        test: { name: "redis", include: ["test/**/*.test.ts"], exclude: [...postgresOnly, clusterOnly], env: { TEST_QUEUE_BACKEND: "redis" } },
       },
       {
         extends: true,
-        test: { name: "postgres", include: ["test/**/*.test.ts"], exclude: [...redisOnly, ...noQueue], env: { TEST_QUEUE_BACKEND: "postgres" } },
+        test: { name: "postgres", include: ["test/**/*.test.ts"], exclude: [...redisOnly, ...noQueue, clusterOnly], env: { TEST_QUEUE_BACKEND: "postgres" } },
+      },
+      {
+        extends: true,
+        test: { name: "redis-cluster", include: onRedisCluster, env: { TEST_QUEUE_BACKEND: "redis", TEST_REDIS_CLUSTER: "1" } },
       },
     ],
   },

@@ -2,12 +2,12 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/lib/config.js";
 import { cacheChildEnv, cacheSetups, cacheTestConfig } from "./support/cache-setups.js";
 import { runCli, spawnCli } from "./support/spawn-cli.js";
-import { createTestDatabase, type TestDatabase, testDb, testRedis } from "./support/test-env.js";
+import { createTestDatabase, deleteTestKeys, findTestKeys, type TestDatabase, testDb, testKeyPrefix, testRedisConnection } from "./support/test-env.js";
 
 describe.each(cacheSetups())("dbjobs enqueue cache-prefetch --wait ($name)", (setup) => {
   let database: TestDatabase;
   let config: Config;
-  const redis = testRedis();
+  const redis = testRedisConnection();
 
   beforeAll(async () => {
     database = await createTestDatabase();
@@ -24,8 +24,7 @@ describe.each(cacheSetups())("dbjobs enqueue cache-prefetch --wait ($name)", (se
   });
 
   afterAll(async () => {
-    const keys = await redis.keys(`${config.QUEUE_PREFIX}:*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await deleteTestKeys(redis, `${testKeyPrefix(redis, config)}:*`);
     redis.disconnect();
     await database?.drop();
   });
@@ -47,11 +46,11 @@ describe.each(cacheSetups())("dbjobs enqueue cache-prefetch --wait ($name)", (se
       if (setup.withRedis) {
         expect(printed.result.sharedTier).toBe("redis");
         expect(printed.result.warmed).toEqual({ escrowBalances: 10, activeUsers: 7, globalCounts: 1 });
-        expect(await redis.keys(`${config.QUEUE_PREFIX}:cache:escrow:balance:*`)).toHaveLength(10);
+        expect(await findTestKeys(redis, `${testKeyPrefix(redis, config)}:cache:escrow:balance:*`)).toHaveLength(10);
       } else {
         expect(printed.result.sharedTier).toBe("none");
         expect(printed.result.warmed).toEqual({ escrowBalances: 0, activeUsers: 0, globalCounts: 0 });
-        expect(await redis.keys(`${config.QUEUE_PREFIX}:*`)).toEqual([]);
+        expect(await findTestKeys(redis, `${testKeyPrefix(redis, config)}:*`)).toEqual([]);
         await worker.waitForOutput(/no shared tier \(REDIS_URL unset\)/, 10_000);
       }
     } finally {

@@ -10,7 +10,7 @@ import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { packageRoot } from "../src/lib/paths.js";
 import { cacheChildEnv, cacheOptionsFrom, cacheSetups, cacheTestConfig } from "./support/cache-setups.js";
-import { memoryLogger, testRedis, useTestDb } from "./support/test-env.js";
+import { deleteTestKeys, memoryLogger, testKeyPrefix, testRedisConnection, useTestDb } from "./support/test-env.js";
 
 interface Read {
   currentBalance: string;
@@ -59,7 +59,7 @@ describe.each(cacheSetups())("invalidation across processes ($name)", (setup) =>
   /** What a worker's jobs invalidate through (`ctx.invalidateCache`), built as startWorker builds it. */
   let jobInvalidator: CacheInvalidator;
   let processB: ReaderProcess;
-  const redis = testRedis();
+  const redis = testRedisConnection();
   let accountId: string;
 
   beforeAll(async () => {
@@ -80,8 +80,7 @@ describe.each(cacheSetups())("invalidation across processes ($name)", (setup) =>
     await processB?.stop();
     await jobInvalidator?.close();
     await cacheA?.close();
-    const keys = await redis.keys(`${config.QUEUE_PREFIX}:*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await deleteTestKeys(redis, `${testKeyPrefix(redis, config)}:*`);
     redis.disconnect();
   });
 
@@ -133,7 +132,7 @@ describe.each(cacheSetups())("invalidation across processes ($name)", (setup) =>
     await jobInvalidator.invalidate([key()]);
     const elapsedMs = await timeUntilBSees("300.00", started);
     process.stderr.write(`[${setup.name}] process B saw a job's invalidation after ${elapsedMs.toFixed(1)} ms\n`);
-    if (setup.withRedis) expect(await redis.exists(`${config.QUEUE_PREFIX}:cache:${key()}`)).toBe(1); // B re-cached the new value in Redis
+    if (setup.withRedis) expect(await redis.exists(`${testKeyPrefix(redis, config)}:cache:${key()}`)).toBe(1); // B re-cached the new value in Redis
     // A's own memory was reached too, by the same channel.
     const fromA = await cacheA.getOrLoad(key(), () => loadEscrowBalance(db, accountId), { kind: "balance" });
     expect(fromA?.currentBalance.toFixed(2)).toBe("300.00");
@@ -197,6 +196,6 @@ describe.each(cacheSetups())("invalidation across processes ($name)", (setup) =>
     // ...but it was not kept: the next read loads the new balance.
     const fresh = await cacheA.getOrLoad(key(), () => loadEscrowBalance(db, accountId), { kind: "balance" });
     expect(fresh?.currentBalance.toFixed(2)).toBe("450.00");
-    if (setup.withRedis) expect(await redis.exists(`${config.QUEUE_PREFIX}:cache:${key()}`)).toBe(1);
+    if (setup.withRedis) expect(await redis.exists(`${testKeyPrefix(redis, config)}:cache:${key()}`)).toBe(1);
   });
 });

@@ -6,7 +6,7 @@ import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { cacheOptionsFrom, cacheSetups, cacheTestConfig } from "./support/cache-setups.js";
-import { memoryLogger, testRedis, useTestDb } from "./support/test-env.js";
+import { deleteTestKeys, memoryLogger, testKeyPrefix, testRedisConnection, useTestDb } from "./support/test-env.js";
 
 /** A job that changes data leaves no stale cache entry in another process's cache (here: invoice-totals). */
 describe.each(cacheSetups())("invalidation by jobs ($name)", (setup) => {
@@ -16,7 +16,7 @@ describe.each(cacheSetups())("invalidation by jobs ($name)", (setup) => {
   let cache: TwoTierCache;
   let worker: RunningWorker;
   let producer: Producer;
-  const redis = testRedis();
+  const redis = testRedisConnection();
 
   beforeAll(async () => {
     config = cacheTestConfig(testDatabase.url, setup);
@@ -30,8 +30,7 @@ describe.each(cacheSetups())("invalidation by jobs ($name)", (setup) => {
     await worker?.close();
     await producer?.close();
     await cache?.close();
-    const keys = await redis.keys(`${config.QUEUE_PREFIX}:*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await deleteTestKeys(redis, `${testKeyPrefix(redis, config)}:*`);
     redis.disconnect();
   });
 
@@ -43,7 +42,7 @@ describe.each(cacheSetups())("invalidation by jobs ($name)", (setup) => {
     const key = cacheKeys.invoice(invoice.id);
     const load = () => db.prisma.invoice.findUniqueOrThrow({ where: { id: invoice.id }, select: { total: true } });
     expect((await cache.getOrLoad(key, load, { kind: "reference" })).total.toFixed(2)).toBe("0.00");
-    if (setup.withRedis) expect(await redis.exists(`${config.QUEUE_PREFIX}:cache:${key}`)).toBe(1);
+    if (setup.withRedis) expect(await redis.exists(`${testKeyPrefix(redis, config)}:cache:${key}`)).toBe(1);
     // Cached in memory: without an invalidation this process would keep serving 0.00.
     expect((await cache.getOrLoad(key, load, { kind: "reference" })).total.toFixed(2)).toBe("0.00");
     expect(cache.stats().kinds.reference.l1Hits).toBe(1);
@@ -57,7 +56,7 @@ describe.each(cacheSetups())("invalidation by jobs ($name)", (setup) => {
       await events.close();
     }
 
-    if (setup.withRedis) expect(await redis.exists(`${config.QUEUE_PREFIX}:cache:${key}`)).toBe(0);
+    if (setup.withRedis) expect(await redis.exists(`${testKeyPrefix(redis, config)}:cache:${key}`)).toBe(0);
     // The message reaches this process's memory tier asynchronously; allow for a loaded machine.
     const deadline = Date.now() + 10_000;
     let total = "";

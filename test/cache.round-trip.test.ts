@@ -3,14 +3,16 @@ import { createCache, type TwoTierCache } from "../src/cache/cache.js";
 import type { Config } from "../src/lib/config.js";
 import { Prisma } from "../src/lib/db.js";
 import { cacheOptionsFrom, cacheSetups, cacheTestConfig } from "./support/cache-setups.js";
-import { memoryLogger, testRedis, useTestDb } from "./support/test-env.js";
+import { deleteTestKeys, memoryLogger, testKeyPrefix, testRedisConnection, useTestDb } from "./support/test-env.js";
 
 describe.each(cacheSetups())("cache round trip ($name)", (setup) => {
   const testDatabase = useTestDb();
   let config: Config;
   let prefix: string;
+  /** Where the cache's keys are: `prefix`, hash-tagged on a cluster. */
+  let keyPrefix: string;
   const caches: TwoTierCache[] = [];
-  const redis = testRedis();
+  const redis = testRedisConnection();
   const open = async (overrides: Record<string, string> = {}) => {
     const cache = await createCache(
       cacheOptionsFrom(cacheTestConfig(testDatabase.url, setup, { QUEUE_PREFIX: prefix, ...overrides }), memoryLogger("warn").logger),
@@ -22,12 +24,12 @@ describe.each(cacheSetups())("cache round trip ($name)", (setup) => {
   beforeAll(() => {
     config = cacheTestConfig(testDatabase.url, setup);
     prefix = config.QUEUE_PREFIX;
+    keyPrefix = testKeyPrefix(redis, config);
   });
 
   afterAll(async () => {
     await Promise.all(caches.map((cache) => cache.close()));
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length > 0) await redis.del(...keys);
+    await deleteTestKeys(redis, `${keyPrefix}:*`);
     redis.disconnect();
   });
 
@@ -98,8 +100,8 @@ describe.each(cacheSetups())("cache round trip ($name)", (setup) => {
     const short = await open({ CACHE_TTL_BALANCE_MS: "1500", CACHE_TTL_AGGREGATE_MS: "45000" });
     await short.getOrLoad("escrow:balance:ttl", async () => ({ balance: new Prisma.Decimal(1) }), { kind: "balance" });
     await short.getOrLoad("counts:ttl", async () => ({ users: 1n }), { kind: "aggregate" });
-    const balanceTtl = await redis.pttl(`${prefix}:cache:escrow:balance:ttl`);
-    const aggregateTtl = await redis.pttl(`${prefix}:cache:counts:ttl`);
+    const balanceTtl = await redis.pttl(`${keyPrefix}:cache:escrow:balance:ttl`);
+    const aggregateTtl = await redis.pttl(`${keyPrefix}:cache:counts:ttl`);
     expect(balanceTtl).toBeGreaterThan(0);
     expect(balanceTtl).toBeLessThanOrEqual(1500);
     expect(aggregateTtl).toBeGreaterThan(1500);

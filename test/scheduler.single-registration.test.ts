@@ -1,15 +1,24 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Redis } from "ioredis";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { type Config, queueStoreOptions } from "../src/lib/config.js";
 import { type AnyQueue, createQueueStore, type QueueStore } from "../src/lib/queue-store.js";
+import type { RedisConnection } from "../src/lib/redis.js";
 import { queueNames } from "../src/queues/contracts.js";
 import { readScheduleHealth } from "../src/queues/schedule-health.js";
 import { type RunningScheduler, startScheduler } from "../src/queues/scheduler.js";
 import { schedulerLock } from "../src/queues/scheduler-lock.js";
 import { declaredSchedules, type ScheduleDefinition } from "../src/queues/schedules.js";
 import { cliEnv, spawnCli } from "./support/spawn-cli.js";
-import { createTestDatabase, memoryLogger, testConfig, testQueueBackend, testRedis, testRedisUrl } from "./support/test-env.js";
+import {
+  createTestDatabase,
+  deleteTestKeys,
+  memoryLogger,
+  testConfig,
+  testKeyPrefix,
+  testQueueBackend,
+  testRedisConnection,
+  testRedisUrl,
+} from "./support/test-env.js";
 
 // On Redis the scheduler needs no database (a random prefix isolates each test); on PostgreSQL
 // the queues live in the database, so each test gets a database of its own. Test schedules target invoice-totals.
@@ -29,11 +38,11 @@ async function waitFor(check: () => boolean | Promise<boolean>, timeoutMs: numbe
 }
 
 describe(`scheduler: one registration however many start (${testQueueBackend()})`, () => {
-  let redis: Redis;
+  let redis: RedisConnection;
   const cleanups: (() => Promise<unknown>)[] = [];
 
   beforeAll(() => {
-    redis = testRedis();
+    redis = testRedisConnection();
   });
 
   afterAll(async () => {
@@ -77,8 +86,7 @@ describe(`scheduler: one registration however many start (${testQueueBackend()})
         await queue.obliterate({ force: true });
         await queue.close();
       }
-      const keys = await redis.keys(`${config.QUEUE_PREFIX}:dbjobs:*`);
-      if (keys.length) await redis.del(...keys);
+      await deleteTestKeys(redis, `${testKeyPrefix(redis, config)}:dbjobs:*`);
     });
   }
 
@@ -204,7 +212,10 @@ describe(`scheduler: one registration however many start (${testQueueBackend()})
 
   it("dbjobs scheduler processes: one holds the lease, a standby takes over when it is killed, SIGTERM exits 0", async () => {
     const { config, store } = await isolated();
-    const env = cliEnv({ ...config, REDIS_URL: testRedisUrl() }, { SCHEDULER_LEASE_MS: "2000", QUEUE_BACKEND: config.QUEUE_BACKEND });
+    const env = cliEnv(config.REDIS_CLUSTER_NODES ? config : { ...config, REDIS_URL: testRedisUrl() }, {
+      SCHEDULER_LEASE_MS: "2000",
+      QUEUE_BACKEND: config.QUEUE_BACKEND,
+    });
     // On PostgreSQL the scheduler must not need Redis at all.
     if (config.QUEUE_BACKEND === "postgres") delete env.REDIS_URL;
     // The lease's token in Redis; on PostgreSQL the pid of the session holding the advisory lock.

@@ -1,5 +1,5 @@
-import type { Redis } from "ioredis";
 import { DbjobsError } from "../lib/errors.js";
+import { type RedisConnection, redisKeyPrefix } from "../lib/redis.js";
 import { EPOCH_TTL_MS, epochKey, invalidateScript, runScript, sequenceKey, valueKey } from "./cache-scripts.js";
 
 /**
@@ -44,7 +44,7 @@ export interface PrismaExecutor {
 }
 
 /** Where an invalidation is sent: the shared tier's Redis when there is one, else the application's PostgreSQL database. */
-export type CacheInvalidationTarget = Redis | PostgresQueryable | PrismaExecutor;
+export type CacheInvalidationTarget = RedisConnection | PostgresQueryable | PrismaExecutor;
 
 /** Keys per script call: bounds the time one call holds Redis. */
 const keysPerCall = 1000;
@@ -59,10 +59,12 @@ export async function invalidateCacheKeys(target: CacheInvalidationTarget, prefi
   if (keys.length === 0) return;
   const unique = [...new Set(keys)];
   if (isRedis(target)) {
+    // An application passes QUEUE_PREFIX as it is; on a cluster the keys live under its hash tag.
+    const keyPrefix = redisKeyPrefix(target, prefix);
     for (let start = 0; start < unique.length; start += keysPerCall) {
       const chunk = unique.slice(start, start + keysPerCall);
-      const redisKeys = [sequenceKey(prefix), ...chunk.flatMap((key) => [valueKey(prefix, key), epochKey(prefix, key)])];
-      await runScript(target, invalidateScript, redisKeys, [invalidationChannel(prefix), JSON.stringify(chunk), EPOCH_TTL_MS]);
+      const redisKeys = [sequenceKey(keyPrefix), ...chunk.flatMap((key) => [valueKey(keyPrefix, key), epochKey(keyPrefix, key)])];
+      await runScript(target, invalidateScript, redisKeys, [invalidationChannel(keyPrefix), JSON.stringify(chunk), EPOCH_TTL_MS]);
     }
     return;
   }
@@ -73,8 +75,8 @@ export async function invalidateCacheKeys(target: CacheInvalidationTarget, prefi
   }
 }
 
-function isRedis(target: CacheInvalidationTarget): target is Redis {
-  return typeof (target as Partial<Redis>).evalsha === "function";
+function isRedis(target: CacheInvalidationTarget): target is RedisConnection {
+  return typeof (target as Partial<RedisConnection>).evalsha === "function";
 }
 
 /** Parses a notification's payload; undefined for anything but a JSON array of strings. */

@@ -1,7 +1,7 @@
-import { Redis, type RedisOptions } from "ioredis";
+import type { RedisOptions } from "ioredis";
 import type { Logger } from "../lib/logger.js";
-import { redactUrl } from "../lib/logger.js";
 import { type MetricsStore, redisMetricsStore } from "../lib/metrics.js";
+import { describeRedisTarget, duplicateRedis, openRedis, type RedisConnection, type RedisTarget, redisKeyPrefix } from "../lib/redis.js";
 import { invalidateCacheKeys, invalidationChannel, parseInvalidationPayload } from "./cache-invalidation.js";
 import { type InvalidationLink, type LinkEvents, PendingInvalidations, reconnectDelayMs } from "./cache-links.js";
 import { readWithSequence, storeIfNotInvalidated } from "./cache-redis-tier.js";
@@ -25,8 +25,8 @@ export class RedisCacheLink implements InvalidationLink {
   private closed = false;
 
   constructor(
-    private readonly redis: Redis,
-    private readonly subscriber: Redis,
+    private readonly redis: RedisConnection,
+    private readonly subscriber: RedisConnection,
     private readonly prefix: string,
     private readonly logger: Logger,
     private readonly where: string,
@@ -190,9 +190,23 @@ function subscriberOptions(): RedisOptions {
   return { maxRetriesPerRequest: null, enableOfflineQueue: true, autoResubscribe: false, retryStrategy: reconnectDelayMs };
 }
 
-/** Opens the link's two connections: from a URL, or copying a given connection's options. */
-export function openRedisLink(redis: string | Redis, options: { prefix: string; logger: Logger; timeoutMs: number; events: LinkEvents }): RedisCacheLink {
-  const open = (redisOptions: RedisOptions) => (typeof redis === "string" ? new Redis(redis, redisOptions) : redis.duplicate(redisOptions));
-  const where = typeof redis === "string" ? redactUrl(redis) : "the given connection";
-  return new RedisCacheLink(open(commandOptions(options.timeoutMs)), open(subscriberOptions()), options.prefix, options.logger, where, options.events);
+/**
+ * Opens the link's two connections: from a URL or cluster nodes, or copying a
+ * given connection's options. On a cluster the keys share one hash tag
+ * (redisKeyPrefix), as the cache's scripts touch several keys at once.
+ */
+export function openRedisLink(
+  redis: RedisTarget | RedisConnection,
+  options: { prefix: string; logger: Logger; timeoutMs: number; events: LinkEvents },
+): RedisCacheLink {
+  const given = isConnection(redis) ? redis : undefined;
+  const open = (redisOptions: RedisOptions) => (given ? duplicateRedis(given, redisOptions) : openRedis(redis as RedisTarget, redisOptions));
+  const where = given ? "the given connection" : describeRedisTarget(redis as RedisTarget);
+  const commands = open(commandOptions(options.timeoutMs));
+  const prefix = redisKeyPrefix(commands, options.prefix);
+  return new RedisCacheLink(commands, open(subscriberOptions()), prefix, options.logger, where, options.events);
+}
+
+function isConnection(redis: RedisTarget | RedisConnection): redis is RedisConnection {
+  return typeof redis !== "string" && !("clusterNodes" in redis);
 }

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "../lib/redis.js";
 import { epochKey, loadScript, pipelineScript, runScript, sequenceKey, setIfNotInvalidatedScript, valueKey } from "./cache-scripts.js";
 import { serializeCacheValue } from "./cache-serializer.js";
 
@@ -12,7 +12,7 @@ import { serializeCacheValue } from "./cache-serializer.js";
  * In one round trip: the value (or null) with the invalidation sequence, read
  * atomically by MGET, and the value's remaining time to live (ms, ≤ 0 if none).
  */
-export async function readWithSequence(redis: Redis, prefix: string, key: string): Promise<{ text: string | null; sequence: number; ttlMs: number }> {
+export async function readWithSequence(redis: RedisConnection, prefix: string, key: string): Promise<{ text: string | null; sequence: number; ttlMs: number }> {
   const replies = (await redis.pipeline().mget(valueKey(prefix, key), sequenceKey(prefix)).pttl(valueKey(prefix, key)).exec()) ?? [];
   for (const [err] of replies) if (err) throw err;
   const [text, sequence] = (replies[0]?.[1] ?? []) as (string | null)[];
@@ -20,7 +20,7 @@ export async function readWithSequence(redis: Redis, prefix: string, key: string
 }
 
 /** The invalidation sequence now; read it before reading the database for a later `storeIfNotInvalidated`. */
-export async function readSequence(redis: Redis, prefix: string): Promise<number> {
+export async function readSequence(redis: RedisConnection, prefix: string): Promise<number> {
   return Number((await redis.get(sequenceKey(prefix))) ?? 0);
 }
 
@@ -37,14 +37,20 @@ export const storeBatchSize = 1000;
  * PX expiry of `ttlMs`, in one pipeline of multi-key script calls. Returns how
  * many were stored (the rest were invalidated by a newer write meanwhile).
  */
-export async function storeIfNotInvalidated(redis: Redis, prefix: string, entries: CacheEntryToStore[], seenSequence: number, ttlMs: number): Promise<number> {
+export async function storeIfNotInvalidated(
+  redis: RedisConnection,
+  prefix: string,
+  entries: CacheEntryToStore[],
+  seenSequence: number,
+  ttlMs: number,
+): Promise<number> {
   const encoded = entries.filter((entry) => entry.value !== undefined).map((entry) => ({ key: entry.key, text: serializeCacheValue(entry.value) }));
   return storeSerializedIfNotInvalidated(redis, prefix, encoded, seenSequence, ttlMs);
 }
 
 /** `storeIfNotInvalidated` for values already in the cache's wire format (cache-serializer.ts), e.g. built by SQL. */
 export async function storeSerializedIfNotInvalidated(
-  redis: Redis,
+  redis: RedisConnection,
   prefix: string,
   encoded: { key: string; text: string }[],
   seenSequence: number,

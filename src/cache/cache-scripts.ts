@@ -1,5 +1,6 @@
 import { createHash } from "node:crypto";
-import type { ChainableCommander, Redis } from "ioredis";
+import type { ChainableCommander } from "ioredis";
+import type { RedisConnection } from "../lib/redis.js";
 
 /**
  * The Lua scripts behind the cache's Redis tier, run by EVALSHA with an EVAL
@@ -77,7 +78,7 @@ function sha1(script: string): string {
 }
 
 /** Runs a script by hash, loading it on NOSCRIPT (first use, or after a Redis restart). */
-export async function runScript(redis: Redis, script: string, keys: string[], args: (string | number)[]): Promise<unknown> {
+export async function runScript(redis: RedisConnection, script: string, keys: string[], args: (string | number)[]): Promise<unknown> {
   try {
     return await redis.evalsha(sha1(script), keys.length, ...keys, ...args);
   } catch (err) {
@@ -87,7 +88,7 @@ export async function runScript(redis: Redis, script: string, keys: string[], ar
 }
 
 /** Makes sure `script` is cached in Redis so a pipeline of EVALSHA calls cannot meet NOSCRIPT. */
-export async function loadScript(redis: Redis, script: string): Promise<string> {
+export async function loadScript(redis: RedisConnection, script: string): Promise<string> {
   return (await redis.script("LOAD", script)) as string;
 }
 

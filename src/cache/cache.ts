@@ -1,4 +1,3 @@
-import type { Redis } from "ioredis";
 import { LRUCache } from "lru-cache";
 import pg from "pg";
 import type { Config } from "../lib/config.js";
@@ -6,6 +5,7 @@ import { ConfigError } from "../lib/errors.js";
 import type { Logger } from "../lib/logger.js";
 import { flushMetrics, type MetricsStore } from "../lib/metrics.js";
 import { postgresMetricsStore } from "../lib/metrics-postgres.js";
+import type { RedisConnection, RedisTarget } from "../lib/redis.js";
 import type { InvalidationLink, LinkEvents } from "./cache-links.js";
 import { PostgresInvalidationLink } from "./cache-postgres-link.js";
 import { openRedisLink, type RedisCacheLink } from "./cache-redis-link.js";
@@ -41,13 +41,13 @@ export { type CacheKind, type CacheKindStats, type CacheStatsSnapshot, cacheKind
 export interface CacheOptions {
   /**
    * The shared tier and invalidation channel: a Redis URL (normally
-   * REDIS_URL), or a connection whose options are copied (the cache opens its
-   * own two). Without it there is no shared tier, and invalidations travel
+   * REDIS_URL), a Redis Cluster's nodes (`redisTarget(config)` reads both),
+   * or a connection whose options are copied (the cache opens its own two). Without it there is no shared tier, and invalidations travel
    * through PostgreSQL (`databaseUrl`). Every process must agree: a worker
    * with REDIS_URL invalidates through Redis.
    * @defaultValue none: no shared tier
    */
-  redis?: string | Redis;
+  redis?: RedisTarget | RedisConnection;
   /**
    * The application's database (normally DATABASE_URL), where jobs send
    * their invalidations with NOTIFY when there is no Redis; the cache LISTENs

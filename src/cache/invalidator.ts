@@ -1,13 +1,12 @@
-import type { Redis } from "ioredis";
-import type { Config } from "../lib/config.js";
+import { type Config, redisTarget } from "../lib/config.js";
 import type { Db } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
-import { createRedis } from "../lib/redis.js";
+import { createRedis, type RedisConnection, redisKeyPrefix } from "../lib/redis.js";
 import { invalidateCacheKeys } from "./cache-invalidation.js";
 
 /**
  * The cache as a worker's jobs see it. The shared tier is Redis when
- * REDIS_URL is set, whatever QUEUE_BACKEND is (the queue store's connection
+ * REDIS_URL (or REDIS_CLUSTER_NODES) is set, whatever QUEUE_BACKEND is (the queue store's connection
  * when the queues live in Redis, else one of its own), and there is none
  * without it.
  *
@@ -17,7 +16,7 @@ import { invalidateCacheKeys } from "./cache-invalidation.js";
  */
 export interface SharedCacheTier {
   /** Redis, the only shared tier (see docs/cache.md for why not PostgreSQL). */
-  redis: Redis;
+  redis: RedisConnection;
   /** Key prefix: values live at `<prefix>:cache:<key>`. */
   prefix: string;
 }
@@ -31,11 +30,19 @@ export interface CacheInvalidator {
 
 export { cacheNotifyChannel } from "./cache-invalidation.js";
 
-export function createCacheInvalidator(options: { config: Config; prefix: string; redis: Redis | undefined; db: Db; logger: Logger }): CacheInvalidator {
-  const { config, prefix } = options;
-  const ownsRedis = !options.redis && Boolean(config.REDIS_URL);
-  const redis = options.redis ?? (config.REDIS_URL ? createRedis(config.REDIS_URL, "worker", options.logger) : undefined);
+export function createCacheInvalidator(options: {
+  config: Config;
+  prefix: string;
+  redis: RedisConnection | undefined;
+  db: Db;
+  logger: Logger;
+}): CacheInvalidator {
+  const { config } = options;
+  const target = redisTarget(config);
+  const ownsRedis = !options.redis && Boolean(target);
+  const redis = options.redis ?? (target ? createRedis(target, "worker", options.logger) : undefined);
   if (redis) {
+    const prefix = redisKeyPrefix(redis, options.prefix);
     return {
       invalidate: (keys) => invalidateCacheKeys(redis, prefix, keys),
       sharedTier: { redis, prefix },
@@ -46,7 +53,7 @@ export function createCacheInvalidator(options: { config: Config; prefix: string
   }
   return {
     // Autocommit on the pool: delivered to every listener at once. Jobs call it after their write has committed.
-    invalidate: (keys) => invalidateCacheKeys(options.db.pool, prefix, keys),
+    invalidate: (keys) => invalidateCacheKeys(options.db.pool, options.prefix, keys),
     sharedTier: undefined,
     async close() {},
   };

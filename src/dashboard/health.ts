@@ -1,8 +1,8 @@
-import type { Redis } from "ioredis";
 import type pg from "pg";
 import type { Logger } from "../lib/logger.js";
 import type { OutageLog } from "../lib/outage-log.js";
 import type { AnyQueue, QueueStore } from "../lib/queue-store.js";
+import type { RedisConnection } from "../lib/redis.js";
 import { redisErrorCode, waitForRedis } from "../lib/redis.js";
 
 /**
@@ -89,7 +89,7 @@ async function check(name: string, run: () => Promise<unknown>, timeoutMs: numbe
 }
 
 /** While disconnected, the reason is the connection's own error code (ECONNREFUSED...), not the offline-queue refusal a PING would get. */
-async function pingRedis(redis: Redis, timeoutMs: number): Promise<void> {
+async function pingRedis(redis: RedisConnection, timeoutMs: number): Promise<void> {
   const code = redisErrorCode(redis);
   if (code) throw Object.assign(new Error(`Redis is not connected (${code})`), { code });
   // Still making its first connection: wait for it rather than report an outage.

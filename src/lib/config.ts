@@ -1,6 +1,7 @@
 import { z } from "zod";
 import { dashboardUsersFromEnv } from "./dashboard-users.js";
 import { ConfigError } from "./errors.js";
+import type { RedisClusterNode, RedisTarget } from "./redis.js";
 
 /**
  * Everything dbjobs reads from the environment, validated once by zod.
@@ -9,6 +10,23 @@ import { ConfigError } from "./errors.js";
 const booleanFromEnv = z.enum(["true", "false", "1", "0", "yes", "no"]).transform((value) => value === "true" || value === "1" || value === "yes");
 
 const intFromEnv = (min: number, max: number) => z.coerce.number().int().min(min).max(max);
+
+const clusterNodesFormat = "must be a comma-separated list of host:port, e.g. 10.0.0.1:7000,10.0.0.2:7000";
+
+/** `host:port,host:port,...` into nodes; a bad entry fails with the format. */
+const clusterNodesFromEnv = z.string().transform((text, ctx): RedisClusterNode[] => {
+  const nodes: RedisClusterNode[] = [];
+  for (const entry of text.split(",").map((part) => part.trim())) {
+    const match = /^(\[[0-9a-fA-F:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(entry);
+    const port = Number(match?.[2]);
+    if (!match?.[1] || port < 1 || port > 65_535) {
+      ctx.addIssue({ code: "custom", message: `${clusterNodesFormat} (got "${entry}")` });
+      return z.NEVER;
+    }
+    nodes.push({ host: match[1].replace(/^\[|\]$/g, ""), port });
+  }
+  return nodes;
+});
 
 export const configSchema = z
   .object({
@@ -26,6 +44,12 @@ export const configSchema = z
      * redis://127.0.0.1:6379), and the cache's shared tier whenever it is set.
      */
     REDIS_URL: z.url().optional(),
+    /**
+     * Redis Cluster instead of one Redis: its seed nodes, `host:port,...`.
+     * Needs QUEUE_BACKEND=redis and excludes REDIS_URL; queues, scheduler
+     * lease, cache and metrics then all go through the cluster.
+     */
+    REDIS_CLUSTER_NODES: clusterNodesFromEnv.optional(),
     /** How long a producer, the CLI or the HTTP route waits for the queue store before failing. @defaultValue 3000 */
     QUEUE_CONNECT_TIMEOUT_MS: intFromEnv(100, 120_000).default(3000),
     /** Prefix of every BullMQ key in Redis. @defaultValue dbjobs */
@@ -127,6 +151,18 @@ export const configSchema = z
     OTEL_BSP_SCHEDULE_DELAY: intFromEnv(1, 600_000).default(5000),
   })
   .superRefine((config, ctx) => {
+    if (config.REDIS_CLUSTER_NODES !== undefined) {
+      if (config.QUEUE_BACKEND !== "redis") {
+        ctx.addIssue({ code: "custom", path: ["REDIS_CLUSTER_NODES"], message: "needs QUEUE_BACKEND=redis; set it, or unset REDIS_CLUSTER_NODES" });
+      }
+      if (config.REDIS_URL !== undefined) {
+        ctx.addIssue({
+          code: "custom",
+          path: ["REDIS_CLUSTER_NODES"],
+          message: "conflicts with REDIS_URL; set one: REDIS_CLUSTER_NODES for a cluster, REDIS_URL for one Redis",
+        });
+      }
+    }
     if (config.DBJOBS_PASSWORD !== undefined && config.DBJOBS_ACTOR === undefined) {
       ctx.addIssue({
         code: "custom",
@@ -168,13 +204,18 @@ export function loadConfig(env: NodeJS.ProcessEnv = process.env): Config {
     throw new ConfigError(`Invalid environment: ${problems.join("; ")}. Fix these variables and start again.`);
   }
   const config = parsed.data;
-  if (config.QUEUE_BACKEND === "redis") config.REDIS_URL ??= "redis://127.0.0.1:6379";
+  if (config.QUEUE_BACKEND === "redis" && !config.REDIS_CLUSTER_NODES) config.REDIS_URL ??= "redis://127.0.0.1:6379";
   return config;
+}
+
+/** The Redis this configuration uses: the cluster's nodes, else REDIS_URL; undefined without Redis. */
+export function redisTarget(config: Pick<Config, "REDIS_URL" | "REDIS_CLUSTER_NODES">): RedisTarget | undefined {
+  return config.REDIS_CLUSTER_NODES ? { clusterNodes: config.REDIS_CLUSTER_NODES } : config.REDIS_URL;
 }
 
 /** The queue store a process of this configuration uses. */
 export function queueStoreOptions(config: Config) {
   return config.QUEUE_BACKEND === "redis"
-    ? ({ kind: "redis", redisUrl: config.REDIS_URL, prefix: config.QUEUE_PREFIX } as const)
+    ? ({ kind: "redis", redisUrl: config.REDIS_URL, redisClusterNodes: config.REDIS_CLUSTER_NODES, prefix: config.QUEUE_PREFIX } as const)
     : ({ kind: "postgres", databaseUrl: config.QUEUE_DATABASE_URL ?? config.DATABASE_URL, prefix: config.QUEUE_PREFIX } as const);
 }

@@ -1,4 +1,4 @@
-import type { Redis } from "ioredis";
+import type { RedisConnection } from "./redis.js";
 
 /**
  * Every metric dbjobs exports, declared once: name, type, help and labels.
@@ -134,7 +134,7 @@ export interface MetricsStore {
 }
 
 /** A Redis hash: one field per series (its sample name and labels as JSON), summed with HINCRBYFLOAT. */
-export function redisMetricsStore(redis: Redis, prefix: string): MetricsStore {
+export function redisMetricsStore(redis: RedisConnection, prefix: string): MetricsStore {
   const key = `${prefix}:dbjobs:metrics`;
   return {
     async add(samples) {

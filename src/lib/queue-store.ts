@@ -1,5 +1,4 @@
 import type { IQueueBackend, JobsOptions, Processor, Queue, QueueEvents, Telemetry, Worker, WorkerOptions } from "bullmq";
-import type { Redis } from "ioredis";
 import type pg from "pg";
 import type { ClosingWorker } from "./closing-worker.js";
 import { ConfigError, QueueBackendUnavailableError } from "./errors.js";
@@ -8,7 +7,18 @@ import { redactUrl } from "./logger.js";
 import { type MetricsStore, redisMetricsStore } from "./metrics.js";
 import { postgresMetricsStore } from "./metrics-postgres.js";
 import { createOutageLog } from "./outage-log.js";
-import { createRedis, type RedisRole, waitForRedis } from "./redis.js";
+import {
+  bullmqPrefix,
+  createRedis,
+  describeRedisTarget,
+  type RedisClusterNode,
+  type RedisConnection,
+  type RedisRole,
+  type RedisTarget,
+  redisKeyPrefix,
+  redisSetting,
+  waitForRedis,
+} from "./redis.js";
 import { resendTerminatedQueries } from "./resend-terminated.js";
 import { queueTelemetry } from "./tracing.js";
 
@@ -36,10 +46,15 @@ export interface QueueStore {
   readonly redactedUrl: string;
   /** The variable that configures it. */
   readonly setting: string;
-  /** BullMQ key prefix (Redis); the schema `bullmq` isolates queues on PostgreSQL. */
+  /**
+   * Prefix of the store's own keys and channels: QUEUE_PREFIX, hash-tagged on a Redis Cluster (redis.ts redisKeyPrefix).
+   * BullMQ's keys on a cluster use a prefix per queue (`queuePrefix`). The schema `bullmq` isolates queues on PostgreSQL.
+   */
   readonly prefix: string;
+  /** The BullMQ prefix of `queue`: `prefix`, except on a Redis Cluster, where each queue has its own hash tag. */
+  queuePrefix(queue: string): string;
   /** The Redis connection of a Redis store (for the cache's Redis tier and metrics), else undefined. */
-  readonly redis: Redis | undefined;
+  readonly redis: RedisConnection | undefined;
   /** The pg pool of a PostgreSQL store (search_path `bullmq`), else undefined. */
   readonly pool: pg.Pool | undefined;
   queue(name: string, options?: { defaultJobOptions?: JobsOptions }): Promise<AnyQueue>;
@@ -64,8 +79,10 @@ export interface QueueStoreOptions {
   kind: QueueBackendKind;
   /** Redis store: its URL. */
   redisUrl?: string;
+  /** Redis store on a Redis Cluster: its seed nodes (then `redisUrl` is not used). */
+  redisClusterNodes?: readonly RedisClusterNode[];
   /** Redis store: reuse a connection (its owner closes it). */
-  redisConnection?: Redis;
+  redisConnection?: RedisConnection;
   /** Redis store: `producer` fails fast, `worker` waits through outages. @defaultValue producer */
   role?: RedisRole;
   /** PostgreSQL store: the database the queues live in. */
@@ -94,9 +111,11 @@ export function createQueueStore(options: QueueStoreOptions): QueueStore {
 }
 
 function redisStore(options: QueueStoreOptions): QueueStore {
-  const url = options.redisUrl ?? "redis://127.0.0.1:6379";
-  const redis = options.redisConnection ?? createRedis(url, options.role ?? "producer", options.logger);
-  const prefix = options.prefix ?? "dbjobs";
+  const target: RedisTarget = options.redisClusterNodes?.length ? { clusterNodes: options.redisClusterNodes } : (options.redisUrl ?? "redis://127.0.0.1:6379");
+  const redis = options.redisConnection ?? createRedis(target, options.role ?? "producer", options.logger);
+  const basePrefix = options.prefix ?? "dbjobs";
+  const prefix = redisKeyPrefix(redis, basePrefix);
+  const queuePrefix = (queue: string) => bullmqPrefix(redis, basePrefix, queue);
   const opened: { close(): Promise<unknown> }[] = [];
   const quiet = <T extends { on(event: "error", listener: (err: Error) => void): unknown }>(emitter: T): T => {
     // Without a listener BullMQ prints every connection error as a stack dump; the connection logs outages itself.
@@ -106,24 +125,25 @@ function redisStore(options: QueueStoreOptions): QueueStore {
   return {
     kind: "redis",
     service: "Redis",
-    redactedUrl: redactUrl(url),
-    setting: "REDIS_URL",
+    redactedUrl: describeRedisTarget(target),
+    setting: redisSetting(target),
     prefix,
+    queuePrefix,
     redis,
     pool: undefined,
     async queue(name, queueOptions = {}) {
       const { Queue } = await import("bullmq");
-      return quiet(new Queue(name, { connection: redis, prefix, ...queueOptions, ...traced() }));
+      return quiet(new Queue(name, { connection: redis, prefix: queuePrefix(name), ...queueOptions, ...traced() }));
     },
     async worker(name, processor, workerOptions) {
       const { ClosingWorker } = await import("./closing-worker.js");
-      return quiet(new ClosingWorker(name, processor, { ...workerOptions, connection: redis, prefix, ...traced() }));
+      return quiet(new ClosingWorker(name, processor, { ...workerOptions, connection: redis, prefix: queuePrefix(name), ...traced() }));
     },
     async queueEvents(name) {
       const { QueueEvents } = await import("bullmq");
       // A blocking reader: its own connection that waits through outages.
-      const connection = createRedis(url, "worker", options.logger);
-      const events = quiet(new QueueEvents(name, { connection, prefix, ...traced() }));
+      const connection = createRedis(target, "worker", options.logger);
+      const events = quiet(new QueueEvents(name, { connection, prefix: queuePrefix(name), ...traced() }));
       opened.push({ close: async () => connection.disconnect() });
       const close = events.close.bind(events);
       events.close = async () => {
@@ -132,10 +152,10 @@ function redisStore(options: QueueStoreOptions): QueueStore {
       };
       return events;
     },
-    ready: (timeoutMs) => waitForRedis(redis, url, timeoutMs),
+    ready: (timeoutMs) => waitForRedis(redis, target, timeoutMs),
     metrics: () => redisMetricsStore(redis, prefix),
     // Finished sets are scored by finish time, so a count by score is exact and cheap.
-    finishedSince: (queue, state, sinceMs) => redis.zcount(`${prefix}:${queue}:${state}`, sinceMs, "+inf"),
+    finishedSince: (queue, state, sinceMs) => redis.zcount(`${queuePrefix(queue)}:${queue}:${state}`, sinceMs, "+inf"),
     async close() {
       await Promise.allSettled(opened.map((entry) => entry.close()));
       if (!options.redisConnection) redis.disconnect();
@@ -177,6 +197,7 @@ function postgresStore(options: QueueStoreOptions): QueueStore {
     redactedUrl: redactUrl(url),
     setting,
     prefix: options.prefix ?? "dbjobs",
+    queuePrefix: () => options.prefix ?? "dbjobs",
     redis: undefined,
     get pool() {
       return pool;
@@ -278,7 +299,7 @@ function errorCodeOf(err: unknown): string {
 }
 
 /** The Redis connection of a Redis store; features still written against Redis keys call this. */
-export function requireRedis(store: QueueStore, feature: string): Redis {
+export function requireRedis(store: QueueStore, feature: string): RedisConnection {
   if (store.redis) return store.redis;
   throw new ConfigError(`${feature} needs the Redis queue backend for now: set QUEUE_BACKEND=redis and REDIS_URL.`);
 }

@@ -1,8 +1,8 @@
-import type { Redis } from "ioredis";
 import pg from "pg";
 import { type Config, queueStoreOptions } from "../lib/config.js";
 import type { Logger } from "../lib/logger.js";
 import { type QueueStore, queueDatabasePool } from "../lib/queue-store.js";
+import type { RedisConnection } from "../lib/redis.js";
 
 /**
  * Operator commands for running workers, sent through the queue backend so
@@ -74,7 +74,7 @@ export function startControlListener(options: {
   return postgresListener(url, logger, deliver);
 }
 
-function redisListener(redis: Redis, channel: string, logger: Logger, deliver: (text: string) => void): ControlListener {
+function redisListener(redis: RedisConnection, channel: string, logger: Logger, deliver: (text: string) => void): ControlListener {
   // A subscribed connection can do nothing else; ioredis subscribes it again after a reconnect.
   const subscriber = redis.duplicate();
   subscriber.on("error", (err: Error) => logger.debug({ err: err.message }, "control subscriber error; reconnecting"));

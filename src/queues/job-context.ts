@@ -1,9 +1,9 @@
 import type { Job } from "bullmq";
-import type { Redis } from "ioredis";
 import type { SharedCacheTier } from "../cache/invalidator.js";
 import type { Config } from "../lib/config.js";
 import type { Db } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
+import type { RedisConnection } from "../lib/redis.js";
 import type { PayloadOf, QueueContract, ResultOf } from "./contract.js";
 
 /**
@@ -34,7 +34,7 @@ export interface JobContext {
    */
   cleanupPool?: import("pg").Pool;
   /** The worker's Redis connection when the queues live in Redis (blocking-safe: `maxRetriesPerRequest: null`). */
-  redis: Redis | undefined;
+  redis: RedisConnection | undefined;
   config: Config;
   /** BullMQ key prefix of this process. */
   prefix: string;

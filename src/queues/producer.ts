@@ -1,5 +1,4 @@
 import type { Job, JobsOptions } from "bullmq";
-import type { Redis } from "ioredis";
 import type pg from "pg";
 import { collectRecipientIds, type StagedRecipientList, stageRecipientList } from "../jobs/bulk-messaging/recipient-lists.js";
 import type { Config } from "../lib/config.js";
@@ -7,6 +6,7 @@ import { queueStoreOptions } from "../lib/config.js";
 import { DbjobsError } from "../lib/errors.js";
 import { type Logger, redactUrl } from "../lib/logger.js";
 import { type AnyQueue, createQueueStore, type QueueBackendKind, type QueueStore } from "../lib/queue-store.js";
+import type { RedisClusterNode, RedisConnection } from "../lib/redis.js";
 import { getContract, type PayloadInput, type QueueName } from "./contracts.js";
 import { checkEnqueueOptions, type EnqueueOptions } from "./job-options.js";
 import { type EnqueuedInTransaction, enqueueInTransaction, type TransactionClient } from "./transactional-enqueue.js";
@@ -24,14 +24,16 @@ export type { EnqueuedInTransaction, TransactionClient } from "./transactional-e
  * hangs on an outage.
  */
 export interface ProducerOptions {
-  /** Where the queues live; must match the workers'. @defaultValue "redis" when `redisUrl` or `connection` is given, else "postgres" */
+  /** Where the queues live; must match the workers'. @defaultValue "redis" when `redisUrl`, `redisClusterNodes` or `connection` is given, else "postgres" */
   backend?: QueueBackendKind;
   /** PostgreSQL backend: the database the queues live in. @defaultValue postgresql://postgres@127.0.0.1:5432/dbjobs */
   databaseUrl?: string;
   /** Redis backend. @defaultValue redis://127.0.0.1:6379 */
   redisUrl?: string;
+  /** Redis backend on a Redis Cluster: its seed nodes (as REDIS_CLUSTER_NODES), instead of `redisUrl`. */
+  redisClusterNodes?: readonly RedisClusterNode[];
   /** Redis backend: reuse a connection; it should be created with role "producer" (give its `redisUrl` too, for error messages). */
-  connection?: Redis;
+  connection?: RedisConnection;
   /** BullMQ key prefix on Redis; must match the workers'. @defaultValue dbjobs */
   prefix?: string;
   /** How long `enqueue` waits for the queue store before failing. @defaultValue 3000 */
@@ -92,8 +94,9 @@ export class Producer {
     this.store =
       options.store ??
       createQueueStore({
-        kind: options.backend ?? (options.redisUrl || options.connection ? "redis" : "postgres"),
+        kind: options.backend ?? (options.redisUrl || options.redisClusterNodes?.length || options.connection ? "redis" : "postgres"),
         redisUrl: options.redisUrl,
+        redisClusterNodes: options.redisClusterNodes,
         redisConnection: options.connection,
         role: "producer",
         databaseUrl: options.databaseUrl ?? "postgresql://postgres@127.0.0.1:5432/dbjobs",

@@ -1,7 +1,7 @@
-import type { Redis } from "ioredis";
 import type pg from "pg";
 import { MigrationError } from "../lib/errors.js";
 import { type QueueStore, queueDatabasePool } from "../lib/queue-store.js";
+import type { RedisConnection } from "../lib/redis.js";
 
 /**
  * What `dbjobs scheduler` registered: schedule id → the queue and cron it was
@@ -33,7 +33,7 @@ export function scheduleRegistrations(store: QueueStore, options: { connectTimeo
   return postgresRegistrations(() => queueDatabasePool(store, options.connectTimeoutMs));
 }
 
-function redisRegistrations(redis: Redis, key: string): ScheduleRegistrations {
+function redisRegistrations(redis: RedisConnection, key: string): ScheduleRegistrations {
   return {
     async read() {
       const result = new Map<string, ScheduleRegistration>();

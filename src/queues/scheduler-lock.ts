@@ -1,8 +1,8 @@
 import { randomUUID } from "node:crypto";
-import type { Redis } from "ioredis";
 import type pg from "pg";
 import { advisoryLockHolder, advisoryUnlock, lockNames, tryAdvisoryLock } from "../lib/advisory-locks.js";
 import { type QueueStore, queueDatabasePool } from "../lib/queue-store.js";
+import type { RedisConnection } from "../lib/redis.js";
 import { type Session, withSession } from "../lib/session.js";
 
 /**
@@ -81,7 +81,7 @@ end
 return 0`;
 
 export interface LeaseLockOptions {
-  redis: Redis;
+  redis: RedisConnection;
   key: string;
   /** How long the lease lasts without renewal: the take-over delay after a holder dies. @defaultValue 15000 */
   leaseMs?: number;
@@ -91,7 +91,7 @@ export class LeaseLock {
   readonly token = randomUUID();
   readonly key: string;
   readonly leaseMs: number;
-  private readonly redis: Redis;
+  private readonly redis: RedisConnection;
 
   constructor(options: LeaseLockOptions) {
     this.redis = options.redis;

@@ -1,17 +1,17 @@
 import type { Job } from "bullmq";
-import type { Redis } from "ioredis";
 import type { CacheInvalidator } from "../cache/invalidator.js";
 import { type BackendTrackingPool, cancelBackends, trackBackends } from "../lib/backend-tracking-pool.js";
 import type { Config } from "../lib/config.js";
 import type { Db } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
+import type { RedisConnection } from "../lib/redis.js";
 import type { JobContext, WorkerServices } from "./job-context.js";
 
 /** What every job of a worker shares. */
 export interface SharedContext {
   logger: Logger;
   db: Db;
-  redis: Redis | undefined;
+  redis: RedisConnection | undefined;
   config: Config;
   prefix: string;
   services: WorkerServices;
@@ -28,7 +28,7 @@ export interface SharedContext {
  * handlers destructure them from the context.
  */
 export class WorkerJobContext implements JobContext {
-  readonly redis: Redis | undefined;
+  readonly redis: RedisConnection | undefined;
   readonly config: Config;
   readonly prefix: string;
   readonly services: WorkerServices;

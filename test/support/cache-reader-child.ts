@@ -2,20 +2,20 @@ import { createInterface } from "node:readline";
 import { createCache } from "../../src/cache/cache.js";
 import { cacheKeys } from "../../src/cache/cache-keys.js";
 import { loadEscrowBalance } from "../../src/jobs/cache-prefetch/cache-entities.js";
-import { loadConfig } from "../../src/lib/config.js";
+import { loadConfig, redisTarget } from "../../src/lib/config.js";
 import { createDb } from "../../src/lib/db.js";
 import { createLogger } from "../../src/lib/logger.js";
 
 /**
  * "Process B" of the cross-process invalidation test: its own cache,
- * connections (Redis when REDIS_URL is set, else its LISTEN connection) and
+ * connections (Redis when REDIS_URL or REDIS_CLUSTER_NODES is set, else its LISTEN connection) and
  * database pool. Reads escrow balances on request, one JSON line in
  * ({"id": "..."}), one JSON line out ({"currentBalance", "stats"}).
  */
 const config = loadConfig();
 const logger = createLogger({ level: "warn" }, process.stderr);
 const db = createDb({ url: config.DATABASE_URL, poolSize: 2, logger });
-const cache = await createCache({ redis: config.REDIS_URL, databaseUrl: config.DATABASE_URL, prefix: config.QUEUE_PREFIX, config, logger });
+const cache = await createCache({ redis: redisTarget(config), databaseUrl: config.DATABASE_URL, prefix: config.QUEUE_PREFIX, config, logger });
 
 const lines = createInterface({ input: process.stdin });
 lines.on("line", async (line) => {

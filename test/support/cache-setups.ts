@@ -1,6 +1,7 @@
 import type { CacheOptions } from "../../src/cache/cache.js";
-import type { Config } from "../../src/lib/config.js";
+import { type Config, redisTarget } from "../../src/lib/config.js";
 import type { Logger } from "../../src/lib/logger.js";
+import { clusterNodesText } from "./spawn-cli.js";
 import { testConfig, testQueueBackend } from "./test-env.js";
 
 /**
@@ -26,14 +27,15 @@ export function cacheTestConfig(databaseUrl: string, setup: CacheSetup, override
 
 /** createCache options as an application builds them from its config. */
 export function cacheOptionsFrom(config: Config, logger: Logger, extra: Partial<CacheOptions> = {}): CacheOptions {
-  return { redis: config.REDIS_URL, databaseUrl: config.DATABASE_URL, prefix: config.QUEUE_PREFIX, config, logger, ...extra };
+  return { redis: redisTarget(config), databaseUrl: config.DATABASE_URL, prefix: config.QUEUE_PREFIX, config, logger, ...extra };
 }
 
-/** The environment of a child process of this setup: REDIS_URL is blanked, so an inherited one cannot leak in. */
+/** The environment of a child process of this setup: REDIS_URL and REDIS_CLUSTER_NODES are blanked, so an inherited one cannot leak in. */
 export function cacheChildEnv(config: Config, extra: Record<string, string> = {}): Record<string, string> {
   return {
     DATABASE_URL: config.DATABASE_URL,
     REDIS_URL: config.REDIS_URL ?? "",
+    REDIS_CLUSTER_NODES: config.REDIS_CLUSTER_NODES ? clusterNodesText(config.REDIS_CLUSTER_NODES) : "",
     QUEUE_BACKEND: config.QUEUE_BACKEND,
     QUEUE_PREFIX: config.QUEUE_PREFIX,
     LOG_LEVEL: "warn",

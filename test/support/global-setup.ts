@@ -2,12 +2,15 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { migrate } from "../../src/lib/migrate.js";
+import { type RedisCluster, startRedisCluster } from "./redis-cluster.js";
 import { resolveTestServices, withDatabase } from "./services.js";
 
 declare module "vitest" {
   export interface ProvidedContext {
     postgresAdminUrl: string;
     redisUrl: string;
+    /** The `redis-cluster` project's throwaway cluster (REDIS_CLUSTER_NODES); "" in the other projects. */
+    redisClusterNodes: string;
     templateDatabase: string;
     runId: string;
   }
@@ -30,6 +33,9 @@ export default async function setup(project: TestProject) {
   project.provide("redisUrl", services.redisUrl);
   project.provide("templateDatabase", templateDatabase);
   project.provide("runId", runId);
+  // Only the project that tests on a cluster pays for starting one.
+  const cluster: RedisCluster | undefined = project.name === "redis-cluster" ? await startRedisCluster() : undefined;
+  project.provide("redisClusterNodes", cluster?.nodes ?? "");
 
   return async () => {
     const admin = new pg.Client({ connectionString: services.postgresAdminUrl });
@@ -43,6 +49,7 @@ export default async function setup(project: TestProject) {
     } finally {
       await admin.end();
     }
+    await cluster?.stop();
     await services.stop();
   };
 }

@@ -1,5 +1,6 @@
 import { type ChildProcess, spawn } from "node:child_process";
 import { packageRoot } from "../../src/lib/paths.js";
+import type { RedisClusterNode } from "../../src/lib/redis.js";
 
 /**
  * Runs the real CLI in a child process (from source, through tsx), for tests
@@ -76,7 +77,14 @@ export async function runCli(args: string[], env: Record<string, string>, timeou
 
 /** The environment a CLI child needs to reach the test's database, queue backend and prefix. */
 export function cliEnv(
-  config: { DATABASE_URL: string; QUEUE_BACKEND: string; QUEUE_DATABASE_URL?: string; REDIS_URL?: string; QUEUE_PREFIX: string },
+  config: {
+    DATABASE_URL: string;
+    QUEUE_BACKEND: string;
+    QUEUE_DATABASE_URL?: string;
+    REDIS_URL?: string;
+    REDIS_CLUSTER_NODES?: readonly RedisClusterNode[];
+    QUEUE_PREFIX: string;
+  },
   extra: Record<string, string> = {},
 ): Record<string, string> {
   const env: Record<string, string> = {
@@ -87,5 +95,11 @@ export function cliEnv(
   };
   if (config.QUEUE_DATABASE_URL) env.QUEUE_DATABASE_URL = config.QUEUE_DATABASE_URL;
   if (config.REDIS_URL) env.REDIS_URL = config.REDIS_URL;
+  if (config.REDIS_CLUSTER_NODES) env.REDIS_CLUSTER_NODES = clusterNodesText(config.REDIS_CLUSTER_NODES);
   return { ...env, ...extra };
+}
+
+/** Parsed cluster nodes back into REDIS_CLUSTER_NODES's `host:port,...`. */
+export function clusterNodesText(nodes: readonly RedisClusterNode[]): string {
+  return nodes.map((node) => `${node.host}:${node.port}`).join(",");
 }

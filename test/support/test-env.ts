@@ -1,11 +1,12 @@
 import { randomBytes, randomUUID } from "node:crypto";
 import { Writable } from "node:stream";
-import { Redis } from "ioredis";
+import { Cluster, Redis } from "ioredis";
 import pg from "pg";
 import { afterAll, beforeAll, inject } from "vitest";
 import { type Config, loadConfig } from "../../src/lib/config.js";
 import { createDb, type Db } from "../../src/lib/db.js";
 import { createLogger, type Logger } from "../../src/lib/logger.js";
+import { type RedisConnection, redisKeyPrefix } from "../../src/lib/redis.js";
 import { withDatabase } from "./services.js";
 
 /** A database cloned from the migrated template, private to one test file. */
@@ -63,11 +64,18 @@ export function testQueueBackend(): "redis" | "postgres" {
   return process.env.TEST_QUEUE_BACKEND === "postgres" ? "postgres" : "redis";
 }
 
+/** The `redis-cluster` project's cluster nodes (REDIS_CLUSTER_NODES), else undefined. */
+export function testRedisClusterNodes(): string | undefined {
+  return process.env.TEST_REDIS_CLUSTER ? inject("redisClusterNodes") || undefined : undefined;
+}
+
+/** In the `redis-cluster` project the config names the cluster instead of REDIS_URL (loadConfig drops the blank). */
 export function testConfig(databaseUrl: string, overrides: Record<string, string> = {}): Config {
+  const clusterNodes = testRedisClusterNodes();
   return loadConfig({
     DATABASE_URL: databaseUrl,
     QUEUE_BACKEND: testQueueBackend(),
-    REDIS_URL: testRedisUrl(),
+    ...(clusterNodes ? { REDIS_URL: "", REDIS_CLUSTER_NODES: clusterNodes } : { REDIS_URL: testRedisUrl() }),
     QUEUE_PREFIX: testPrefix(),
     LOG_LEVEL: "warn",
     ...overrides,
@@ -133,4 +141,28 @@ export function useTestDb(): { readonly db: Db; readonly url: string } {
 
 export function testRedis(): Redis {
   return new Redis(testRedisUrl(), { maxRetriesPerRequest: null });
+}
+
+/** testRedis, or in the `redis-cluster` project a connection to the cluster. */
+export function testRedisConnection(): RedisConnection {
+  const clusterNodes = testRedisClusterNodes();
+  if (!clusterNodes) return testRedis();
+  const nodes = clusterNodes.split(",").map((node) => ({ host: node.split(":")[0] as string, port: Number(node.split(":")[1]) }));
+  return new Cluster(nodes, { redisOptions: { maxRetriesPerRequest: null } });
+}
+
+/** The prefix of dbjobs' own keys (cache, lease, metrics) for a config: hash-tagged on a cluster, as redisKeyPrefix does. */
+export function testKeyPrefix(redis: RedisConnection, config: Pick<Config, "QUEUE_PREFIX">): string {
+  return redisKeyPrefix(redis, config.QUEUE_PREFIX);
+}
+
+/** The keys matching `pattern`: on a cluster from every master, as KEYS only sees the node it is sent to. */
+export async function findTestKeys(redis: RedisConnection, pattern: string): Promise<string[]> {
+  const nodes = redis instanceof Cluster ? redis.nodes("master") : [redis];
+  return (await Promise.all(nodes.map((node) => node.keys(pattern)))).flat();
+}
+
+/** Deletes the keys matching `pattern`, one at a time (on a cluster they may be of many slots). */
+export async function deleteTestKeys(redis: RedisConnection, pattern: string): Promise<void> {
+  for (const key of await findTestKeys(redis, pattern)) await redis.del(key);
 }

@@ -1,7 +1,7 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import type { Redis } from "ioredis";
 import type pg from "pg";
 import { RateLimiterPostgres, RateLimiterRedis, RateLimiterRes } from "rate-limiter-flexible";
+import type { RedisConnection } from "../../lib/redis.js";
 
 /**
  * The messaging provider's rate limit, shared by every bulk-messaging worker
@@ -29,7 +29,7 @@ export interface ProviderRateLimit {
   take(): Promise<void>;
 }
 
-export type RateLimitStore = { kind: "redis"; redis: Redis } | { kind: "postgres"; pool: pg.Pool };
+export type RateLimitStore = { kind: "redis"; redis: RedisConnection } | { kind: "postgres"; pool: pg.Pool };
 
 export interface ProviderRateLimitOptions {
   ratePerSecond: number;
