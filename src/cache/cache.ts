@@ -57,6 +57,13 @@ export interface CacheOptions {
    * @defaultValue none
    */
   databaseUrl?: string;
+  /**
+   * The same database reached without a transaction-pooling PgBouncer
+   * (normally DIRECT_DATABASE_URL), for the LISTEN connection: through
+   * PgBouncer in transaction mode a LISTEN is lost once its statement ends.
+   * @defaultValue databaseUrl
+   */
+  directDatabaseUrl?: string;
   /** Key prefix, normally config.QUEUE_PREFIX; Redis keys live at `<prefix>:cache:<key>`. */
   prefix: string;
   /**
@@ -138,7 +145,7 @@ export class TwoTierCache {
       this.shared = openRedisLink(options.redis, { prefix: options.prefix, logger, timeoutMs: options.redisTimeoutMs ?? 1000, events });
       this.link = this.shared;
     } else {
-      this.link = new PostgresInvalidationLink(options.databaseUrl as string, logger, events);
+      this.link = new PostgresInvalidationLink((options.directDatabaseUrl ?? options.databaseUrl) as string, logger, events);
     }
     this.metrics = this.metricsTarget();
     this.flushTimer = setInterval(() => void this.flushMetrics(), options.metricsFlushMs ?? 5000);

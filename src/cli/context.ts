@@ -35,6 +35,7 @@ export function createCliContext(options: CliContextOptions = {}): CliContext {
     db() {
       db ??= createDb({
         url: config.DATABASE_URL,
+        directUrl: config.DIRECT_DATABASE_URL,
         poolSize: 2,
         connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
         slowQueryMs: config.SLOW_QUERY_MS,

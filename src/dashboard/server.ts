@@ -164,6 +164,7 @@ export async function startDashboard(options: DashboardOptions): Promise<Running
   const queues = await Promise.all(queueNames.map((name) => producer.queue(name)));
   const db = createDb({
     url: config.DATABASE_URL,
+    directUrl: config.DIRECT_DATABASE_URL,
     poolSize: 2,
     connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
     slowQueryMs: config.SLOW_QUERY_MS,

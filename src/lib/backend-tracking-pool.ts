@@ -10,6 +10,8 @@ import type pg from "pg";
  *
  * Only statements sent through this pool are tracked; Prisma's queries share
  * the process's pool and are not (a handler checks its signal between them).
+ * `recordPids: false` for a pool behind PgBouncer, whose connections carry
+ * PgBouncer's pid, not the server's: they still refuse statements once stopped.
  */
 export interface BackendTrackingPool {
   pool: pg.Pool;
@@ -19,7 +21,13 @@ export interface BackendTrackingPool {
 
 type QueryArgs = Parameters<pg.PoolClient["query"]>;
 
-export function trackBackends(pool: pg.Pool, signal: AbortSignal, reportQueryTime?: (durationMs: number, query: string) => void): BackendTrackingPool {
+export function trackBackends(
+  pool: pg.Pool,
+  signal: AbortSignal,
+  reportQueryTime?: (durationMs: number, query: string) => void,
+  options: { recordPids?: boolean } = {},
+): BackendTrackingPool {
+  const recordPids = options.recordPids ?? true;
   const held = new Map<pg.PoolClient, number>();
   const refuseIfStopped = () => {
     if (signal.aborted) throw signal.reason;
@@ -50,7 +58,7 @@ export function trackBackends(pool: pg.Pool, signal: AbortSignal, reportQueryTim
     const client = await pool.connect();
     // processID comes with the connection's BackendKeyData; pg keeps it on the client.
     const pid = (client as unknown as { processID?: number }).processID;
-    if (typeof pid === "number") held.set(client, pid);
+    if (recordPids && typeof pid === "number") held.set(client, pid);
     return guarded(client);
   };
 

@@ -33,11 +33,18 @@ export const configSchema = z
     /** @defaultValue postgresql://postgres@127.0.0.1:5432/dbjobs */
     DATABASE_URL: z.url().default("postgresql://postgres@127.0.0.1:5432/dbjobs"),
     /**
+     * The same database reached without a transaction-pooling PgBouncer, for
+     * work that needs a session of its own (advisory locks, LISTEN, REINDEX
+     * CONCURRENTLY, partition DETACH/ATTACH, session settings, migrations).
+     * @defaultValue DATABASE_URL
+     */
+    DIRECT_DATABASE_URL: z.url().optional(),
+    /**
      * Where the queues live: `postgres` (BullMQ's PostgreSQL backend, schema
      * bullmq, no Redis needed) or `redis`. @defaultValue postgres
      */
     QUEUE_BACKEND: z.enum(["postgres", "redis"], { error: 'must be "postgres" or "redis"' }).default("postgres"),
-    /** The database the queues live in when QUEUE_BACKEND=postgres. @defaultValue DATABASE_URL */
+    /** The database the queues live in when QUEUE_BACKEND=postgres (BullMQ's backend LISTENs and takes advisory locks). @defaultValue DIRECT_DATABASE_URL, else DATABASE_URL */
     QUEUE_DATABASE_URL: z.url().optional(),
     /**
      * Redis: the queues when QUEUE_BACKEND=redis (then it defaults to
@@ -213,9 +220,14 @@ export function redisTarget(config: Pick<Config, "REDIS_URL" | "REDIS_CLUSTER_NO
   return config.REDIS_CLUSTER_NODES ? { clusterNodes: config.REDIS_CLUSTER_NODES } : config.REDIS_URL;
 }
 
+/** Where work that needs a session of its own connects: DIRECT_DATABASE_URL, else DATABASE_URL. */
+export function sessionDatabaseUrl(config: Pick<Config, "DATABASE_URL" | "DIRECT_DATABASE_URL">): string {
+  return config.DIRECT_DATABASE_URL ?? config.DATABASE_URL;
+}
+
 /** The queue store a process of this configuration uses. */
 export function queueStoreOptions(config: Config) {
   return config.QUEUE_BACKEND === "redis"
     ? ({ kind: "redis", redisUrl: config.REDIS_URL, redisClusterNodes: config.REDIS_CLUSTER_NODES, prefix: config.QUEUE_PREFIX } as const)
-    : ({ kind: "postgres", databaseUrl: config.QUEUE_DATABASE_URL ?? config.DATABASE_URL, prefix: config.QUEUE_PREFIX } as const);
+    : ({ kind: "postgres", databaseUrl: config.QUEUE_DATABASE_URL ?? sessionDatabaseUrl(config), prefix: config.QUEUE_PREFIX } as const);
 }

@@ -6,10 +6,17 @@ import { metrics } from "./metrics.js";
 
 export { Prisma, PrismaClient } from "../generated/prisma/client.js";
 
-/** A process's database handles: Prisma for queries, the same pg pool for session work (COPY, advisory locks, REINDEX). */
+/** A process's database handles: Prisma and a pg pool for queries and short transactions, a direct pool for session work. */
 export interface Db {
   prisma: PrismaClient;
   pool: pg.Pool;
+  /**
+   * Connections to DIRECT_DATABASE_URL, for work that needs a session of its
+   * own (withSession: advisory locks, REINDEX CONCURRENTLY, DETACH/ATTACH,
+   * session settings), opened on first use. Undefined without a direct URL:
+   * then `pool` serves sessions too (see `sessionPool`).
+   */
+  readonly directPool?: pg.Pool;
   /** Feeds the slow-query log; for wrappers of `pool` that send statements on clients of their own. */
   reportQueryTime?(durationMs: number, query: string): void;
   close(): Promise<void>;
@@ -17,6 +24,8 @@ export interface Db {
 
 export interface DbOptions {
   url: string;
+  /** DIRECT_DATABASE_URL: the same database without a transaction-pooling PgBouncer in between. @defaultValue url (one pool) */
+  directUrl?: string;
   /** Connections in the pool. @defaultValue 10 */
   poolSize?: number;
   /** @defaultValue 5000 */
@@ -56,15 +65,41 @@ export function createDb(options: DbOptions): Db {
   prisma.$on("query", (event) => reportIfSlow(event.duration, event.query));
   timeTextQueries(pool, reportIfSlow);
 
+  let directPool: pg.Pool | undefined;
+  const openDirectPool = (url: string): pg.Pool => {
+    if (directPool) return directPool;
+    // Sized like the main pool: every job of a worker may hold a session at once.
+    directPool = new pg.Pool({
+      connectionString: url,
+      max: options.poolSize ?? 10,
+      connectionTimeoutMillis: options.connectTimeoutMs ?? 5000,
+      idleTimeoutMillis: 30_000,
+      application_name: options.applicationName ?? "dbjobs",
+    });
+    directPool.on("error", (err) => options.logger.warn({ err }, "idle direct PostgreSQL connection lost; the pool will reconnect"));
+    timeTextQueries(directPool, reportIfSlow);
+    return directPool;
+  };
+
+  const directUrl = options.directUrl && options.directUrl !== options.url ? options.directUrl : undefined;
   return {
     prisma,
     pool,
+    get directPool() {
+      return directUrl === undefined ? undefined : openDirectPool(directUrl);
+    },
     reportQueryTime: reportIfSlow,
     async close() {
       await prisma.$disconnect();
       await pool.end().catch(() => undefined);
+      await directPool?.end().catch(() => undefined);
     },
   };
+}
+
+/** The pool sessions come from: the direct pool when DIRECT_DATABASE_URL is set, else the one pool. */
+export function sessionPool(db: Pick<Db, "pool" | "directPool">): pg.Pool {
+  return db.directPool ?? db.pool;
 }
 
 /**

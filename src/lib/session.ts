@@ -1,4 +1,5 @@
 import type pg from "pg";
+import type { Db } from "./db.js";
 import { SessionLostError } from "./errors.js";
 
 /**
@@ -6,6 +7,10 @@ import { SessionLostError } from "./errors.js";
  * session settings, COPY, REINDEX CONCURRENTLY, DDL in a transaction of its
  * own. The one place dbjobs checks a client out of a pool and holds it.
  *
+ * - Given a Db, the session comes from its direct pool (DIRECT_DATABASE_URL),
+ *   never through a transaction-pooling PgBouncer, which would hand the
+ *   session's later statements, and its lock, to other clients' server
+ *   connections. Given a pool, that pool is taken to reach PostgreSQL itself.
  * - While held, an error on the connection (a killed backend, a failover)
  *   is caught here, never an unhandled 'error' event that ends the process;
  *   `lost` is aborted with a SessionLostError, and the next query fails.
@@ -27,7 +32,13 @@ export interface SessionOptions {
   settings?: Record<string, string>;
 }
 
-export async function withSession<T>(pool: pg.Pool, work: (session: Session) => Promise<T>, options: SessionOptions = {}): Promise<T> {
+export async function withSession<T>(
+  from: pg.Pool | Pick<Db, "pool" | "directPool">,
+  work: (session: Session) => Promise<T>,
+  options: SessionOptions = {},
+): Promise<T> {
+  // Db's sessionPool, inlined: importing db.ts would load Prisma into every process that takes a session.
+  const pool = "connect" in from ? from : (from.directPool ?? from.pool);
   const client = await pool.connect();
   const lost = new AbortController();
   const onError = (err: Error) => {

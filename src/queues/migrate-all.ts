@@ -1,4 +1,4 @@
-import type { Config } from "../lib/config.js";
+import { type Config, queueStoreOptions, sessionDatabaseUrl } from "../lib/config.js";
 import type { Logger } from "../lib/logger.js";
 import { type MigrateResult, migrate } from "../lib/migrate.js";
 import { type QueueCatalogResult, syncQueueCatalog } from "./queue-catalog.js";
@@ -8,13 +8,12 @@ import { type QueueCatalogResult, syncQueueCatalog } from "./queue-catalog.js";
  * migrations (schema public and dbjobs), BullMQ's PostgreSQL schema when the
  * queues live there, and the queue catalog the SQL function dbjobs.enqueue
  * reads. Programs that migrate from code call this, not lib/migrate.ts alone.
+ * DDL and the migrator's advisory lock need a session: DIRECT_DATABASE_URL.
  */
 export async function migrateForConfig(config: Config, logger?: Logger): Promise<MigrateResult & { queueCatalog: QueueCatalogResult }> {
-  const result = await migrate({
-    url: config.DATABASE_URL,
-    logger,
-    queueDatabaseUrl: config.QUEUE_BACKEND === "postgres" ? (config.QUEUE_DATABASE_URL ?? config.DATABASE_URL) : undefined,
-  });
-  const queueCatalog = await syncQueueCatalog({ url: config.DATABASE_URL, backend: config.QUEUE_BACKEND, logger });
+  const url = sessionDatabaseUrl(config);
+  const queues = queueStoreOptions(config);
+  const result = await migrate({ url, logger, queueDatabaseUrl: queues.kind === "postgres" ? queues.databaseUrl : undefined });
+  const queueCatalog = await syncQueueCatalog({ url, backend: config.QUEUE_BACKEND, logger });
   return { ...result, queueCatalog };
 }

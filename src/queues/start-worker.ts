@@ -4,9 +4,10 @@ import { completedRow, failedRow, isFinalFailure } from "../history/history-row.
 import { HistoryWriter } from "../history/history-writer.js";
 import type { ClosingWorker } from "../lib/closing-worker.js";
 import { type Config, queueStoreOptions } from "../lib/config.js";
-import { createDb, type Db } from "../lib/db.js";
+import { createDb, type Db, sessionPool } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
 import { flushMetrics } from "../lib/metrics.js";
+import { warnIfSessionsPooled } from "../lib/pooler-check.js";
 import { type AnyWorker, createQueueStore } from "../lib/queue-store.js";
 import { warnUnlessNoEviction } from "../lib/redis.js";
 import type { QueueContract } from "./contract.js";
@@ -87,12 +88,15 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
     options.db ??
     createDb({
       url: config.DATABASE_URL,
+      directUrl: config.DIRECT_DATABASE_URL,
       poolSize: config.DB_POOL_SIZE,
       connectTimeoutMs: config.DB_CONNECT_TIMEOUT_MS,
       slowQueryMs: config.SLOW_QUERY_MS,
       logger,
       applicationName: `dbjobs:${entry.name}`,
     });
+  // In the background: a start-up must not wait on it, and an unreachable database is reported elsewhere.
+  void warnIfSessionsPooled(sessionPool(db), config.DIRECT_DATABASE_URL !== undefined, logger);
   // An operator's `dbjobs scale` outlives restarts: the stored value wins over the configured ones.
   const scaled = await readQueueConcurrency(db.pool, entry.name).catch((err: unknown) => {
     logger.warn({ err }, "could not read the queue's stored concurrency (run `dbjobs migrate`?); using the configured one");

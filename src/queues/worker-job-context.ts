@@ -2,7 +2,7 @@ import type { Job } from "bullmq";
 import type { CacheInvalidator } from "../cache/invalidator.js";
 import { type BackendTrackingPool, cancelBackends, trackBackends } from "../lib/backend-tracking-pool.js";
 import type { Config } from "../lib/config.js";
-import type { Db } from "../lib/db.js";
+import { type Db, sessionPool } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
 import type { RedisConnection } from "../lib/redis.js";
 import type { JobContext, WorkerServices } from "./job-context.js";
@@ -40,6 +40,7 @@ export class WorkerJobContext implements JobContext {
   #log: Logger | undefined;
   #db: Db | undefined;
   #tracked: BackendTrackingPool | undefined;
+  #trackedDirect: BackendTrackingPool | undefined;
   /** The last progress reported: what the job had committed, for the failure of a cancelled job. */
   lastProgress: unknown;
 
@@ -66,24 +67,35 @@ export class WorkerJobContext implements JobContext {
     };
   }
 
-  /** The database, its pool tracking this job's connections (built on first use: many jobs never touch it). */
+  /** The database, its pools tracking this job's connections (built on first use: many jobs never touch it). */
   get db(): Db {
     if (!this.#db) {
       const shared = this.#sharedDb;
-      this.#tracked = trackBackends(shared.pool, this.signal, shared.reportQueryTime);
-      this.#db = { prisma: shared.prisma, pool: this.#tracked.pool, reportQueryTime: shared.reportQueryTime, close: () => shared.close() };
+      const direct = shared.directPool;
+      // Behind PgBouncer a pooled connection's BackendKeyData pid is PgBouncer's own, not a server backend:
+      // pg_cancel_backend on it could hit an unrelated session, so only direct connections' pids are kept.
+      this.#tracked = trackBackends(shared.pool, this.signal, shared.reportQueryTime, { recordPids: direct === undefined });
+      this.#trackedDirect = direct && trackBackends(direct, this.signal, shared.reportQueryTime);
+      const directView = this.#trackedDirect?.pool;
+      this.#db = {
+        prisma: shared.prisma,
+        pool: this.#tracked.pool,
+        directPool: directView,
+        reportQueryTime: shared.reportQueryTime,
+        close: () => shared.close(),
+      };
     }
     return this.#db;
   }
 
   get cleanupPool() {
-    return this.#sharedDb.pool;
+    return sessionPool(this.#sharedDb);
   }
 
-  /** Cancels the running statement of every connection this job holds (from another connection of the pool). */
+  /** Cancels the running statement of every connection this job holds (from another connection of the session pool). */
   async cancelDatabaseWork(): Promise<number> {
-    const pids = this.#tracked?.backends() ?? [];
-    return cancelBackends(this.#sharedDb.pool, pids);
+    const pids = [...(this.#tracked?.backends() ?? []), ...(this.#trackedDirect?.backends() ?? [])];
+    return cancelBackends(sessionPool(this.#sharedDb), pids);
   }
 
   /** Child logger carrying `{ queue, jobId }`, built on first use: most short jobs never log. */

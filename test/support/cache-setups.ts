@@ -27,7 +27,15 @@ export function cacheTestConfig(databaseUrl: string, setup: CacheSetup, override
 
 /** createCache options as an application builds them from its config. */
 export function cacheOptionsFrom(config: Config, logger: Logger, extra: Partial<CacheOptions> = {}): CacheOptions {
-  return { redis: redisTarget(config), databaseUrl: config.DATABASE_URL, prefix: config.QUEUE_PREFIX, config, logger, ...extra };
+  return {
+    redis: redisTarget(config),
+    databaseUrl: config.DATABASE_URL,
+    directDatabaseUrl: config.DIRECT_DATABASE_URL,
+    prefix: config.QUEUE_PREFIX,
+    config,
+    logger,
+    ...extra,
+  };
 }
 
 /** The environment of a child process of this setup: REDIS_URL and REDIS_CLUSTER_NODES are blanked, so an inherited one cannot leak in. */

@@ -1,5 +1,5 @@
 import type { Command } from "commander";
-import { queueStoreOptions } from "../../lib/config.js";
+import { queueStoreOptions, sessionDatabaseUrl } from "../../lib/config.js";
 import { createQueueStore } from "../../lib/queue-store.js";
 import { exitOnSignals } from "../../lib/shutdown.js";
 import { startOutboxRelay } from "../../queues/outbox-relay.js";
@@ -32,7 +32,14 @@ export function registerRelayCommand(program: Command): void {
       }
       // The "worker" role waits through Redis outages instead of failing each add; the rows wait in the outbox meanwhile.
       const store = createQueueStore({ ...queueStoreOptions(config), role: "worker", poolSize: 2, applicationName: "dbjobs:relay", logger });
-      const starting = startOutboxRelay({ databaseUrl: config.DATABASE_URL, store, logger, batchSize: options.batchSize, pollIntervalMs: options.pollMs });
+      // Its LISTEN, and the idle_in_transaction_session_timeout set for its sessions, need sessions of their own.
+      const starting = startOutboxRelay({
+        databaseUrl: sessionDatabaseUrl(config),
+        store,
+        logger,
+        batchSize: options.batchSize,
+        pollIntervalMs: options.pollMs,
+      });
       // Signals are handled from the start, so a SIGTERM while it connects also ends it cleanly.
       exitOnSignals(
         async () => {

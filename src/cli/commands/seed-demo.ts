@@ -81,8 +81,10 @@ export function registerSeedDemoCommand(program: Command): void {
       // The seed's statements are long by design: they are not the slow queries SLOW_QUERY_MS is there to catch.
       const context = createCliContext({ quiet: options.json, expectSlowQueries: true });
       try {
-        const { prisma, pool } = context.db();
-        const partitionsCreated = await withSession(pool, ({ client }) => seedDemoData(client));
+        const db = context.db();
+        const { prisma } = db;
+        // It creates partitions (DDL): a session of its own, on DIRECT_DATABASE_URL when set.
+        const partitionsCreated = await withSession(db, ({ client }) => seedDemoData(client));
         const counts = {
           patients: await prisma.patient.count(),
           invoices: await prisma.invoice.count(),

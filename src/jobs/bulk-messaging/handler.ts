@@ -45,7 +45,7 @@ export const handleBulkMessaging: JobHandler<typeof bulkMessagingContract> = asy
   // The lock is held on a session of its own while the batches run on the
   // pool. Should that session be lost, the lock goes with it: no further batch
   // starts and the job fails, to be retried, instead of sending unlocked.
-  const unavailable = await withSession(db.pool, ({ client, lost, throwIfLost }) =>
+  const unavailable = await withSession(db, ({ client, lost, throwIfLost }) =>
     withAdvisoryLock(
       client,
       lockNames.campaign(channel, campaignId),

@@ -134,6 +134,7 @@ async function streamSerialized(
   onChunk: (entries: SerializedEntry[]) => Promise<void>,
 ): Promise<void> {
   // withSession: a connection killed mid-read fails this job (retryably) instead of the worker, and is destroyed, not reused.
+  // On db.pool, not the direct pool: a cursor inside one transaction needs no session, so it may go through PgBouncer.
   await withSession(db.pool, async ({ client }) => {
     await client.query("BEGIN READ ONLY");
     await client.query(`DECLARE dbjobs_cache_prefetch NO SCROLL CURSOR FOR ${sql}`, [limit]);

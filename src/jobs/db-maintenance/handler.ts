@@ -39,7 +39,7 @@ export const handleDbMaintenance: JobHandler<typeof dbMaintenanceContract> = asy
     skipped: [],
     planned: [],
   };
-  const ran = await withMaintenanceSession(context.db.pool, payload.lockTimeoutMs, async (session) => {
+  const ran = await withMaintenanceSession(context.db, payload.lockTimeoutMs, async (session) => {
     // A table that is not ours fails the job before it takes the lock (UnknownTableError, not retried).
     const scope = await resolveScope(session.client, payload.tables);
     return withTryAdvisoryLock(session.client, lockNames.dbMaintenance(), async () => {

@@ -1,4 +1,5 @@
 import type pg from "pg";
+import type { Db } from "../../lib/db.js";
 import { type Session, withSession } from "../../lib/session.js";
 
 /**
@@ -13,9 +14,14 @@ export interface MaintenanceSession extends Session {
   pid: number;
 }
 
-export function withMaintenanceSession<T>(pool: pg.Pool, lockTimeoutMs: number, work: (session: MaintenanceSession) => Promise<T>): Promise<T> {
+/** `from`: a Db (the session comes from its direct pool, see withSession) or a pool that reaches PostgreSQL itself. */
+export function withMaintenanceSession<T>(
+  from: pg.Pool | Pick<Db, "pool" | "directPool">,
+  lockTimeoutMs: number,
+  work: (session: MaintenanceSession) => Promise<T>,
+): Promise<T> {
   return withSession(
-    pool,
+    from,
     async (session) => {
       const { rows } = await session.client.query<{ pid: number }>("SELECT pg_backend_pid() AS pid");
       return work({ ...session, pid: rows[0]?.pid ?? 0 });

@@ -38,7 +38,7 @@ export const handlePartitionMaintenance: JobHandler<typeof partitionMaintenanceC
   const { table } = payload;
   const spec = tableSpec(table);
   const ahead = spec.granularity === "month" ? payload.monthsAhead : payload.daysAhead;
-  return withSession(db.pool, async ({ client }): Promise<PartitionMaintenanceResult> => {
+  return withSession(db, async ({ client }): Promise<PartitionMaintenanceResult> => {
     const outcome = await withTryAdvisoryLock(client, lockNames.partitionMaintenance(table), async () => {
       const rescue = await rescueDefaultRows(client, table, {
         lockTimeoutMs,
