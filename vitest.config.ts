@@ -48,6 +48,25 @@ const noQueue = [
   "test/migrate.test.ts",
 ];
 
+/**
+ * The `pgbouncer` project: each queue's main correctness files once more, on
+ * the PostgreSQL backend, with DATABASE_URL through a private pgbouncer in
+ * transaction mode and DIRECT_DATABASE_URL straight to PostgreSQL
+ * (global-setup.ts, test-env.ts), plus the test that session work never goes
+ * through the pooled URL. A few files, to keep it to minutes.
+ */
+const throughPgbouncer = [
+  "test/pgbouncer.session-routing.test.ts",
+  "test/invoice-totals.correctness.test.ts",
+  "test/bulk-messaging.correctness.test.ts",
+  "test/archiving.eligible-rows.test.ts",
+  "test/transaction-retry.settlement-outcomes.test.ts",
+  "test/partition-maintenance.default-rescue.test.ts",
+  "test/db-maintenance.reindex.test.ts",
+  "test/cache-prefetch.payload.test.ts",
+  "test/cache.cross-process-invalidation.test.ts",
+];
+
 export default defineConfig({
   test: {
     globalSetup: ["test/support/global-setup.ts"],
@@ -60,15 +79,29 @@ export default defineConfig({
     projects: [
       {
         extends: true,
-        test: { name: "redis", include: ["test/**/*.test.ts"], exclude: [...postgresOnly, clusterOnly], env: { TEST_QUEUE_BACKEND: "redis" } },
+        test: {
+          name: "redis",
+          include: ["test/**/*.test.ts"],
+          exclude: [...postgresOnly, clusterOnly, "test/pgbouncer.*.test.ts"],
+          env: { TEST_QUEUE_BACKEND: "redis" },
+        },
       },
       {
         extends: true,
-        test: { name: "postgres", include: ["test/**/*.test.ts"], exclude: [...redisOnly, ...noQueue, clusterOnly], env: { TEST_QUEUE_BACKEND: "postgres" } },
+        test: {
+          name: "postgres",
+          include: ["test/**/*.test.ts"],
+          exclude: [...redisOnly, ...noQueue, clusterOnly, "test/pgbouncer.*.test.ts"],
+          env: { TEST_QUEUE_BACKEND: "postgres" },
+        },
       },
       {
         extends: true,
         test: { name: "redis-cluster", include: onRedisCluster, env: { TEST_QUEUE_BACKEND: "redis", TEST_REDIS_CLUSTER: "1" } },
+      },
+      {
+        extends: true,
+        test: { name: "pgbouncer", include: throughPgbouncer, env: { TEST_QUEUE_BACKEND: "postgres" } },
       },
     ],
   },

@@ -14,8 +14,15 @@ import { createLogger } from "../../src/lib/logger.js";
  */
 const config = loadConfig();
 const logger = createLogger({ level: "warn" }, process.stderr);
-const db = createDb({ url: config.DATABASE_URL, poolSize: 2, logger });
-const cache = await createCache({ redis: redisTarget(config), databaseUrl: config.DATABASE_URL, prefix: config.QUEUE_PREFIX, config, logger });
+const db = createDb({ url: config.DATABASE_URL, directUrl: config.DIRECT_DATABASE_URL, poolSize: 2, logger });
+const cache = await createCache({
+  redis: redisTarget(config),
+  databaseUrl: config.DATABASE_URL,
+  directDatabaseUrl: config.DIRECT_DATABASE_URL,
+  prefix: config.QUEUE_PREFIX,
+  config,
+  logger,
+});
 
 const lines = createInterface({ input: process.stdin });
 lines.on("line", async (line) => {

@@ -42,6 +42,7 @@ export function cacheOptionsFrom(config: Config, logger: Logger, extra: Partial<
 export function cacheChildEnv(config: Config, extra: Record<string, string> = {}): Record<string, string> {
   return {
     DATABASE_URL: config.DATABASE_URL,
+    DIRECT_DATABASE_URL: config.DIRECT_DATABASE_URL ?? "",
     REDIS_URL: config.REDIS_URL ?? "",
     REDIS_CLUSTER_NODES: config.REDIS_CLUSTER_NODES ? clusterNodesText(config.REDIS_CLUSTER_NODES) : "",
     QUEUE_BACKEND: config.QUEUE_BACKEND,

@@ -2,6 +2,7 @@ import { randomBytes } from "node:crypto";
 import pg from "pg";
 import type { TestProject } from "vitest/node";
 import { migrate } from "../../src/lib/migrate.js";
+import { ensurePooledRole, type PrivatePgbouncer, startPgbouncer } from "./pgbouncer.js";
 import { type RedisCluster, startRedisCluster } from "./redis-cluster.js";
 import { resolveTestServices, withDatabase } from "./services.js";
 
@@ -13,6 +14,8 @@ declare module "vitest" {
     redisClusterNodes: string;
     templateDatabase: string;
     runId: string;
+    /** The port of the `pgbouncer` project's pgbouncer (transaction mode); 0 in the other projects. */
+    pgbouncerPort: number;
   }
 }
 
@@ -20,6 +23,8 @@ declare module "vitest" {
  * Once per `npm test`: find the services, build one migrated template
  * database, and share its name with every test file, which clones it
  * (Graphile Worker's approach): a fresh database per file in milliseconds.
+ * For the `pgbouncer` project also a private pgbouncer in transaction mode,
+ * through which testConfig and testDb send everything but sessions.
  */
 export default async function setup(project: TestProject) {
   const services = await resolveTestServices();
@@ -36,8 +41,15 @@ export default async function setup(project: TestProject) {
   // Only the project that tests on a cluster pays for starting one.
   const cluster: RedisCluster | undefined = project.name === "redis-cluster" ? await startRedisCluster() : undefined;
   project.provide("redisClusterNodes", cluster?.nodes ?? "");
+  let pgbouncer: PrivatePgbouncer | undefined;
+  if (project.name === "pgbouncer") {
+    await ensurePooledRole(services.postgresAdminUrl);
+    pgbouncer = await startPgbouncer(services.postgresAdminUrl);
+  }
+  project.provide("pgbouncerPort", pgbouncer?.port ?? 0);
 
   return async () => {
+    await pgbouncer?.stop();
     const admin = new pg.Client({ connectionString: services.postgresAdminUrl });
     await admin.connect();
     try {

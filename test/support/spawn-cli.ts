@@ -79,6 +79,7 @@ export async function runCli(args: string[], env: Record<string, string>, timeou
 export function cliEnv(
   config: {
     DATABASE_URL: string;
+    DIRECT_DATABASE_URL?: string;
     QUEUE_BACKEND: string;
     QUEUE_DATABASE_URL?: string;
     REDIS_URL?: string;
@@ -89,6 +90,8 @@ export function cliEnv(
 ): Record<string, string> {
   const env: Record<string, string> = {
     DATABASE_URL: config.DATABASE_URL,
+    // Blank when unset, so an inherited one cannot leak in (loadConfig drops empty values).
+    DIRECT_DATABASE_URL: config.DIRECT_DATABASE_URL ?? "",
     QUEUE_BACKEND: config.QUEUE_BACKEND,
     QUEUE_PREFIX: config.QUEUE_PREFIX,
     LOG_LEVEL: "info",

@@ -69,11 +69,30 @@ export function testRedisClusterNodes(): string | undefined {
   return process.env.TEST_REDIS_CLUSTER ? inject("redisClusterNodes") || undefined : undefined;
 }
 
+/**
+ * In the `pgbouncer` project (its global setup starts one and provides the
+ * port): `url` through pgbouncer in transaction mode. Elsewhere undefined.
+ */
+export function pooledTestUrl(url: string): string | undefined {
+  const port = inject("pgbouncerPort");
+  if (!port) return undefined;
+  const parsed = new URL(url);
+  parsed.hostname = "127.0.0.1";
+  parsed.port = String(port);
+  return parsed.toString();
+}
+
+/** The URLs a process of the run under test gets: pooled DATABASE_URL and a DIRECT_DATABASE_URL in the pgbouncer project. */
+function databaseSettings(databaseUrl: string): Record<string, string> {
+  const pooled = pooledTestUrl(databaseUrl);
+  return pooled ? { DATABASE_URL: pooled, DIRECT_DATABASE_URL: databaseUrl } : { DATABASE_URL: databaseUrl };
+}
+
 /** In the `redis-cluster` project the config names the cluster instead of REDIS_URL (loadConfig drops the blank). */
 export function testConfig(databaseUrl: string, overrides: Record<string, string> = {}): Config {
   const clusterNodes = testRedisClusterNodes();
   return loadConfig({
-    DATABASE_URL: databaseUrl,
+    ...databaseSettings(databaseUrl),
     QUEUE_BACKEND: testQueueBackend(),
     ...(clusterNodes ? { REDIS_URL: "", REDIS_CLUSTER_NODES: clusterNodes } : { REDIS_URL: testRedisUrl() }),
     QUEUE_PREFIX: testPrefix(),
@@ -103,8 +122,10 @@ export function memoryLogger(level = "debug"): { logger: Logger; lines: () => Re
   };
 }
 
+/** A Db on `url`: in the pgbouncer project its pool goes through pgbouncer and its direct pool to `url`. */
 export function testDb(url: string, logger: Logger = memoryLogger("warn").logger): Db {
-  return createDb({ url, poolSize: 5, logger });
+  const pooled = pooledTestUrl(url);
+  return pooled ? createDb({ url: pooled, directUrl: url, poolSize: 5, logger }) : createDb({ url, poolSize: 5, logger });
 }
 
 /**
