@@ -80,7 +80,6 @@ export async function startPgbouncer(adminUrl: string, options: { poolSize?: num
       `default_pool_size = ${poolSize}`,
       "max_db_connections = 0",
       "server_idle_timeout = 10",
-      "ignore_startup_parameters = extra_float_digits",
       "",
     ].join("\n"),
   );
