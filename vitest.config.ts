@@ -46,6 +46,7 @@ const noQueue = [
   "test/db.slow-query-log.test.ts",
   "test/start-all.relay-line.test.ts",
   "test/migrate.test.ts",
+  "test/config.*.test.ts",
 ];
 
 /**

@@ -40,6 +40,19 @@ describe("logs never print passwords or tokens", () => {
       log: (l: ReturnType<typeof capture>["logger"]) =>
         l.info({ config: { DASHBOARD_PASSWORD: SECRET, DASHBOARD_TOKEN: SECRET, MESSAGING_HTTP_AUTH_TOKEN: SECRET } }, "config"),
     },
+    {
+      label: "the database URLs of the config (DIRECT_DATABASE_URL too)",
+      log: (l: ReturnType<typeof capture>["logger"]) =>
+        l.info(
+          {
+            config: {
+              DATABASE_URL: `postgresql://app:${SECRET}@pgbouncer:6432/dbjobs`,
+              DIRECT_DATABASE_URL: `postgresql://app:${SECRET}@db.internal:5432/dbjobs`,
+            },
+          },
+          "config",
+        ),
+    },
     { label: "a provider auth token", log: (l: ReturnType<typeof capture>["logger"]) => l.warn({ provider: { authToken: SECRET } }, "provider") },
     { label: "a child logger's bindings", log: (l: ReturnType<typeof capture>["logger"]) => l.child({ password: SECRET }).info("child") },
     {

@@ -38,7 +38,9 @@ export const configSchema = z
      * CONCURRENTLY, partition DETACH/ATTACH, session settings, migrations).
      * @defaultValue DATABASE_URL
      */
-    DIRECT_DATABASE_URL: z.url().optional(),
+    DIRECT_DATABASE_URL: z
+      .url({ protocol: /^postgres(ql)?$/, error: "must be a postgresql:// URL to the same database as DATABASE_URL, not through PgBouncer" })
+      .optional(),
     /**
      * Where the queues live: `postgres` (BullMQ's PostgreSQL backend, schema
      * bullmq, no Redis needed) or `redis`. @defaultValue postgres
