@@ -9,6 +9,7 @@ import { Producer } from "../src/queues/producer.js";
 import { type RunningScheduler, startScheduler } from "../src/queues/scheduler.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { type BackendSample, startActivitySampler } from "./support/activity-sampler.js";
+import { seedArchivableMonth } from "./support/archive-data.js";
 import { createBloatedTable } from "./support/db-maintenance-harness.js";
 import { pooledRole } from "./support/pgbouncer.js";
 import { createTestDatabase, memoryLogger, pooledTestUrl, type TestDatabase, testConfig, testPrefix } from "./support/test-env.js";
@@ -21,15 +22,22 @@ import { waitFor } from "./support/wait-for.js";
  * role. While real workers, a scheduler and a cache run, pg_stat_activity and
  * pg_locks are sampled; every advisory lock, LISTEN, REINDEX and partition DDL
  * must be seen, and seen only on a direct session. Each kind is held long
- * enough to be sampled: the campaign sends at 10 a second, and the DDL and the
- * REINDEX wait behind a lock or a snapshot the test holds until it saw them.
+ * enough to be sampled: the campaign sends at 10 a second, and the partition
+ * DDL, archiving's DETACH and the REINDEX wait behind a lock or a snapshot the
+ * test holds until it saw them.
  */
 const campaignId = "pgbouncer-routing";
-const watchedLocks = [lockNames.scheduler(), lockNames.campaign("sms", campaignId), lockNames.partitionMaintenance("transactions"), lockNames.dbMaintenance()];
+const watchedLocks = [
+  lockNames.scheduler(),
+  lockNames.campaign("sms", campaignId),
+  lockNames.partitionMaintenance("transactions"),
+  lockNames.archiving("transactions"),
+  lockNames.dbMaintenance(),
+];
 
-/** partition-maintenance's DDL, and the table locks it takes first (create-partition.ts). */
+/** Partition DDL of partition-maintenance and archiving, and the table locks they take first (create-partition.ts, move-whole-partition.ts). */
 const isPartitionDdl = (row: BackendSample) =>
-  row.applicationName === "dbjobs:partition-maintenance" && /^\s*(LOCK TABLE|CREATE TABLE|ALTER TABLE)/i.test(row.query);
+  ["dbjobs:partition-maintenance", "dbjobs:archiving"].includes(row.applicationName) && /^\s*(LOCK TABLE|CREATE TABLE|ALTER TABLE)/i.test(row.query);
 
 const roles = (rows: BackendSample[]) => [...new Set(rows.map((row) => row.usename))].sort();
 
@@ -56,8 +64,10 @@ describe("behind pgbouncer in transaction mode, session work goes through DIRECT
     await database?.drop();
   });
 
-  it("the scheduler lock, a campaign's lock, partition DDL, REINDEX CONCURRENTLY and every LISTEN run as the direct role", async () => {
+  it("the scheduler lock, a campaign's lock, partition DDL and DETACH/ATTACH, REINDEX CONCURRENTLY and every LISTEN run as the direct role", async () => {
     await createBloatedTable(database.url, "routing_bloat", 60_000);
+    // A month past the archive cutoff, every row final: archiving moves it whole, by DETACH and ATTACH.
+    const oldMonth = await seedArchivableMonth(admin, { rows: 200, pendingEvery: 1_000_000, keyPrefix: "routing" });
     const patients = await admin.query<{ id: string }>(
       `INSERT INTO "patients" ("firstName", "lastName", "email", "phone")
        SELECT 'P' || g, 'Routing', 'routing' || g || '@example.test', '+1555700' || lpad(g::text, 4, '0') FROM generate_series(1, 20) g
@@ -90,6 +100,7 @@ describe("behind pgbouncer in transaction mode, session work goes through DIRECT
       for (const queue of ["bulk-messaging", "partition-maintenance", "db-maintenance"]) {
         workers.push(await startWorker(queue, { config, logger, services }));
       }
+      workers.push(await startWorker("archiving", { config, logger }));
       await scheduler.ready;
       expect(scheduler.isLeader()).toBe(true);
       const finished = async (queue: string, payload: unknown) => {
@@ -132,6 +143,22 @@ describe("behind pgbouncer in transaction mode, session work goes through DIRECT
       await blocker.query("COMMIT");
       const maintenance = (await reindex) as { reindexed: { index: string }[] };
       expect(maintenance.reindexed.map((entry) => entry.index).sort()).toEqual(["routing_bloat_label_idx", "routing_bloat_pkey"]);
+
+      // An open read of the parent makes archiving's ACCESS EXCLUSIVE lock, taken before DETACH, wait (under 5 s) until it is seen.
+      await blocker.query("BEGIN");
+      await blocker.query("SELECT 1 FROM transactions LIMIT 1");
+      const archived = finished("archiving", {});
+      archived.catch(() => undefined);
+      await sampler.waitFor(
+        "archiving's lock before DETACH waiting on the test's read",
+        (row) => row.waitEventType === "Lock" && row.applicationName === "dbjobs:archiving" && isPartitionDdl(row),
+      );
+      await blocker.query("COMMIT");
+      expect(await archived).toMatchObject({ moved: 200, partitionsMoved: 1 });
+      const archivedPartition = await admin.query("SELECT to_regclass($1) IS NOT NULL AS attached", [
+        `transactions_archive_${oldMonth.toISOString().slice(0, 7).replace("-", "_")}`,
+      ]);
+      expect(archivedPartition.rows[0]).toEqual({ attached: true });
 
       expect(await campaign).toMatchObject({ sent: 20 });
     } finally {
