@@ -187,7 +187,7 @@ describe("behind pgbouncer in transaction mode, session work goes through DIRECT
     expect(listenerApps.has(cacheListenerApplicationName), "the cache's invalidation link LISTENs").toBe(true);
   });
 
-  it("a worker whose sessions would go through the pooler says so at start; reachesThroughPooler tells the two paths apart", async () => {
+  it("a worker refuses to start with its queues behind pgbouncer, and warns when its sessions would be; reachesThroughPooler tells the paths apart", async () => {
     const pooled = new pg.Pool({ connectionString: config.DATABASE_URL, max: 1 });
     const direct = new pg.Pool({ connectionString: database.url, max: 1 });
     try {
@@ -197,7 +197,13 @@ describe("behind pgbouncer in transaction mode, session work goes through DIRECT
       await Promise.all([pooled.end(), direct.end()]);
     }
 
-    // No DIRECT_DATABASE_URL; the queues named directly, so the worker can start at all.
+    // No DIRECT_DATABASE_URL at all: the PostgreSQL queue store would go through pgbouncer, which refuses its startup options.
+    const allPooled = loadConfig({ DATABASE_URL: config.DATABASE_URL, QUEUE_BACKEND: "postgres", QUEUE_PREFIX: testPrefix(), LOG_LEVEL: "warn" });
+    await expect(startWorker("invoice-totals", { config: allPooled, logger: memoryLogger("fatal").logger })).rejects.toThrow(
+      /QUEUE_DATABASE_URL \(or DIRECT_DATABASE_URL, else DATABASE_URL\) .*refused the queue backend's connection: "unsupported startup parameter: options".*set DIRECT_DATABASE_URL/,
+    );
+
+    // No DIRECT_DATABASE_URL, the queues named directly: the worker starts, and warns.
     const withoutDirect = loadConfig({
       DATABASE_URL: config.DATABASE_URL,
       QUEUE_BACKEND: "postgres",

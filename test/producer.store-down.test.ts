@@ -17,7 +17,10 @@ type Backend = "redis" | "postgres";
 
 const expected = {
   redis: { service: /Cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+/, setting: "set REDIS_URL" },
-  postgres: { service: /Cannot reach PostgreSQL at postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\//, setting: "set QUEUE_DATABASE_URL (or DATABASE_URL)" },
+  postgres: {
+    service: /Cannot reach PostgreSQL at postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\//,
+    setting: "set QUEUE_DATABASE_URL (or DIRECT_DATABASE_URL, else DATABASE_URL)",
+  },
 } as const;
 
 /** The test's config with the queue store of `backend` at a dead port, its URL carrying a password. */

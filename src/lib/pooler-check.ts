@@ -1,5 +1,7 @@
 import type pg from "pg";
+import { ConfigError } from "./errors.js";
 import type { Logger } from "./logger.js";
+import type { QueueStore } from "./queue-store.js";
 
 /**
  * Whether a pool's connections reach PostgreSQL through a connection pooler
@@ -36,4 +38,32 @@ export async function warnIfSessionsPooled(pool: pg.Pool, directUrlSet: boolean,
       "transaction mode they break. Set DIRECT_DATABASE_URL to PostgreSQL itself (or a session-mode pool); see docs/operating.md, PgBouncer.",
   );
   return true;
+}
+
+/** PgBouncer's answer to a startup parameter it does not pass on (`options`): SQLSTATE 08P01. */
+function isStartupParameterRefusal(err: unknown): err is Error {
+  return err instanceof Error && (err as { code?: unknown }).code === "08P01" && /unsupported startup parameter/i.test(err.message);
+}
+
+/**
+ * Refuses to start a worker whose PostgreSQL queue store is behind PgBouncer.
+ * BullMQ's backend sets search_path with the `options` startup parameter,
+ * which PgBouncer refuses, and a BullMQ worker would retry that at once,
+ * forever (measured: about 100,000 "worker error" lines a second). Any other
+ * failure, such as an outage, is left to the worker, which waits it out.
+ */
+export async function refuseQueueStoreBehindPooler(store: QueueStore, timeoutMs: number): Promise<void> {
+  if (store.kind !== "postgres") return;
+  try {
+    await store.ready(timeoutMs);
+  } catch (err) {
+    const cause = (err as { cause?: unknown }).cause;
+    if (!isStartupParameterRefusal(cause)) return;
+    throw new ConfigError(
+      `${store.setting} (${store.redactedUrl}) refused the queue backend's connection: "${cause.message}". ` +
+        "It goes through PgBouncer (or another pooler), which the PostgreSQL queue backend cannot use: " +
+        "set DIRECT_DATABASE_URL (or QUEUE_DATABASE_URL) to PostgreSQL itself.",
+      { cause },
+    );
+  }
 }

@@ -165,7 +165,8 @@ function redisStore(options: QueueStoreOptions): QueueStore {
 
 function postgresStore(options: QueueStoreOptions): QueueStore {
   const url = options.databaseUrl;
-  if (!url) throw new QueueBackendUnavailableError("PostgreSQL", "(no URL)", "QUEUE_DATABASE_URL or DATABASE_URL", "no database URL given");
+  if (!url)
+    throw new QueueBackendUnavailableError("PostgreSQL", "(no URL)", "QUEUE_DATABASE_URL, DIRECT_DATABASE_URL or DATABASE_URL", "no database URL given");
   let pool: pg.Pool | undefined;
   const openPool = async (): Promise<pg.Pool> => {
     if (pool) return pool;
@@ -183,7 +184,7 @@ function postgresStore(options: QueueStoreOptions): QueueStore {
     resendTerminatedQueries(pool);
     return pool;
   };
-  const setting = "QUEUE_DATABASE_URL (or DATABASE_URL)";
+  const setting = "QUEUE_DATABASE_URL (or DIRECT_DATABASE_URL, else DATABASE_URL)";
   // Every caller of ready() (producers, /health, the dashboard's probe) reports here, so an outage is a few lines, not one per request.
   const outage = createOutageLog({ logger: options.logger, service: "PostgreSQL queue database", fields: { url: redactUrl(url), setting } });
   const backend = async () => (await import("bullmq")).createPostgresBackend;

@@ -7,7 +7,7 @@ import { type Config, queueStoreOptions } from "../lib/config.js";
 import { createDb, type Db, sessionPool } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
 import { flushMetrics } from "../lib/metrics.js";
-import { warnIfSessionsPooled } from "../lib/pooler-check.js";
+import { refuseQueueStoreBehindPooler, warnIfSessionsPooled } from "../lib/pooler-check.js";
 import { type AnyWorker, createQueueStore } from "../lib/queue-store.js";
 import { warnUnlessNoEviction } from "../lib/redis.js";
 import type { QueueContract } from "./contract.js";
@@ -111,6 +111,12 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
     poolSize: concurrency + 4,
     applicationName: `dbjobs:${entry.name}`,
     logger,
+  });
+  // A store PgBouncer refuses would have BullMQ's worker retry at once, forever: fail the start instead, naming the setting.
+  await refuseQueueStoreBehindPooler(store, config.QUEUE_CONNECT_TIMEOUT_MS).catch(async (err: unknown) => {
+    await store.close();
+    if (!options.db) await db.close();
+    throw err;
   });
   const services = workerServices(config, options.services, store);
   if (store.redis) await warnUnlessNoEviction(store.redis, logger);
