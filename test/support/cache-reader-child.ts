@@ -2,9 +2,10 @@ import { createInterface } from "node:readline";
 import { createCache } from "../../src/cache/cache.js";
 import { cacheKeys } from "../../src/cache/cache-keys.js";
 import { loadEscrowBalance } from "../../src/jobs/cache-prefetch/cache-entities.js";
-import { loadConfig, redisTarget } from "../../src/lib/config.js";
+import { loadConfig } from "../../src/lib/config.js";
 import { createDb } from "../../src/lib/db.js";
 import { createLogger } from "../../src/lib/logger.js";
+import { cacheOptionsFrom } from "./cache-options.js";
 
 /**
  * "Process B" of the cross-process invalidation test: its own cache,
@@ -15,14 +16,7 @@ import { createLogger } from "../../src/lib/logger.js";
 const config = loadConfig();
 const logger = createLogger({ level: "warn" }, process.stderr);
 const db = createDb({ url: config.DATABASE_URL, directUrl: config.DIRECT_DATABASE_URL, poolSize: 2, logger });
-const cache = await createCache({
-  redis: redisTarget(config),
-  databaseUrl: config.DATABASE_URL,
-  directDatabaseUrl: config.DIRECT_DATABASE_URL,
-  prefix: config.QUEUE_PREFIX,
-  config,
-  logger,
-});
+const cache = await createCache(cacheOptionsFrom(config, logger));
 
 const lines = createInterface({ input: process.stdin });
 lines.on("line", async (line) => {

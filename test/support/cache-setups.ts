@@ -1,8 +1,8 @@
-import type { CacheOptions } from "../../src/cache/cache.js";
-import { type Config, redisTarget } from "../../src/lib/config.js";
-import type { Logger } from "../../src/lib/logger.js";
+import type { Config } from "../../src/lib/config.js";
 import { clusterNodesText } from "./spawn-cli.js";
 import { testConfig, testQueueBackend } from "./test-env.js";
+
+export { cacheOptionsFrom } from "./cache-options.js";
 
 /**
  * The cache setups a cache test runs under. Redis as the shared tier always
@@ -23,19 +23,6 @@ export function cacheSetups(): CacheSetup[] {
 /** testConfig for a setup; without Redis, REDIS_URL is unset (loadConfig drops empty values). */
 export function cacheTestConfig(databaseUrl: string, setup: CacheSetup, overrides: Record<string, string> = {}): Config {
   return testConfig(databaseUrl, { ...(setup.withRedis ? {} : { REDIS_URL: "" }), ...overrides });
-}
-
-/** createCache options as an application builds them from its config. */
-export function cacheOptionsFrom(config: Config, logger: Logger, extra: Partial<CacheOptions> = {}): CacheOptions {
-  return {
-    redis: redisTarget(config),
-    databaseUrl: config.DATABASE_URL,
-    directDatabaseUrl: config.DIRECT_DATABASE_URL,
-    prefix: config.QUEUE_PREFIX,
-    config,
-    logger,
-    ...extra,
-  };
 }
 
 /** The environment of a child process of this setup: REDIS_URL and REDIS_CLUSTER_NODES are blanked, so an inherited one cannot leak in. */

@@ -5,6 +5,7 @@ import { join } from "node:path";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { deadPort } from "./dead-port.js";
+import { postgresAnswers } from "./services.js";
 
 /**
  * A private pgbouncer (Debian's package) in transaction mode on a free port,
@@ -38,20 +39,6 @@ export async function ensurePooledRole(adminUrl: string): Promise<void> {
     }
   } finally {
     await admin.end();
-  }
-}
-
-async function answers(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 1000 });
-  client.on("error", () => undefined);
-  try {
-    await client.connect();
-    await client.query("SELECT 1");
-    return true;
-  } catch {
-    return false;
-  } finally {
-    await client.end().catch(() => undefined);
   }
 }
 
@@ -98,7 +85,7 @@ export async function startPgbouncer(adminUrl: string, options: { poolSize?: num
 
   const probe = pooledUrl(adminUrl);
   const deadline = Date.now() + 20_000;
-  while (!(await answers(probe))) {
+  while (!(await postgresAnswers(probe, 1000))) {
     const failed = await Promise.race([spawnError, sleep(200).then(() => undefined)]);
     if (failed || child.exitCode !== null || Date.now() > deadline) {
       child.kill("SIGKILL");

@@ -16,8 +16,10 @@ export interface TestServices {
 const localPostgres = "postgresql://postgres@127.0.0.1:5432/postgres";
 const localRedis = "redis://127.0.0.1:6379";
 
-async function postgresAnswers(url: string): Promise<boolean> {
-  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: 2000 });
+/** Whether a PostgreSQL server answers `SELECT 1` at `url` within `timeoutMs`. */
+export async function postgresAnswers(url: string, timeoutMs = 2000): Promise<boolean> {
+  const client = new pg.Client({ connectionString: url, connectionTimeoutMillis: timeoutMs });
+  client.on("error", () => undefined);
   try {
     await client.connect();
     await client.query("SELECT 1");
