@@ -1,18 +1,14 @@
 import { Redis } from "ioredis";
 import pg from "pg";
-import { pino } from "pino";
 import { parseHistoryQuery } from "../src/history/history-query.js";
 import { searchHistory } from "../src/history/search-history.js";
-import { loadConfig } from "../src/lib/config.js";
-import { createLogger } from "../src/lib/logger.js";
 import { createPartition } from "../src/partitions/create-partition.js";
 import { addPeriods, periodStart } from "../src/partitions/period-bounds.js";
-import { startWorker } from "../src/queues/start-worker.js";
 import { benchRun } from "./bench-run.js";
 import { type BenchRow, type BenchSection, pairedRatio } from "./bench-section.js";
-import { CONCURRENCY, fill, JOBS, noopContract, noopHandler, QUEUE, type Round, window } from "./noop-worker.js";
+import { CONCURRENCY, JOBS, projectRound, type Round } from "./noop-worker.js";
 import { median, pairedRounds } from "./paired-rounds.js";
-import { benchPrefix, benchRedisUrl, collectGarbage, freshBenchDatabase } from "./support.js";
+import { benchRedisUrl, freshBenchDatabase } from "./support.js";
 
 /**
  * The job history's two costs.
@@ -35,30 +31,8 @@ const QUERIES = Number(process.env.BENCH_HISTORY_QUERIES ?? 50);
 const ROUNDS = Number(process.env.BENCH_HISTORY_ROUNDS ?? 9);
 const DAYS = 30;
 
-async function workerSide(connection: Redis, databaseUrl: string, historyEnabled: boolean): Promise<Round> {
-  const prefix = benchPrefix();
-  try {
-    await fill(connection, prefix);
-    collectGarbage();
-    const config = loadConfig({
-      QUEUE_BACKEND: "redis",
-      REDIS_URL: benchRedisUrl,
-      DATABASE_URL: databaseUrl,
-      QUEUE_PREFIX: prefix,
-      LOG_LEVEL: "info",
-      HISTORY_ENABLED: String(historyEnabled),
-    });
-    const logger = createLogger({ level: "info" }, pino.destination({ dest: "/dev/null", sync: false }));
-    const running = await startWorker(QUEUE, { config, logger, concurrency: CONCURRENCY, job: { contract: noopContract, handler: noopHandler } });
-    try {
-      return await window(running.worker);
-    } finally {
-      await running.close();
-    }
-  } finally {
-    await benchRun.removeKeys(prefix, connection);
-  }
-}
+const workerSide = (connection: Redis, databaseUrl: string, historyEnabled: boolean) =>
+  projectRound(connection, { LOG_LEVEL: "info", DATABASE_URL: databaseUrl, HISTORY_ENABLED: String(historyEnabled) });
 
 async function throughputRows(): Promise<BenchRow[]> {
   const databaseUrl = await freshBenchDatabase("history-throughput");

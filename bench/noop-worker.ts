@@ -109,22 +109,19 @@ async function rawSide(connection: Redis): Promise<Round> {
   }
 }
 
-async function projectSide(connection: Redis, level: "info" | "warn"): Promise<Round> {
+/**
+ * One round of the project's runtime on a fresh prefix: the queue filled,
+ * `startWorker` on the Redis backend with `settings` (LOG_LEVEL,
+ * DATABASE_URL, HISTORY_ENABLED…) over the defaults, timed by `window`.
+ */
+export async function projectRound(connection: Redis, settings: { LOG_LEVEL: string } & Record<string, string>): Promise<Round> {
   const prefix = benchPrefix();
   try {
     await fill(connection, prefix);
     collectGarbage();
-    // History off: its cost has a section of its own (history.ts), and on this unmigrated database every flush would fail and retry.
-    const config = loadConfig({
-      QUEUE_BACKEND: "redis",
-      REDIS_URL: benchRedisUrl,
-      DATABASE_URL: benchRun.adminUrl,
-      QUEUE_PREFIX: prefix,
-      LOG_LEVEL: level,
-      HISTORY_ENABLED: "false",
-    });
+    const config = loadConfig({ QUEUE_BACKEND: "redis", REDIS_URL: benchRedisUrl, DATABASE_URL: benchRun.adminUrl, QUEUE_PREFIX: prefix, ...settings });
     // As `dbjobs worker` logs: pino.destination (asynchronous SonicBoom), here to /dev/null.
-    const logger = createLogger({ level }, pino.destination({ dest: "/dev/null", sync: false }));
+    const logger = createLogger({ level: settings.LOG_LEVEL }, pino.destination({ dest: "/dev/null", sync: false }));
     const running = await startWorker(QUEUE, { config, logger, concurrency: CONCURRENCY, job: { contract: noopContract, handler: noopHandler } });
     try {
       // No job has started yet: the worker is still making its first requests.
@@ -136,6 +133,9 @@ async function projectSide(connection: Redis, level: "info" | "warn"): Promise<R
     await benchRun.removeKeys(prefix, connection);
   }
 }
+
+// History off: its cost has a section of its own (history.ts), and on this unmigrated database every flush would fail and retry.
+const projectSide = (connection: Redis, level: "info" | "warn") => projectRound(connection, { LOG_LEVEL: level, HISTORY_ENABLED: "false" });
 
 export const noopWorkerBench: BenchSection = {
   name: "noop-worker",
