@@ -16,7 +16,8 @@ const expected = {
   redis: { service: "Redis", message: /^Cannot reach Redis at redis:\/\/:\*\*\*@127\.0\.0\.1:\d+ .*set REDIS_URL/ },
   postgres: {
     service: "PostgreSQL queue database",
-    message: /^Cannot reach PostgreSQL at postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/.*set QUEUE_DATABASE_URL \(or DIRECT_DATABASE_URL, else DATABASE_URL\)/,
+    message:
+      /^Cannot reach PostgreSQL at postgresql:\/\/postgres:\*\*\*@127\.0\.0\.1:\d+\/.*set QUEUE_DATABASE_URL \(or DIRECT_DATABASE_URL, else DATABASE_URL\)/,
   },
 } as const;
 
