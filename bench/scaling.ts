@@ -17,7 +17,8 @@ import { freshBenchDatabase } from "./support.js";
  *   - the no-op workload through one worker process on a three-master Redis
  *     Cluster against the single Redis.
  * Each round runs every side back to back, the order rotating, and the ratios
- * (k processes ÷ 1, cluster ÷ single) are taken within the round. The CPU
+ * (k processes ÷ 1, cluster ÷ single) are taken within the round; one
+ * warm-up round of each runs first and is discarded. The CPU
  * figures are the worker processes' own (from /proc), summed over them.
  */
 function positiveInteger(name: string, fallback: number): number {
@@ -37,8 +38,15 @@ const show = (figures: ScalingFigures) => `${Math.round(figures.rate)}/s, ${figu
 
 type Paired = PairedResult<ScalingFigures, ScalingFigures>;
 
-/** The rows of a 1 / 2 / 3 processes comparison: rate ratios, then CPU per unit. */
-function processRows(paired: Paired, what: string, unit: string, label: string): BenchRow[] {
+/** How a 1 / 2 / 3 processes comparison names its figures, e.g. "no-op jobs", "jobs/s", "job". */
+interface Wording {
+  what: string;
+  rateUnit: string;
+  per: string;
+}
+
+/** The rows of a 1 / 2 / 3 processes comparison: rate ratios, then CPU per job or message. */
+function processRows(paired: Paired, { what, rateUnit, per }: Wording, label: string): BenchRow[] {
   const rounds = paired.rounds.length;
   const three = (round: Paired["rounds"][number]) => round.others["3 processes"] as ScalingFigures;
   const sides = [
@@ -46,9 +54,9 @@ function processRows(paired: Paired, what: string, unit: string, label: string):
     { k: 3, figures: three },
   ];
   const rates = sides.map(({ k, figures }) => ({
-    name: `${what}/s with ${k} worker processes vs 1 (${label}; ratio = ${k} processes / 1 per round)`,
+    name: `${what}, ${rateUnit} with ${k} worker processes vs 1 (${label}; ratio = ${k} processes / 1 per round)`,
     value: paired.spreadOf((round) => figures(round).rate).median,
-    unit: `${unit}/s`,
+    unit: rateUnit,
     baseline: paired.spreadOf((round) => round.baseline.rate).median,
     ...pairedRatio(
       paired.spreadOf((round) => figures(round).rate / round.baseline.rate),
@@ -57,7 +65,7 @@ function processRows(paired: Paired, what: string, unit: string, label: string):
   }));
   const oneCpu = paired.spreadOf((round) => round.baseline.cpuUs);
   const cpu = sides.map(({ k, figures }) => ({
-    name: `${what}: worker CPU per ${unit}, summed over ${k} processes vs 1 process (informational; ratio = 1 process / ${k} per round)`,
+    name: `${what}: worker CPU per ${per}, summed over ${k} processes vs 1 process (informational; ratio = 1 process / ${k} per round)`,
     value: paired.spreadOf((round) => figures(round).cpuUs).median,
     unit: "µs",
     baseline: oneCpu.median,
@@ -69,7 +77,7 @@ function processRows(paired: Paired, what: string, unit: string, label: string):
   return [
     ...rates,
     {
-      name: `${what}: worker CPU per ${unit}, 1 process (informational)`,
+      name: `${what}: worker CPU per ${per}, 1 process (informational)`,
       value: oneCpu.median,
       unit: "µs",
       valueRange: { min: oneCpu.min, max: oneCpu.max, runs: rounds },
@@ -85,13 +93,18 @@ async function noopRows(jobs: number, rounds: number, cores: number): Promise<Be
     const paired = await pairedRounds({
       label: "scaling no-op",
       rounds,
+      warmUpRounds: 1,
       baseline: () => noopRun(1, jobs, single, databaseUrl),
       subject: () => noopRun(2, jobs, single, databaseUrl),
       others: { "3 processes": () => noopRun(3, jobs, single, databaseUrl) },
       ratio: (one, more) => more.rate / one.rate,
       show,
     });
-    return processRows(paired, "no-op jobs", "job", `${jobs} jobs, concurrency ${CONCURRENCY} each, Redis, ${cores} cores, ${rounds} paired rounds`);
+    return processRows(
+      paired,
+      { what: "no-op jobs", rateUnit: "jobs/s", per: "job" },
+      `${jobs} jobs, concurrency ${CONCURRENCY} each, Redis, ${cores} cores, ${rounds} paired rounds`,
+    );
   } finally {
     await benchRun.dropDatabase(databaseUrl);
   }
@@ -101,13 +114,18 @@ async function bulkRows(recipients: number, rounds: number, cores: number): Prom
   const paired = await pairedRounds({
     label: "scaling bulk-messaging",
     rounds,
+    warmUpRounds: 1,
     baseline: () => bulkRun(1, campaigns, recipients),
     subject: () => bulkRun(2, campaigns, recipients),
     others: { "3 processes": () => bulkRun(3, campaigns, recipients) },
     ratio: (one, more) => more.rate / one.rate,
     show,
   });
-  return processRows(paired, "bulk messaging: messages", "message", `${campaigns} campaigns of ${recipients} at once, ${cores} cores, ${rounds} paired rounds`);
+  return processRows(
+    paired,
+    { what: "bulk messaging", rateUnit: "msg/s", per: "message" },
+    `${campaigns} campaigns of ${recipients} at once, ${cores} cores, ${rounds} paired rounds`,
+  );
 }
 
 async function clusterRows(jobs: number, rounds: number): Promise<BenchRow[]> {
@@ -118,6 +136,7 @@ async function clusterRows(jobs: number, rounds: number): Promise<BenchRow[]> {
       const paired = await pairedRounds({
         label: "scaling cluster",
         rounds,
+        warmUpRounds: 1,
         baseline: () => noopRun(1, jobs, { kind: "single" }, databaseUrl),
         subject: () => noopRun(1, jobs, { kind: "cluster", nodes: cluster.nodes }, databaseUrl),
         ratio: (single, clustered) => clustered.rate / single.rate,
