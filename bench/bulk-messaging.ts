@@ -1,9 +1,7 @@
-import { spawn } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { fileURLToPath } from "node:url";
 import { QueueEvents } from "bullmq";
 import { from as copyFrom } from "pg-copy-streams";
 import { bulkMessagingPayload } from "../src/jobs/bulk-messaging/contract.js";
@@ -12,7 +10,6 @@ import { NoopProvider } from "../src/jobs/bulk-messaging/noop-provider.js";
 import { loadConfig } from "../src/lib/config.js";
 import { createDb, type Db, type PrismaClient } from "../src/lib/db.js";
 import { createLogger } from "../src/lib/logger.js";
-import { packageRoot } from "../src/lib/paths.js";
 import { createRedis } from "../src/lib/redis.js";
 import type { JobContext } from "../src/queues/job-context.js";
 import { Producer } from "../src/queues/producer.js";
@@ -23,6 +20,7 @@ import { type BenchRow, type BenchSection, pairedRatio } from "./bench-section.j
 import { cpuBetween, hostCpu, postgresPidsOf, processCpuMs } from "./host-cpu.js";
 import { pairedRounds } from "./paired-rounds.js";
 import { applicationPrisma, benchPrefix, benchRedisUrl, freshBenchDatabase, timeMs } from "./support.js";
+import { spawnCliWorker } from "./worker-process.js";
 
 /**
  * bulk-messaging, SPEC §6: 100k-recipient campaigns (half the patients already
@@ -118,33 +116,6 @@ async function statementsPerBatch(url: string, patientIds: string[], batchSize: 
   await new Promise((resolve) => setImmediate(resolve));
   await db.close();
   return (counted.statements.length + prismaStatements) / Math.ceil(patientIds.length / batchSize);
-}
-
-/**
- * Node flags of the Procfile's worker-bulk-messaging line, so the bench measures
- * the worker as it is deployed: a heap cap (--max-old-space-size) keeps V8 from
- * letting garbage pile up to several times the live data before a full GC.
- */
-function procfileNodeFlags(): string[] {
-  const line = readFileSync(`${packageRoot}/Procfile`, "utf8")
-    .split("\n")
-    .find((entry) => entry.startsWith("worker-bulk-messaging:"));
-  return (line?.split(/\s+/) ?? []).filter((token) => token.startsWith("--"));
-}
-
-/** Starts `dbjobs worker bulk-messaging` as a child process, built or from source. */
-function spawnWorker(env: Record<string, string>) {
-  // Built (npm run bench): the compiled CLI next to this file; from source: the TypeScript CLI through tsx.
-  const built = import.meta.url.endsWith(".js");
-  const cli = fileURLToPath(new URL(built ? "../src/cli/index.js" : "../src/cli/index.ts", import.meta.url));
-  const flags = procfileNodeFlags();
-  const args = built ? [...flags, cli, "worker", "bulk-messaging"] : [...flags, "--import", "tsx", cli, "worker", "bulk-messaging"];
-  const child = benchRun.trackChild(spawn(process.execPath, args, { cwd: packageRoot, env: { ...process.env, ...env }, stdio: ["ignore", "ignore", "pipe"] }));
-  let stderr = "";
-  child.stderr?.on("data", (chunk) => {
-    stderr += String(chunk);
-  });
-  return { child, stderr: () => stderr };
 }
 
 function peakRssMb(pid: number): number {
@@ -248,7 +219,7 @@ interface CampaignFigures {
 async function runCampaign(url: string, db: Db, patientIds: string[]): Promise<CampaignFigures> {
   const prefix = benchPrefix();
   const campaignId = `bench-${randomUUID()}`;
-  const worker = spawnWorker({
+  const worker = spawnCliWorker("bulk-messaging", {
     QUEUE_BACKEND: "redis",
     DATABASE_URL: url,
     REDIS_URL: benchRedisUrl,
@@ -267,13 +238,13 @@ async function runCampaign(url: string, db: Db, patientIds: string[]): Promise<C
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
     const cpuBefore = hostCpu();
-    const workerCpuBefore = processCpuMs(worker.child.pid as number);
+    const workerCpuBefore = processCpuMs(worker.pid);
     const job = await producer.enqueue("bulk-messaging", { campaignId, channel: "sms", body, patientIds });
     const result = (await job.waitUntilFinished(events, 600_000)) as { sent: number };
     const cpuAfter = hostCpu();
     // Taken while the worker's connections are still open.
     const cpu = cpuBetween(cpuBefore, cpuAfter, await postgresPidsOf(db.pool));
-    const workerCpuMs = processCpuMs(worker.child.pid as number) - workerCpuBefore;
+    const workerCpuMs = processCpuMs(worker.pid) - workerCpuBefore;
     if (result.sent !== patientIds.length) throw new Error(`the job sent ${result.sent} of ${patientIds.length} messages`);
     const finished = await (await producer.queue("bulk-messaging")).getJob(job.id as string);
     const seconds = ((finished?.finishedOn ?? 0) - (finished?.processedOn ?? 0)) / 1000;
@@ -281,16 +252,12 @@ async function runCampaign(url: string, db: Db, patientIds: string[]): Promise<C
       jobRate: patientIds.length / seconds,
       workerUsPerMessage: (workerCpuMs * 1000) / patientIds.length,
       cpu,
-      rssMb: peakRssMb(worker.child.pid as number),
+      rssMb: peakRssMb(worker.pid),
     };
   } catch (err) {
     throw new Error(`worker run failed: ${(err as Error).message}\n${worker.stderr().slice(-2000)}`);
   } finally {
-    if (worker.child.exitCode === null && worker.child.signalCode === null) {
-      const exited = new Promise((resolve) => worker.child.once("exit", resolve));
-      worker.child.kill("SIGTERM");
-      await exited;
-    }
+    await worker.stop();
     await events.close();
     eventsConnection.disconnect();
     await producer.close();

@@ -9,6 +9,7 @@ import { invoiceTotalsBench } from "./invoice-totals.js";
 import { noopWorkerBench } from "./noop-worker.js";
 import { partitionRescueBench } from "./partition-rescue.js";
 import { queueBackendsBench } from "./queue-backends.js";
+import { scalingBench } from "./scaling.js";
 import { transactionRetryBench } from "./transaction-retry.js";
 import { transactionalEnqueueBench } from "./transactional-enqueue.js";
 
@@ -26,4 +27,5 @@ export const benchSections: BenchSection[] = [
   transactionalEnqueueBench,
   historyBench,
   cancelLatencyBench,
+  scalingBench,
 ];

@@ -10,8 +10,9 @@ const run = promisify(execFile);
 
 /**
  * A throwaway Redis Cluster of three masters (no replicas) on free local
- * ports, for the `redis-cluster` test project: redis-server
- * --cluster-enabled yes ×3, joined by `redis-cli --cluster create`.
+ * ports, for the `redis-cluster` test project and the scaling bench (so no
+ * vitest here): redis-server --cluster-enabled yes ×3, joined by
+ * `redis-cli --cluster create`.
  */
 export interface RedisCluster {
   /** `127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3`, as REDIS_CLUSTER_NODES takes it. */
@@ -52,7 +53,12 @@ async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: n
   }
 }
 
-export async function startRedisCluster(): Promise<RedisCluster> {
+export interface StartRedisClusterOptions {
+  /** Called with each redis-server process as it starts: the bench hands them to its run, which ends them if it is interrupted. */
+  onSpawn?: (child: ChildProcess) => void;
+}
+
+export async function startRedisCluster(options: StartRedisClusterOptions = {}): Promise<RedisCluster> {
   const dir = await mkdtemp(join(tmpdir(), "dbjobs-redis-cluster-"));
   const taken = new Set<number>();
   const ports: number[] = [];
@@ -77,9 +83,12 @@ export async function startRedisCluster(): Promise<RedisCluster> {
       { stdio: "ignore" },
     ),
   );
+  for (const child of children) options.onSpawn?.(child);
+  // A process someone else killed (the bench's run, on Ctrl-C) has a signalCode and no exitCode.
+  const running = (child: ChildProcess) => child.exitCode === null && child.signalCode === null;
   const stop = async () => {
-    for (const child of children) if (child.exitCode === null) child.kill("SIGKILL");
-    await Promise.all(children.map((child) => (child.exitCode === null ? new Promise((resolve) => child.once("exit", resolve)) : undefined)));
+    for (const child of children) if (running(child)) child.kill("SIGKILL");
+    await Promise.all(children.map((child) => (running(child) ? new Promise((resolve) => child.once("exit", resolve)) : undefined)));
     await rm(dir, { recursive: true, force: true });
   };
   try {
