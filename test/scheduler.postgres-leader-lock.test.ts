@@ -1,4 +1,3 @@
-import { connect, createServer, type Server, type Socket } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import pg from "pg";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
@@ -9,6 +8,7 @@ import { readScheduleHealth } from "../src/queues/schedule-health.js";
 import { scheduleRegistrations } from "../src/queues/schedule-registrations.js";
 import { type RunningScheduler, startScheduler } from "../src/queues/scheduler.js";
 import type { ScheduleDefinition } from "../src/queues/schedules.js";
+import { startTcpProxy } from "./support/tcp-proxy.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from "./support/test-env.js";
 import { waitFor } from "./support/wait-for.js";
 
@@ -32,37 +32,24 @@ function testSchedule(id: string, cron = "0 * * * *"): ScheduleDefinition {
  */
 async function startFreezableProxy(target: URL): Promise<{ url(database: string): string; freeze(): void; close(): Promise<void> }> {
   let frozen = false;
-  const sockets = new Set<Socket>();
-  const server: Server = createServer((client) => {
-    const upstream = connect(Number(target.port || 5432), target.hostname);
+  const proxy = await startTcpProxy(target.href, (client, upstream) => {
     for (const [from, to] of [
       [client, upstream],
       [upstream, client],
     ] as const) {
-      sockets.add(from);
-      from.on("error", () => undefined);
       from.on("data", (chunk) => {
         if (!frozen) to.write(chunk);
-      });
-      from.on("close", () => {
-        sockets.delete(from);
-        to.destroy();
       });
       from.on("end", () => to.destroy());
     }
   });
-  await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-  const address = server.address();
-  const port = typeof address === "object" && address ? address.port : 0;
+  const port = new URL(proxy.url).port;
   return {
     url: (database) => `postgresql://${target.username}@127.0.0.1:${port}/${database}`,
     freeze: () => {
       frozen = true;
     },
-    close: async () => {
-      for (const socket of sockets) socket.destroy();
-      await new Promise<void>((resolve) => server.close(() => resolve()));
-    },
+    close: () => proxy.close(),
   };
 }
 
