@@ -28,7 +28,7 @@ export class JobDeadlineError extends DbjobsError {
   }
 }
 
-/** The text BullMQ's cancelJob carries for an operator's cancel; the processor turns it into a JobCancelledError. */
+/** Whether a job ended by a stop: an operator's cancel or its deadline. */
 export function isStopError(error: unknown): error is JobCancelledError | JobDeadlineError {
   return error instanceof JobCancelledError || error instanceof JobDeadlineError;
 }

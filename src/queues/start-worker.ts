@@ -130,8 +130,10 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       return false;
     });
   const shared: SharedContext = { logger, db, redis: store.redis, config, prefix, services, invalidator };
-  // Three parameters: BullMQ then hands each job an AbortSignal that worker.cancelJob aborts.
-  const processor = async (job: Job, _token?: string, cancelSignal?: AbortSignal) => {
+  // The stop switches of the jobs running here, by job id, for an operator's cancel. Two parameters, not
+  // BullMQ's three: with a third it makes an AbortController per job for its cancelJob, which we do not use.
+  const running = new Map<string, JobStopControl>();
+  const processor = async (job: Job, _token?: string) => {
     let payload: unknown;
     try {
       // A bad payload fails at once (PayloadValidationError is not retryable), with the producer's message.
@@ -144,18 +146,21 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       logger.info({ jobId: job.id, schedule: job.repeatJobKey }, "schedule paused: fire skipped");
       return { skipped: `schedule ${job.repeatJobKey} is paused` };
     }
-    const stop = new JobStopControl(cancelSignal, deadlineOf(job, contract));
-    const context = new WorkerJobContext(job, shared, stop.signal);
+    const stop = new JobStopControl(deadlineOf(job, contract));
+    const context = new WorkerJobContext(job, shared, stop);
     stop.onStop(() => {
       context.cancelDatabaseWork().catch((err: unknown) => context.log.warn({ err }, "could not cancel the job's statements"));
     });
     if (debugEnabled) context.log.debug({ attempt: job.attemptsMade + 1 }, "job started");
+    const jobId = job.id as string;
+    running.set(jobId, stop);
     try {
       return await handle(payload, context);
     } catch (err) {
       // Whatever the handler threw on the way out (57014, an AbortError), a stopped job fails for its stop.
-      throw toJobFailure(stop.signal.aborted ? stop.failure(context.lastProgress) : err);
+      throw toJobFailure(stop.stopped ? stop.failure(context.lastProgress) : err);
     } finally {
+      running.delete(jobId);
       stop.dispose();
     }
   };
@@ -174,7 +179,11 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
   const onControl = (message: ControlMessage) => {
     if (message.queue !== entry.name) return;
     if (message.type === "cancel") {
-      if (worker.cancelJob(message.jobId, message.reason)) logger.info({ jobId: message.jobId, reason: message.reason }, "job cancelled by an operator");
+      const stop = running.get(message.jobId);
+      if (stop) {
+        stop.cancel(message.reason);
+        logger.info({ jobId: message.jobId, reason: message.reason }, "job cancelled by an operator");
+      }
     } else if (message.type === "scale") {
       setConcurrency(message.concurrency);
     }

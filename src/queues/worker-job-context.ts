@@ -6,6 +6,7 @@ import { type Db, sessionPool } from "../lib/db.js";
 import type { Logger } from "../lib/logger.js";
 import type { RedisConnection } from "../lib/redis.js";
 import type { JobContext, WorkerServices } from "./job-context.js";
+import type { JobStopControl } from "./job-stop-control.js";
 
 /** What every job of a worker shares. */
 export interface SharedContext {
@@ -37,6 +38,7 @@ export class WorkerJobContext implements JobContext {
   readonly reportProgress: (progress: number | object) => Promise<void>;
   readonly #logger: Logger;
   readonly #sharedDb: Db;
+  readonly #stop: JobStopControl;
   #log: Logger | undefined;
   #db: Db | undefined;
   #tracked: BackendTrackingPool | undefined;
@@ -47,8 +49,9 @@ export class WorkerJobContext implements JobContext {
   constructor(
     readonly job: Job,
     shared: SharedContext,
-    readonly signal: AbortSignal,
+    stop: JobStopControl,
   ) {
+    this.#stop = stop;
     this.#logger = shared.logger;
     this.#sharedDb = shared.db;
     this.redis = shared.redis;
@@ -65,6 +68,11 @@ export class WorkerJobContext implements JobContext {
         this.log.warn({ err }, "could not report progress");
       }
     };
+  }
+
+  /** Built on first read (JobStopControl): most short jobs never read it. */
+  get signal(): AbortSignal {
+    return this.#stop.signal;
   }
 
   /** The database, its pools tracking this job's connections (built on first use: many jobs never touch it). */
