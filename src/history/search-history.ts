@@ -46,11 +46,15 @@ const dayMs = 86_400_000;
  * A payload or error-text search walks the history a day (one partition) at
  * a time, newest first, and stops once the page is full: a campaign's
  * thousand rows spread over a month then cost the page's worth of heap reads
- * in the newest day or two, not a thousand reads and a sort.
+ * in the newest day or two, not a thousand reads and a sort. Not for failed
+ * or cancelled jobs only: those have an index of their own.
  */
 export async function searchHistory(db: Queryable, query: HistoryQuery): Promise<HistoryPage> {
   const filter = filterOf(query);
-  const walk = query.fields.length > 0 || query.errorText !== undefined;
+  // Failed and cancelled rows are few, and a payload index of their own (job_history_payload_unfinished)
+  // finds them in one query; a day-by-day walk would cost a query per day and find nothing in most.
+  const fewRows = query.state !== undefined && query.state !== "completed";
+  const walk = (query.fields.length > 0 || query.errorText !== undefined) && !fewRows;
   const rows = walk ? await walkNewestFirst(db, query, filter) : await selectRows(db, filter, query.limit + 1);
   const page = rows.slice(0, query.limit);
   const last = page[page.length - 1];
