@@ -20,6 +20,7 @@ import { JobStopControl } from "./job-stop-control.js";
 import { readQueueConcurrency } from "./queue-settings.js";
 import { isSchedulePaused } from "./schedule-controls.js";
 import { validatePayload } from "./validate-payload.js";
+import { waitingJobs } from "./waiting-jobs.js";
 import { WorkerCounters } from "./worker-counters.js";
 import { type SharedContext, WorkerJobContext } from "./worker-job-context.js";
 import { workerServices } from "./worker-services.js";
@@ -129,9 +130,10 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       logger.warn({ err, schedule: scheduleId }, "could not read whether the schedule is paused; running the fire");
       return false;
     });
-  const shared: SharedContext = { logger, db, redis: store.redis, config, prefix, services, invalidator };
+  const waiting = waitingJobs(store, entry.name);
+  const shared: SharedContext = { logger, db, redis: store.redis, config, prefix, services, invalidator, waitingJobs: () => waiting.count() };
   // Three parameters: BullMQ then hands each job an AbortSignal that worker.cancelJob aborts.
-  const processor = async (job: Job, _token?: string, cancelSignal?: AbortSignal) => {
+  const processor = async (job: Job, token?: string, cancelSignal?: AbortSignal) => {
     let payload: unknown;
     try {
       // A bad payload fails at once (PayloadValidationError is not retryable), with the producer's message.
@@ -145,7 +147,7 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       return { skipped: `schedule ${job.repeatJobKey} is paused` };
     }
     const stop = new JobStopControl(cancelSignal, deadlineOf(job, contract));
-    const context = new WorkerJobContext(job, shared, stop.signal);
+    const context = new WorkerJobContext(job, shared, stop.signal, token);
     stop.onStop(() => {
       context.cancelDatabaseWork().catch((err: unknown) => context.log.warn({ err }, "could not cancel the job's statements"));
     });
@@ -267,6 +269,7 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
         await history?.close();
         await flush().catch(() => undefined);
         await invalidator.close();
+        await waiting.close();
         await store.close();
         if (!options.db) await db.close();
       })();
