@@ -1,6 +1,8 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { lockNames } from "../src/lib/advisory-locks.js";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
+import { cancelJob } from "../src/queues/cancel-job.js";
 import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { type FakeSmsRequest, type FakeSmsServer, smsProviderEnv, startFakeSmsServer } from "./support/fake-sms-server.js";
@@ -43,8 +45,17 @@ describe(`fair shares per tenant in bulk-messaging (${testQueueBackend()} backen
   const configWith = (settings: Record<string, string>): Config =>
     testConfig(testDatabase.url, smsProviderEnv(sms, { QUEUE_PREFIX: prefix, MESSAGING_FAIR_SLICE_BATCHES: String(sliceBatches), ...settings }));
 
-  const enqueue = (campaignId: string, tenantId: string, patientIds: string[]) =>
-    producer.enqueue("bulk-messaging", { campaignId, tenantId, channel: "sms", body: `${campaignId} {{lastName}}`, patientIds, batchSize, sendConcurrency: 8 });
+  /** A campaign of `tenantId` to `recipients`: ids in the payload, or a staged list's id. */
+  const enqueue = (campaignId: string, tenantId: string, recipients: string[] | { recipientListId: string }) =>
+    producer.enqueue("bulk-messaging", {
+      campaignId,
+      tenantId,
+      channel: "sms",
+      body: `${campaignId} {{lastName}}`,
+      ...(Array.isArray(recipients) ? { patientIds: recipients } : recipients),
+      batchSize,
+      sendConcurrency: 8,
+    });
 
   beforeAll(async () => {
     db = testDatabase.db;
@@ -69,7 +80,9 @@ describe(`fair shares per tenant in bulk-messaging (${testQueueBackend()} backen
     const smallIds = await insertPatients(db, 4 * batchSize, "20");
     // One worker slot: every turn B gets, one of A's campaigns must give up.
     worker = await startWorker("bulk-messaging", { config: configWith({}), logger: memoryLogger("warn").logger, concurrency: 1 });
-    const bigJobs = [await enqueue("a-first", "clinic-a", bigIds), await enqueue("a-second", "clinic-a", bigIds)];
+    // One of A's campaigns from a staged list: a resumed run starts after the list's last member sent.
+    const staged = await producer.stageRecipients(bigIds);
+    const bigJobs = [await enqueue("a-first", "clinic-a", bigIds), await enqueue("a-second", "clinic-a", { recipientListId: staged.id })];
     await waitFor("clinic A to be sending", async () => sms.requests.length >= 3 * batchSize, 30_000);
 
     const smallEnqueuedAt = Date.now();
@@ -103,5 +116,105 @@ describe(`fair shares per tenant in bulk-messaging (${testQueueBackend()} backen
       { campaignId: "a-second", sent: 2000 },
       { campaignId: "b-reminders", sent: smallIds.length },
     ]);
+  });
+
+  /** How often the fake API's log switches from one of `campaigns` to another: low when they took turns, high when they sent at once. */
+  const switchesBetween = (campaigns: string[]) => {
+    const order = sms.requests.filter((request) => campaigns.includes(campaignOf(request))).map(campaignOf);
+    return order.filter((campaign, index) => index > 0 && campaign !== order[index - 1]).length;
+  };
+
+  it("holds a tenant to MESSAGING_TENANT_CONCURRENCY over every worker, postponing its other campaigns without failing them", { timeout: 60_000 }, async () => {
+    const ids = await insertPatients(db, 600, "30");
+    // Two workers, a slot each: without the tenant's limit the two campaigns would send at once.
+    const memory = memoryLogger("debug");
+    const config = configWith({ MESSAGING_TENANT_CONCURRENCY: "1" });
+    worker = await startWorker("bulk-messaging", { config, logger: memory.logger, concurrency: 1 });
+    const second = await startWorker("bulk-messaging", { config, logger: memory.logger, concurrency: 1 });
+    try {
+      const jobs = [await enqueue("c-first", "clinic-c", ids), await enqueue("c-second", "clinic-c", ids)];
+      for (const job of jobs) {
+        expect(await job.waitUntilFinished(client.events, 50_000)).toEqual({ processed: 600, total: 600, sent: 600, failed: 0, skipped: 0 });
+      }
+      const lines = memory.lines();
+      const postponed = lines.filter((line) => line.msg === "every slot of the tenant is taken; postponed");
+      const turnsGiven = lines.filter((line) => line.msg === "campaign gave its turn to a waiting job");
+      expect(postponed.length).toBeGreaterThan(0);
+      // One campaign sends at a time: the log switches campaigns only where one gave up its turn, or finished.
+      expect(switchesBetween(["c-first", "c-second"])).toBeLessThanOrEqual(turnsGiven.length + 1);
+
+      // A postponed run spends no attempt and is no failure: each job ran more often than the one attempt that completed it.
+      const queue = await producer.queue("bulk-messaging");
+      const stored = await Promise.all(jobs.map((job) => queue.getJob(String(job.id))));
+      for (const job of stored) {
+        expect(await job?.getState()).toBe("completed");
+        expect(job?.attemptsMade).toBe(1);
+      }
+      expect(stored.reduce((runs, job) => runs + (job?.attemptsStarted ?? 0), 0)).toBeGreaterThan(2);
+      expect(lines.filter((line) => line.msg === "job failed")).toEqual([]);
+    } finally {
+      await second.close();
+      await worker.close();
+      worker = undefined;
+    }
+    // Closed workers have written their history: each job completed once, nothing failed.
+    const { rows } = await db.pool.query<{ state: string; jobs: number }>(
+      `SELECT "state", count(*)::int AS "jobs" FROM "dbjobs"."job_history" WHERE "queue" = 'bulk-messaging' AND "payload"->>'campaignId' LIKE 'c-%' GROUP BY 1`,
+    );
+    expect(rows).toEqual([{ state: "completed", jobs: 2 }]);
+  });
+
+  it("lets a tenant named in MESSAGING_TENANT_LIMITS run that many campaigns at once", { timeout: 60_000 }, async () => {
+    const ids = await insertPatients(db, 600, "40");
+    const config = configWith({ MESSAGING_TENANT_CONCURRENCY: "1", MESSAGING_TENANT_LIMITS: "clinic-x=1,clinic-d=2" });
+    worker = await startWorker("bulk-messaging", { config, logger: memoryLogger("warn").logger, concurrency: 1 });
+    const second = await startWorker("bulk-messaging", { config, logger: memoryLogger("warn").logger, concurrency: 1 });
+    try {
+      const jobs = [await enqueue("d-first", "clinic-d", ids), await enqueue("d-second", "clinic-d", ids)];
+      for (const job of jobs) {
+        expect(await job.waitUntilFinished(client.events, 50_000)).toEqual({ processed: 600, total: 600, sent: 600, failed: 0, skipped: 0 });
+      }
+    } finally {
+      await second.close();
+    }
+    // Both sent at once: their messages interleave all along.
+    expect(switchesBetween(["d-first", "d-second"])).toBeGreaterThan(20);
+  });
+
+  it("keeps a campaign postponed while another process holds its tenant's slot, and a cancel removes it", { timeout: 30_000 }, async () => {
+    const ids = await insertPatients(db, 50, "50");
+    // The slot held by a session of another process, as by a worker elsewhere (a session: never through PgBouncer).
+    const holder = await (db.directPool ?? db.pool).connect();
+    try {
+      await holder.query("SELECT pg_advisory_lock(hashtextextended($1, 0))", [lockNames.tenantSlot("clinic-e", 0)]);
+      worker = await startWorker("bulk-messaging", { config: configWith({}), logger: memoryLogger("warn").logger, concurrency: 1 });
+      const job = await enqueue("e-blocked", "clinic-e", ids);
+      const queue = await producer.queue("bulk-messaging");
+      // Tried and put back more than once, spending no attempt.
+      const postponed = await waitFor(
+        "the campaign to be postponed twice",
+        async () => {
+          const stored = await queue.getJob(String(job.id));
+          return stored && stored.attemptsStarted >= 2 && (await stored.getState()) === "delayed" ? stored : undefined;
+        },
+        20_000,
+      );
+      expect(postponed.attemptsMade).toBe(0);
+      const outcome = await cancelJob({
+        store: producer.store,
+        connectTimeoutMs: 3000,
+        logger: memoryLogger("warn").logger,
+        queue: "bulk-messaging",
+        jobId: String(job.id),
+        actor: "test",
+        via: "cli",
+      });
+      expect(outcome).toMatchObject({ outcome: "removed", stateBefore: "delayed" });
+      expect(await queue.getJob(String(job.id))).toBeUndefined();
+    } finally {
+      // Closed, which releases the slot, rather than returned to the pool holding it.
+      holder.release(true);
+    }
+    expect(sms.requests.filter((request) => campaignOf(request) === "e-blocked")).toEqual([]);
   });
 });

@@ -124,7 +124,8 @@ export class WorkerJobContext implements JobContext {
   async postpone(delayMs: number): Promise<never> {
     if (this.#token === undefined) throw new Error("postpone needs the worker's lock token on the job; this context has none");
     const toBack = delayMs <= 0;
-    await this.job.moveToDelayed(Date.now() + (toBack ? backOfLineFallbackMs : delayMs), this.#token);
+    // Whole milliseconds: the PostgreSQL backend stores the time as a bigint.
+    await this.job.moveToDelayed(Date.now() + (toBack ? backOfLineFallbackMs : Math.ceil(delayMs)), this.#token);
     if (toBack) {
       await this.job.promote().catch((err: unknown) => {
         this.log.warn({ err }, `could not move the postponed job to the back of the line; it runs again in ${backOfLineFallbackMs} ms`);
