@@ -79,7 +79,8 @@ describe(`fair shares per tenant in bulk-messaging (${testQueueBackend()} backen
     const bigIds = await insertPatients(db, 2000, "10");
     const smallIds = await insertPatients(db, 4 * batchSize, "20");
     // One worker slot: every turn B gets, one of A's campaigns must give up.
-    worker = await startWorker("bulk-messaging", { config: configWith({}), logger: memoryLogger("warn").logger, concurrency: 1 });
+    const memory = memoryLogger("info");
+    worker = await startWorker("bulk-messaging", { config: configWith({}), logger: memory.logger, concurrency: 1 });
     // One of A's campaigns from a staged list: a resumed run starts after the list's last member sent.
     const staged = await producer.stageRecipients(bigIds);
     const bigJobs = [await enqueue("a-first", "clinic-a", bigIds), await enqueue("a-second", "clinic-a", { recipientListId: staged.id })];
@@ -103,6 +104,17 @@ describe(`fair shares per tenant in bulk-messaging (${testQueueBackend()} backen
     // A's campaigns still complete, every message sent exactly once, with counts right across their turns.
     for (const job of bigJobs) {
       expect(await job.waitUntilFinished(client.events, 60_000)).toEqual({ processed: 2000, total: 2000, sent: 2000, failed: 0, skipped: 0 });
+    }
+    // Each of A's runs after the first resumed where the one before stopped, never from the start.
+    for (const campaignId of ["a-first", "a-second"]) {
+      const resumedAt = memory
+        .lines()
+        .filter((line) => line.msg === "campaign resumed" && line.campaignId === campaignId)
+        .map((line) => line.resumeAt as number);
+      expect(resumedAt.length, campaignId).toBeGreaterThan(1);
+      expect(resumedAt[0], campaignId).toBeGreaterThan(0);
+      expect(resumedAt, campaignId).toEqual([...resumedAt].sort((a, b) => a - b));
+      expect(new Set(resumedAt).size, campaignId).toBe(resumedAt.length);
     }
     expect(sms.replays).toBe(0);
     const keys = sms.requests.map((request) => request.idempotencyKey);

@@ -56,8 +56,13 @@ export const handleBulkMessaging: JobHandler<typeof bulkMessagingContract> = asy
   // Where an earlier run of this job gave up its worker slot (see "Taking turns" above).
   const resumed = resumePointFrom(context.job.progress, total, payload.recipientListId !== undefined);
   const from: CampaignCursor = resumed ?? { offset: 0 };
-  const result: BulkMessagingResult = { processed: 0, total, sent: 0, failed: 0, skipped: 0 };
-  if (resumed) Object.assign(result, { processed: resumed.processed, sent: resumed.sent, failed: resumed.failed, skipped: resumed.skipped });
+  const result: BulkMessagingResult = {
+    processed: resumed?.processed ?? 0,
+    total,
+    sent: resumed?.sent ?? 0,
+    failed: resumed?.failed ?? 0,
+    skipped: resumed?.skipped ?? 0,
+  };
   const turns: Turns = {
     sliceBatches: config.MESSAGING_FAIR_SLICE_BATCHES,
     othersWaiting: () =>
