@@ -99,6 +99,10 @@ async function runJob(url: string, payload: Record<string, unknown>): Promise<{ 
     services: workerServices(loadConfig({ DATABASE_URL: url })),
     invalidateCache: async () => undefined,
     reportProgress: async () => undefined,
+    postpone: async () => {
+      throw new Error("not in a worker");
+    },
+    waitingJobs: async () => 0,
   };
   try {
     const started = performance.now();

@@ -117,6 +117,10 @@ export const cacheBench: BenchSection = {
         sharedCache: { redis, prefix },
         invalidateCache: (keys) => invalidateCacheKeys(redis, prefix, keys),
         reportProgress: async () => undefined,
+        postpone: async () => {
+          throw new Error("not in a worker");
+        },
+        waitingJobs: async () => 0,
       };
       const prefetch = (payload: { limit: number }) => handleCachePrefetch(cachePrefetchPayload.parse({ kinds: ["escrowBalances"], ...payload }), context);
       await prefetch({ limit: 100 }); // warm connections and script cache

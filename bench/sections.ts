@@ -3,6 +3,7 @@ import type { BenchSection } from "./bench-section.js";
 import { bulkMessagingBench } from "./bulk-messaging.js";
 import { cacheBench } from "./cache.js";
 import { cancelLatencyBench } from "./cancel-latency.js";
+import { fairnessBench } from "./fairness.js";
 import { historyBench } from "./history.js";
 import { importTimeBench } from "./import-time.js";
 import { invoiceTotalsBench } from "./invoice-totals.js";
@@ -28,4 +29,5 @@ export const benchSections: BenchSection[] = [
   historyBench,
   cancelLatencyBench,
   scalingBench,
+  fairnessBench,
 ];

@@ -25,6 +25,10 @@ function directContext(db: Db, config: Config): JobContext {
     services: workerServices(config),
     invalidateCache: async () => undefined,
     reportProgress: async () => undefined,
+    postpone: async () => {
+      throw new Error("not in a worker");
+    },
+    waitingJobs: async () => 0,
   };
 }
 

@@ -25,6 +25,10 @@ function directContext(db: Db, log: Logger, url: string): JobContext & { progres
     reportProgress: async (value) => {
       progress.push(value);
     },
+    postpone: async () => {
+      throw new Error("not in a worker");
+    },
+    waitingJobs: async () => 0,
     progress,
   };
 }

@@ -22,6 +22,8 @@ export const lockNames = {
   dbMaintenance: () => "dbjobs:db-maintenance",
   /** bulk-messaging: one job at a time per campaign and channel. */
   campaign: (channel: string, campaignId: string) => `dbjobs:bulk-messaging:${channel}:${campaignId}`,
+  /** bulk-messaging: slot `slot` of a tenant's MESSAGING_TENANT_CONCURRENCY (JSON keeps any tenant name from reading as another's). */
+  tenantSlot: (tenantId: string, slot: number) => `dbjobs:bulk-messaging:tenant-slot:${JSON.stringify(tenantId)}:${slot}`,
   /** `dbjobs scheduler` on the PostgreSQL queue backend: the one process that registers schedules, per queue database. */
   scheduler: () => "dbjobs:scheduler",
 } as const;

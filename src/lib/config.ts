@@ -28,6 +28,29 @@ const clusterNodesFromEnv = z.string().transform((text, ctx): RedisClusterNode[]
   return nodes;
 });
 
+/** Slots are advisory locks tried one by one, so a limit stays small. */
+const maxTenantConcurrency = 100;
+
+const tenantLimitsFormat = `must be tenant=limit pairs separated by commas, each limit 1-${maxTenantConcurrency}, e.g. clinic-a=3,clinic-b=1`;
+
+/** `tenant=limit,...` into a map; a bad or repeated entry fails with the format. */
+const tenantLimitsFromEnv = z.string().transform((text, ctx): Record<string, number> => {
+  // No prototype: a tenant may be called anything, "__proto__" included.
+  const limits: Record<string, number> = Object.create(null);
+  for (const entry of text.split(",").map((part) => part.trim())) {
+    const match = /^([^=,\s][^=,]{0,99})=(\d{1,3})$/.exec(entry);
+    const tenant = match?.[1]?.trim();
+    const limit = Number(match?.[2]);
+    if (!tenant || limit < 1 || limit > maxTenantConcurrency || Object.hasOwn(limits, tenant)) {
+      const problem = tenant && Object.hasOwn(limits, tenant) ? `"${tenant}" is given twice` : `got "${entry}"`;
+      ctx.addIssue({ code: "custom", message: `${tenantLimitsFormat} (${problem})` });
+      return z.NEVER;
+    }
+    limits[tenant] = limit;
+  }
+  return limits;
+});
+
 export const configSchema = z
   .object({
     /** @defaultValue postgresql://postgres@127.0.0.1:5432/dbjobs */
@@ -115,6 +138,12 @@ export const configSchema = z
     MESSAGING_RATE_PER_SECOND: intFromEnv(1, 100_000).optional(),
     /** Calls any one second may carry above the rate. @defaultValue a tenth of the rate, at least 2 */
     MESSAGING_RATE_BURST: intFromEnv(2, 1_000_000).optional(),
+    /** Campaigns of one tenant (a clinic: the payload's `tenantId`) sending at once, over all workers together. @defaultValue 1 */
+    MESSAGING_TENANT_CONCURRENCY: intFromEnv(1, maxTenantConcurrency).default(1),
+    /** Per-tenant exceptions to MESSAGING_TENANT_CONCURRENCY: `tenant=limit,...`, e.g. `clinic-a=3,clinic-b=1`. */
+    MESSAGING_TENANT_LIMITS: tenantLimitsFromEnv.optional(),
+    /** Batches a campaign sends before it lets a waiting campaign have its worker slot. @defaultValue 5 */
+    MESSAGING_FAIR_SLICE_BATCHES: intFromEnv(1, 1_000_000).default(5),
     /** Staged recipient lists unused this long are deleted at the next staging. @defaultValue 7 */
     RECIPIENT_LIST_RETENTION_DAYS: intFromEnv(1, 3650).default(7),
 

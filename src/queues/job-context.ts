@@ -46,6 +46,19 @@ export interface JobContext {
   invalidateCache(keys: string[]): Promise<void>;
   /** Reports progress to BullMQ; never throws (a lost progress update must not fail the job). */
   reportProgress(progress: number | object): Promise<void>;
+  /**
+   * Puts the job back in its queue and ends this run without spending an
+   * attempt: it never resolves, it throws BullMQ's DelayedError, which the
+   * handler must let through. The job is neither failed nor completed (no
+   * history row, no "job failed" line), a cancel removes it like any job not
+   * running, and its next run gets the same payload, so the handler saves
+   * where it got to (e.g. in its progress) before it calls this.
+   * `delayMs` 0 puts it at the back of the waiting line now; more keeps it
+   * out of every worker's way that long.
+   */
+  postpone(delayMs: number): Promise<never>;
+  /** Jobs of this queue waiting for a worker (not delayed, not running): whether giving up this job's slot would let another run. */
+  waitingJobs(): Promise<number>;
 }
 
 /** Outside dependencies of the handlers; each is built lazily on first use. */

@@ -20,6 +20,7 @@ import { JobStopControl } from "./job-stop-control.js";
 import { readQueueConcurrency } from "./queue-settings.js";
 import { isSchedulePaused } from "./schedule-controls.js";
 import { validatePayload } from "./validate-payload.js";
+import { waitingJobs } from "./waiting-jobs.js";
 import { WorkerCounters } from "./worker-counters.js";
 import { type SharedContext, WorkerJobContext } from "./worker-job-context.js";
 import { workerServices } from "./worker-services.js";
@@ -129,11 +130,12 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       logger.warn({ err, schedule: scheduleId }, "could not read whether the schedule is paused; running the fire");
       return false;
     });
-  const shared: SharedContext = { logger, db, redis: store.redis, config, prefix, services, invalidator };
+  const waiting = waitingJobs(store, entry.name);
+  const shared: SharedContext = { logger, db, redis: store.redis, config, prefix, services, invalidator, waitingJobs: () => waiting.count() };
   // The stop switches of the jobs running here, by job id, for an operator's cancel. Two parameters, not
   // BullMQ's three: with a third it makes an AbortController per job for its cancelJob, which we do not use.
   const running = new Map<string, JobStopControl>();
-  const processor = async (job: Job, _token?: string) => {
+  const processor = async (job: Job, token?: string) => {
     let payload: unknown;
     try {
       // A bad payload fails at once (PayloadValidationError is not retryable), with the producer's message.
@@ -147,7 +149,7 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
       return { skipped: `schedule ${job.repeatJobKey} is paused` };
     }
     const stop = new JobStopControl(deadlineOf(job, contract));
-    const context = new WorkerJobContext(job, shared, stop);
+    const context = new WorkerJobContext(job, shared, stop, token);
     stop.onStop(() => {
       context.cancelDatabaseWork().catch((err: unknown) => context.log.warn({ err }, "could not cancel the job's statements"));
     });
@@ -276,6 +278,7 @@ export async function startWorker(queueName: string, options: StartWorkerOptions
         await history?.close();
         await flush().catch(() => undefined);
         await invalidator.close();
+        await waiting.close();
         await store.close();
         if (!options.db) await db.close();
       })();

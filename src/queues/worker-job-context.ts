@@ -1,4 +1,4 @@
-import type { Job } from "bullmq";
+import { DelayedError, type Job } from "bullmq";
 import type { CacheInvalidator } from "../cache/invalidator.js";
 import { type BackendTrackingPool, cancelBackends, trackBackends } from "../lib/backend-tracking-pool.js";
 import type { Config } from "../lib/config.js";
@@ -17,7 +17,16 @@ export interface SharedContext {
   prefix: string;
   services: WorkerServices;
   invalidator: CacheInvalidator;
+  /** Jobs waiting in the worker's queue. */
+  waitingJobs(): Promise<number>;
 }
+
+/**
+ * A job postponed to the back of the line is first delayed this long, then
+ * promoted at once; should the promotion not happen (the process dies in
+ * between), the job still runs again after this.
+ */
+const backOfLineFallbackMs = 5000;
 
 /**
  * A job's context. A class, not an object literal: a literal with a `get log()`
@@ -39,6 +48,8 @@ export class WorkerJobContext implements JobContext {
   readonly #logger: Logger;
   readonly #sharedDb: Db;
   readonly #stop: JobStopControl;
+  readonly #shared: SharedContext;
+  readonly #token: string | undefined;
   #log: Logger | undefined;
   #db: Db | undefined;
   #tracked: BackendTrackingPool | undefined;
@@ -50,7 +61,11 @@ export class WorkerJobContext implements JobContext {
     readonly job: Job,
     shared: SharedContext,
     stop: JobStopControl,
+    /** The worker's lock token on the job; postponing needs it. */
+    token?: string,
   ) {
+    this.#shared = shared;
+    this.#token = token;
     this.#stop = stop;
     this.#logger = shared.logger;
     this.#sharedDb = shared.db;
@@ -104,6 +119,31 @@ export class WorkerJobContext implements JobContext {
   async cancelDatabaseWork(): Promise<number> {
     const pids = [...(this.#tracked?.backends() ?? []), ...(this.#trackedDirect?.backends() ?? [])];
     return cancelBackends(sessionPool(this.#sharedDb), pids);
+  }
+
+  /**
+   * BullMQ's documented way to put an active job back: moveToDelayed without
+   * spending an attempt, then DelayedError, which the worker takes as "moved
+   * elsewhere", neither failed nor completed. For the back of the line the
+   * job is then promoted: both backends queue a promoted job behind those
+   * waiting, whereas a job merely due again takes back its first place on
+   * the PostgreSQL backend (its order is the enqueue order).
+   */
+  async postpone(delayMs: number): Promise<never> {
+    if (this.#token === undefined) throw new Error("postpone needs the worker's lock token on the job; this context has none");
+    const toBack = delayMs <= 0;
+    // Whole milliseconds: the PostgreSQL backend stores the time as a bigint.
+    await this.job.moveToDelayed(Date.now() + (toBack ? backOfLineFallbackMs : Math.ceil(delayMs)), this.#token);
+    if (toBack) {
+      await this.job.promote().catch((err: unknown) => {
+        this.log.warn({ err }, `could not move the postponed job to the back of the line; it runs again in ${backOfLineFallbackMs} ms`);
+      });
+    }
+    throw new DelayedError();
+  }
+
+  waitingJobs(): Promise<number> {
+    return this.#shared.waitingJobs();
   }
 
   /** Child logger carrying `{ queue, jobId }`, built on first use: most short jobs never log. */

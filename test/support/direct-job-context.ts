@@ -29,6 +29,11 @@ export function directJobContext(db: Db, config: Config, options: { logLevel?: s
     reportProgress: async (value) => {
       progress.push(value as Record<string, unknown>);
     },
+    // No queue: nobody waits, and nothing can be put back.
+    postpone: async () => {
+      throw new Error("a job run outside a worker cannot be postponed");
+    },
+    waitingJobs: async () => 0,
   };
   return { context, progress, lines: memory.lines };
 }

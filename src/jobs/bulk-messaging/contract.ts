@@ -37,6 +37,12 @@ export const bulkMessagingPayload = z
       .optional(),
     /** A recipient list staged with Producer.stageRecipients, `dbjobs recipients stage` or `POST /recipient-lists`. */
     recipientListId: z.string().regex(recipientListIdPattern, { error: "use the id that staging the recipients returned" }).optional(),
+    /**
+     * Whose campaign this is (a clinic): campaigns of one tenant share its
+     * MESSAGING_TENANT_CONCURRENCY slots, and take turns with other tenants'.
+     * Campaigns without one are held to no tenant's slots. Not personal data.
+     */
+    tenantId: z.string().min(1).max(100).optional(),
     /** Patients per batch (a fixed number of statements each). @defaultValue 1000 */
     batchSize: z.number().int().min(1).max(5000).default(1000),
     /** Provider calls per second across the job. @defaultValue unlimited */

@@ -3,12 +3,14 @@ import { lockNames, withAdvisoryLock } from "../../lib/advisory-locks.js";
 import { ChunkLanes } from "../../lib/chunk-lanes.js";
 import { withSession } from "../../lib/session.js";
 import { isUuid } from "../../lib/uuid.js";
-import type { JobContext, JobHandler } from "../../queues/job-context.js";
+import type { JobHandler } from "../../queues/job-context.js";
 import { type BatchOutcome, type BatchSender, flushAsyncCommits, runCampaignBatch } from "./campaign-batch.js";
+import { type CampaignCursor, type CampaignSlice, listSlices, payloadSlices, resumePoint, resumePointFrom } from "./campaign-slices.js";
 import type { BulkMessagingPayload, BulkMessagingResult, bulkMessagingContract } from "./contract.js";
 import { ProviderUnavailableError } from "./messaging-errors.js";
 import { RateLimiter } from "./rate-limiter.js";
-import { readRecipientPage, useRecipientList } from "./recipient-lists.js";
+import { useRecipientList } from "./recipient-lists.js";
+import { takeTenantSlot, tenantLimit } from "./tenant-slots.js";
 
 /**
  * bulk-messaging: sends one campaign to up to 100,000 patients (seed 004,
@@ -26,9 +28,20 @@ import { readRecipientPage, useRecipientList } from "./recipient-lists.js";
  * `sending` with the same key, which the provider answers without sending twice.
  * Jobs for the same campaign and channel run one at a time (an advisory lock),
  * so two of them never send the same message at the same moment.
+ *
+ * Taking turns, so that one clinic's 100,000 messages do not hold up
+ * another's 1,000: a campaign with a `tenantId` first takes one of its
+ * tenant's slots (tenant-slots.ts); with none free its job is postponed,
+ * out of the workers' way, and tries again a second later. Every
+ * `MESSAGING_FAIR_SLICE_BATCHES` batches a campaign asks whether another job
+ * waits for a worker; if one does, it saves where it got to in its progress,
+ * releases its locks and puts its job at the back of the line, so waiting
+ * campaigns go round-robin over the worker slots. Its next run resumes there
+ * (campaign-slices.ts). Postponing spends no attempt and is no failure.
  */
-export const handleBulkMessaging: JobHandler<typeof bulkMessagingContract> = async (payload, { db, log, config, services, reportProgress, signal }) => {
-  const { campaignId, channel } = payload;
+export const handleBulkMessaging: JobHandler<typeof bulkMessagingContract> = async (payload, context) => {
+  const { db, log, config, services, reportProgress, signal } = context;
+  const { campaignId, channel, tenantId } = payload;
   const provider = services.messaging(log);
   const sender: BatchSender = {
     provider,
@@ -40,24 +53,55 @@ export const handleBulkMessaging: JobHandler<typeof bulkMessagingContract> = asy
   const retentionDays = config.RECIPIENT_LIST_RETENTION_DAYS;
   // Checked before the lock is taken, so a list that is gone fails the job at once (not retryable).
   const total = payload.recipientListId ? await useRecipientList(db.pool, payload.recipientListId, retentionDays) : (payload.patientIds?.length ?? 0);
-  const result: BulkMessagingResult = { processed: 0, total, sent: 0, failed: 0, skipped: 0 };
+  // Where an earlier run of this job gave up its worker slot (see "Taking turns" above).
+  const resumed = resumePointFrom(context.job.progress, total, payload.recipientListId !== undefined);
+  const from: CampaignCursor = resumed ?? { offset: 0 };
+  const result: BulkMessagingResult = {
+    processed: resumed?.processed ?? 0,
+    total,
+    sent: resumed?.sent ?? 0,
+    failed: resumed?.failed ?? 0,
+    skipped: resumed?.skipped ?? 0,
+  };
+  const turns: Turns = {
+    sliceBatches: config.MESSAGING_FAIR_SLICE_BATCHES,
+    othersWaiting: () =>
+      context.waitingJobs().then(
+        (waiting) => waiting > 0,
+        (err: unknown) => {
+          log.debug({ err }, "could not count the waiting jobs; carrying on");
+          return false;
+        },
+      ),
+  };
+  // Progress carries the resume point this run started from, so a crash, a retry or a cancel resumes there too.
+  const report = (progress: BulkMessagingResult) => reportProgress(resumed ? { ...progress, resumeAt: resumed } : { ...progress });
 
-  // The lock is held on a session of its own while the batches run on the
-  // pool. Should that session be lost, the lock goes with it: no further batch
+  // The locks are held on a session of their own while the batches run on the
+  // pool. Should that session be lost, the locks go with it: no further batch
   // starts and the job fails, to be retried, instead of sending unlocked.
-  const unavailable = await withSession(db, ({ client, lost, throwIfLost }) =>
+  const run = await withSession(db, ({ client, lost, throwIfLost }) =>
     withAdvisoryLock(
       client,
       lockNames.campaign(channel, campaignId),
-      async () => {
-        log.info({ campaignId, channel, total: result.total, batchSize: payload.batchSize, provider: provider.name }, "campaign started");
-        const slices = payload.recipientListId
-          ? listSlices(db.pool, payload.recipientListId, payload.batchSize)
-          : payloadSlices(payload.patientIds ?? [], payload.batchSize);
-        const outcome = await sendInBatches(db.pool, payload, slices, sender, result, reportProgress, throwIfLost);
-        // Before the counts are reported, so a finished job's outcomes survive a PostgreSQL crash.
-        await flushAsyncCommits(client);
-        return outcome;
+      async (): Promise<CampaignRun> => {
+        const slot = tenantId === undefined ? undefined : await takeTenantSlot(client, tenantId, tenantLimit(config, tenantId));
+        if (tenantId !== undefined && !slot) return { kind: "no-tenant-slot" };
+        try {
+          const fields = { campaignId, channel, tenantId, total: result.total, batchSize: payload.batchSize, provider: provider.name };
+          if (resumed) log.info({ ...fields, resumeAt: resumed.offset }, "campaign resumed");
+          else log.info(fields, "campaign started");
+          const seen = resumed && payload.patientIds ? idsBefore(payload.patientIds, resumed.offset) : new Set<string>();
+          const slices = payload.recipientListId
+            ? listSlices(db.pool, payload.recipientListId, payload.batchSize, from)
+            : payloadSlices(payload.patientIds ?? [], payload.batchSize, from);
+          const outcome = await sendInBatches(db.pool, payload, slices, sender, { result, seen, report, throwIfLost, turns });
+          // Before the counts are reported, so a finished job's outcomes survive a PostgreSQL crash.
+          await flushAsyncCommits(client);
+          return outcome;
+        } finally {
+          await slot?.release();
+        }
       },
       {
         signal: lost,
@@ -67,12 +111,57 @@ export const handleBulkMessaging: JobHandler<typeof bulkMessagingContract> = asy
       },
     ),
   );
+
+  if (run.kind === "no-tenant-slot") {
+    log.debug({ campaignId, tenantId }, "every slot of the tenant is taken; postponed");
+    return context.postpone(tenantSlotRetryMs * (1 + Math.random() / 5));
+  }
+  if (run.kind === "yielded") {
+    await reportProgress({ ...result, resumeAt: resumePoint(run.cursor, result) });
+    log.info({ campaignId, tenantId, processed: result.processed, total }, "campaign gave its turn to a waiting job");
+    return context.postpone(0);
+  }
   // Thrown once the session is back in the pool: its connection is healthy, only the provider is not.
-  if (unavailable) throw new ProviderUnavailableError(unavailable.unavailable, unavailable.lastUnavailableError ?? "unknown error");
+  if (run.unavailable) throw new ProviderUnavailableError(run.unavailable.unavailable, run.unavailable.lastUnavailableError ?? "unknown error");
 
   log.info(result, "campaign finished");
   return result;
 };
+
+/**
+ * How long a campaign whose tenant has every slot taken stays out of the
+ * workers' way before it tries again (plus up to a fifth, so that postponed
+ * campaigns do not come back in step).
+ */
+const tenantSlotRetryMs = 1000;
+
+type CampaignRun = { kind: "no-tenant-slot" } | { kind: "yielded"; cursor: CampaignCursor } | { kind: "done"; unavailable?: BatchOutcome };
+
+/** When a run gives up its worker slot: after every `sliceBatches` batches, if another job waits for one. */
+interface Turns {
+  sliceBatches: number;
+  othersWaiting(): Promise<boolean>;
+}
+
+interface BatchRun {
+  /** Counted into as batches finish. */
+  result: BulkMessagingResult;
+  /** Lower-case ids already handled (and those before the resume point). */
+  seen: Set<string>;
+  report(progress: BulkMessagingResult): Promise<void>;
+  throwIfLost(): void;
+  turns: Turns;
+}
+
+/** The payload's well-formed ids before `offset`, lower-cased: a resumed run skips their repeats as the first run did. */
+function idsBefore(patientIds: string[], offset: number): Set<string> {
+  const seen = new Set<string>();
+  for (const raw of patientIds.slice(0, offset)) {
+    const id = raw.toLowerCase();
+    if (isUuid(id)) seen.add(id);
+  }
+  return seen;
+}
 
 /**
  * Batches in flight at once. With two, PostgreSQL works on one batch while this
@@ -84,21 +173,20 @@ const batchConcurrency = 2;
 /**
  * Runs the campaign's batches, counting into `result` and reporting progress
  * after each. Ids that are not uuids, or repeat one already seen in another
- * case, are skipped. Returns the last batch the provider could not take, if
- * any: no batch starts after it, and the messages it left `sending` wait for
- * the retry.
+ * case, are skipped. Ends early in two cases: a batch the provider could not
+ * take (no batch starts after it, and the messages it left `sending` wait for
+ * the retry), or another job waiting when a slice of `turns.sliceBatches`
+ * batches is done (the batches in flight finish first, so everything before
+ * the returned cursor is done).
  */
 async function sendInBatches(
   pool: pg.Pool,
   payload: BulkMessagingPayload,
-  slices: AsyncIterable<string[]>,
+  slices: AsyncIterable<CampaignSlice>,
   sender: BatchSender,
-  result: BulkMessagingResult,
-  reportProgress: JobContext["reportProgress"],
-  throwIfLost: () => void,
-): Promise<BatchOutcome | undefined> {
+  { result, seen, report, throwIfLost, turns }: BatchRun,
+): Promise<CampaignRun> {
   const { campaignId, channel } = payload;
-  const seen = new Set<string>();
   const lanes = new ChunkLanes(batchConcurrency);
   let unavailable: BatchOutcome | undefined;
 
@@ -121,36 +209,24 @@ async function sendInBatches(
     result.failed += outcome.failed;
     result.skipped += outcome.skipped;
     result.processed += slice.length - outcome.unavailable;
-    await reportProgress({ ...result });
+    await report(result);
     if (outcome.unavailable > 0) unavailable = outcome;
   };
 
-  // Stop starting batches rather than hammer a provider that is down; the retry resumes here.
+  let started = 0;
+  let position: CampaignCursor | undefined;
   for await (const slice of slices) {
+    // Stop starting batches rather than hammer a provider that is down; the retry resumes here.
     if (unavailable) break;
-    await lanes.start(() => runBatch(slice));
+    if (position && started % turns.sliceBatches === 0 && (await turns.othersWaiting())) {
+      await lanes.drain();
+      if (unavailable) break;
+      return { kind: "yielded", cursor: position };
+    }
+    started++;
+    position = slice.next;
+    await lanes.start(() => runBatch(slice.ids));
   }
   await lanes.drain();
-  return unavailable;
-}
-
-/** The payload's ids, `batchSize` at a time. */
-async function* payloadSlices(patientIds: string[], batchSize: number): AsyncIterable<string[]> {
-  for (let start = 0; start < patientIds.length; start += batchSize) yield patientIds.slice(start, start + batchSize);
-}
-
-/**
- * A staged list's members, `batchSize` at a time, in patient-id order (keyset
- * pages: each read starts after the last id of the one before, so the 100th
- * page costs what the first does). The list does not change once staged, so a
- * rerun reads the same pages; messages already sent are skipped as always.
- */
-async function* listSlices(pool: pg.Pool, listId: string, batchSize: number): AsyncIterable<string[]> {
-  let after: string | null = null;
-  for (;;) {
-    const page = await readRecipientPage(pool, listId, after, batchSize);
-    if (page.length === 0) return;
-    yield page;
-    after = page[page.length - 1] as string;
-  }
+  return { kind: "done", unavailable };
 }
