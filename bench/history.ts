@@ -6,7 +6,7 @@ import { createPartition } from "../src/partitions/create-partition.js";
 import { addPeriods, periodStart } from "../src/partitions/period-bounds.js";
 import { benchRun } from "./bench-run.js";
 import { type BenchRow, type BenchSection, pairedRatio } from "./bench-section.js";
-import { CONCURRENCY, JOBS, projectRound, type Round } from "./noop-worker.js";
+import { CONCURRENCY, JOBS, projectRound, type Round, WARM_UP_JOBS } from "./noop-worker.js";
 import { median, pairedRounds } from "./paired-rounds.js";
 import { benchRedisUrl, freshBenchDatabase } from "./support.js";
 
@@ -38,8 +38,8 @@ async function throughputRows(): Promise<BenchRow[]> {
   const databaseUrl = await freshBenchDatabase("history-throughput");
   const connection = new Redis(benchRedisUrl, { maxRetriesPerRequest: null });
   try {
-    const rate = (round: Round) => JOBS / (round.ms / 1000);
-    const cpuPerJob = (round: Round) => round.cpuUs / JOBS;
+    const rate = (round: Round) => round.jobs / (round.ms / 1000);
+    const cpuPerJob = (round: Round) => round.cpuUs / round.jobs;
     const paired = await pairedRounds({
       label: "history-throughput",
       rounds: ROUNDS,
@@ -49,7 +49,7 @@ async function throughputRows(): Promise<BenchRow[]> {
       ratio: (off, on) => rate(on) / rate(off),
       show: (round) => `${Math.round(rate(round))} jobs/s, ${cpuPerJob(round).toFixed(1)} µs cpu/job`,
     });
-    const label = `${JOBS} jobs, concurrency ${CONCURRENCY}, Redis backend, ${paired.rounds.length} paired rounds`;
+    const label = `${JOBS} jobs, the first ${WARM_UP_JOBS} untimed, concurrency ${CONCURRENCY}, Redis backend, ${paired.rounds.length} paired rounds`;
     return [
       {
         name: `no-op jobs/s with job history on vs off (${label}; ratio = on / off per round)`,
