@@ -2,7 +2,7 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Readable } from "node:stream";
 import { pipeline } from "node:stream/promises";
-import { QueueEvents } from "bullmq";
+import { type Job, QueueEvents } from "bullmq";
 import { from as copyFrom } from "pg-copy-streams";
 import { bulkMessagingPayload } from "../src/jobs/bulk-messaging/contract.js";
 import { handleBulkMessaging } from "../src/jobs/bulk-messaging/handler.js";
@@ -101,16 +101,23 @@ async function statementsPerBatch(url: string, patientIds: string[], batchSize: 
   const counted = countingDb(db);
   const config = loadConfig({ DATABASE_URL: url, MESSAGING_PROVIDER: "noop" });
   // Not test/support's directJobContext: that module needs vitest, which the built bench does not run under.
-  const context = {
-    job: { id: "bench" },
+  // Typed, not cast: a field the runtime adds to JobContext must be added here too.
+  const context: JobContext = {
+    job: { id: "bench", progress: 0 } as Job,
     log: silentLogger(),
     db: counted.db,
+    signal: new AbortController().signal,
+    redis: undefined,
     config,
     prefix: "bench",
     services: workerServices(config, { messaging: () => new NoopProvider() }),
     invalidateCache: async () => undefined,
     reportProgress: async () => undefined,
-  } as unknown as JobContext;
+    postpone: async () => {
+      throw new Error("not in a worker");
+    },
+    waitingJobs: async () => 0,
+  };
   const payload = bulkMessagingPayload.parse({ campaignId: `statements-${batchSize}`, channel: "email", body, patientIds, batchSize });
   await handleBulkMessaging(payload, context);
   await new Promise((resolve) => setImmediate(resolve));
