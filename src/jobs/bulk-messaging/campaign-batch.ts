@@ -2,73 +2,82 @@ import type pg from "pg";
 import { textArray, timestamptzArray, uuidArray } from "../../lib/pg-binary-array.js";
 import { retryOnConflict } from "../../lib/retry.js";
 import { compileBody } from "./body-template.js";
+import { campaignMessageId } from "./campaign-message-id.js";
 import { mapWithConcurrency } from "./map-with-concurrency.js";
 import type { MessageChannel, MessagingProvider, SendOutcome } from "./provider.js";
 import type { ProviderRateLimit } from "./provider-rate-limit.js";
 import type { RateLimiter } from "./rate-limiter.js";
 
 /**
- * One batch of a bulk-messaging campaign in at most four SQL statements,
+ * One batch of a bulk-messaging campaign in at most three SQL statements,
  * whatever the batch size (seed 004 needed six per recipient). Every statement
  * takes whole arrays (`unnest`), so each has a fixed handful of bind
- * parameters, and each is safe to run again: a retried or resumed batch picks
- * up the rows an earlier attempt left behind.
+ * parameters, and each is safe to run again.
  *
- *   1. look up the batch's patients and their conversations on this channel;
- *   2. create the missing conversations (ON CONFLICT DO NOTHING: a concurrent job may create them too)
- *      and return their ids;
- *   3. create the messages, already marked `sending` (ON CONFLICT DO NOTHING on
- *      campaignId+patientId+channel), in the conversations statements 1 and 2
- *      found or made (looking up only those another writer made meanwhile), and
- *      return the batch's messages: new ones and those an earlier attempt left
- *      `sending` to send, finished ones to count;
+ *   1. look up the batch's patients, their conversations on this channel, and
+ *      the campaign's message to each, if it has one;
+ *   2. create the missing conversations (ON CONFLICT DO NOTHING: a concurrent
+ *      writer may create them too), for the patients the batch will message;
  *      — provider sends, bounded concurrency and rate limit —
- *   4. record every outcome and move the conversations of the sent ones, in one statement.
+ *   3. write each message as it ended (`sent` or `failed`) and move the
+ *      conversations of the sent ones, in one statement.
  *
- * Statement 2 runs only when a conversation is missing and 4 only when there is an outcome.
- * Both commit without waiting for the WAL flush; see `asyncCommit` for why that is safe.
+ * Statement 2 runs only when a conversation is missing (and is followed by a
+ * lookup only when another writer created one of them meanwhile), 3 only when
+ * there is an outcome.
  *
- * The lookups reach patients and conversations by key, one index probe per
- * patient (a LATERAL subquery with LIMIT 1), so a batch costs the same on
- * tables of millions of rows. Left to choose, the planner hashed the whole
- * patients and conversations tables in every batch: 1,000 probes look dearer
- * than one sequential scan under the default costs.
+ * Sent first, written once. A message's id, which is also the provider's
+ * idempotency key, is derived from its campaign, patient and channel
+ * (`campaignMessageId`), so it is the same in every run. Should a run stop
+ * between the provider's answer and statement 3 (a crash, a cancel, a lost
+ * connection), the rerun finds no message, sends again under the same key,
+ * which the provider answers without delivering twice, and writes it then.
+ * Writing the message before the call, as `sending`, and again after it cost
+ * every message a second row version and entry in each of its indexes (it
+ * cannot be a HOT update: the page is full): about a third of the campaign's
+ * database time. Messages another writer (or an earlier version of dbjobs)
+ * left `queued` or `sending` are sent under their own id and body, and
+ * brought to their outcome by the same statement 3.
+ *
+ * Both writes commit without waiting for the WAL flush (see `asyncCommit`).
+ *
+ * The lookups reach patients, conversations and messages by key, one index
+ * probe per patient (a LATERAL subquery with LIMIT 1), so a batch costs the
+ * same on tables of millions of rows. Left to choose, the planner hashed the
+ * whole patients and conversations tables in every batch: 1,000 probes look
+ * dearer than one sequential scan under the default costs.
  *
  * The statements go to the pg pool directly rather than through Prisma's raw
  * queries: the same SQL, with about 1.4 s less worker CPU per 100k messages.
- *
- * Why messages are created as `sending` rather than `queued` and then updated:
- * `sending` means "the provider may have it, resend with the same idempotency
- * key", which is what a new row means too, since this job sends it next. A
- * queued→sending UPDATE would write every row once more (a new row version
- * and an entry in every index: it cannot be a HOT update, the page is full)
- * for a state no one reads: about a fifth of the job's database time in the
- * bench. Rows some other writer left `queued` are sent like `sending` ones,
- * with their id as idempotency key.
  */
 
-// Takes $1 uuid[] patient ids (sorted), $2 channel. Returns one row per patient
-// that exists: its id, names, address for the channel, and the id of its
-// conversation on that channel or null. The LIMIT 1 subqueries keep the
-// planner on one primary-key (and one unique-key) probe per id.
+// Takes $1 uuid[] patient ids (sorted), $2 channel, $3 campaign id. Returns one
+// row per patient that exists: its id, names, address for the channel, the id
+// of its conversation on that channel or null, and the campaign's message to
+// it on that channel (id, status, body) or nulls. The LIMIT 1 subqueries keep
+// the planner on one primary-key or unique-key probe per id and table.
 const lookupSql = `
 SELECT p."id"::text AS "patientId", p."firstName", p."lastName",
        CASE WHEN $2::"MessageChannel" = 'sms' THEN p."phone" ELSE p."email" END AS "address",
-       c."id"::text AS "conversationId"
+       c."id"::text AS "conversationId",
+       m."id"::text AS "messageId", m."status"::text AS "messageStatus", m."body" AS "messageBody"
   FROM unnest($1::uuid[]) AS b("id")
   CROSS JOIN LATERAL (SELECT * FROM "patients" p WHERE p."id" = b."id" LIMIT 1) p
   LEFT JOIN LATERAL (
     SELECT c."id" FROM "conversations" c WHERE c."patientId" = b."id" AND c."channel" = $2::"MessageChannel" LIMIT 1
-  ) c ON true`;
+  ) c ON true
+  LEFT JOIN LATERAL (
+    SELECT m."id", m."status", m."body" FROM "messaging_messages" m
+     WHERE m."patientId" = b."id" AND m."campaignId" = $3 AND m."channel" = $2::"MessageChannel"
+     LIMIT 1
+  ) m ON true`;
 
-// Statements 2 and 4 commit without waiting for the WAL flush (a select-list
-// item, so it costs no round trip). Their rows are durable all the same: the
-// next batch's statement 3 commits synchronously, which flushes all WAL before
-// it, and the job ends with flushAsyncCommits (below). Should PostgreSQL crash in
-// between, a lost conversation is created again by the rerun, and a lost
-// outcome leaves its message `sending`, which the rerun sends again under the
-// same idempotency key, which the provider does not deliver twice. Statement 3
-// must stay synchronous: the provider is called once it returns.
+// Both writes commit without waiting for the WAL flush (a select-list item, so
+// it costs no round trip). Their rows are durable all the same: the job ends
+// with flushAsyncCommits (below), which flushes all WAL before it. Should
+// PostgreSQL crash in between, a lost conversation is created again by the
+// rerun, and a lost message is sent again under the same idempotency key,
+// which the provider does not deliver twice, and written then.
 // (A scalar subquery: evaluated once per statement, not once per returned row.)
 const asyncCommit = `(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL AS "asyncCommit"`;
 
@@ -85,81 +94,51 @@ SELECT b."id", $2::"MessageChannel"
 ON CONFLICT ("patientId", "channel") DO NOTHING
 RETURNING "patientId"::text AS "patientId", "id"::text AS "conversationId", ${asyncCommit}`;
 
-// Takes $1 uuid[] patient ids (sorted), $2 text[] their personalised bodies,
-// $3 uuid[] their conversation ids or nulls (same order), $4 campaign id, $5
-// channel. Creates each patient's message, marked `sending`, in its
-// conversation; where the caller has no conversation id (another job created
-// it after statement 1 looked), the conversation is looked up here, in a new
-// snapshot that sees it. A message the campaign already has is left alone.
-// Returns every message of these patients in this campaign: state 'pending'
-// (just created, with a null body: the caller has it; or left
-// `queued`/`sending` by an earlier attempt, with its stored body), or the
-// status it finished in. Both halves read one snapshot, which cannot contain
-// the rows being created, so no message comes back twice; the second half
-// probes only the patients the first did not create a message for.
-const createMessagesSql = `
-WITH created AS (
-  INSERT INTO "messaging_messages" ("conversationId", "patientId", "campaignId", "channel", "direction", "body", "status")
-  SELECT b."conversationId", b."patientId", $4, $5::"MessageChannel", 'outbound', b."body", 'sending'
-    FROM (
-      SELECT b."patientId", b."body",
-             coalesce(b."conversationId", (
-               SELECT c."id" FROM "conversations" c WHERE c."patientId" = b."patientId" AND c."channel" = $5::"MessageChannel" LIMIT 1
-             )) AS "conversationId"
-        FROM unnest($1::uuid[], $2::text[], $3::uuid[]) AS b("patientId", "body", "conversationId")
-    ) b
-   WHERE b."conversationId" IS NOT NULL
-  ON CONFLICT ("campaignId", "patientId", "channel") DO NOTHING
-  RETURNING "id", "patientId"
-)
-SELECT "id"::text AS "id", "patientId"::text AS "patientId", NULL AS "body", 'pending' AS "state" FROM created
-UNION ALL
-SELECT m."id"::text, m."patientId"::text,
-       CASE WHEN m."status" IN ('queued', 'sending') THEN m."body" END,
-       CASE WHEN m."status" IN ('queued', 'sending') THEN 'pending' ELSE m."status"::text END
-  FROM unnest($1::uuid[]) AS b("patientId")
-  -- One probe of the unique key per patient. Statistics lag behind a campaign
-  -- being written, and "campaignId = $4 AND patientId = ANY($1)" was planned as
-  -- a scan of every message the campaign already has, in every batch.
+// Takes $1 uuid[] patient ids, $2 channel. Returns the conversation on that
+// channel of each that has one: those another writer created after statement
+// 2's snapshot, which this statement's newer snapshot sees.
+const findConversationsSql = `
+SELECT c."patientId"::text AS "patientId", c."id"::text AS "conversationId"
+  FROM unnest($1::uuid[]) AS b("id")
   CROSS JOIN LATERAL (
-    SELECT * FROM "messaging_messages" m
-     WHERE m."campaignId" = $4 AND m."patientId" = b."patientId" AND m."channel" = $5::"MessageChannel"
-     LIMIT 1
-  ) m
- WHERE b."patientId" NOT IN (SELECT "patientId" FROM created)`;
+    SELECT c."id", c."patientId" FROM "conversations" c WHERE c."patientId" = b."id" AND c."channel" = $2::"MessageChannel" LIMIT 1
+  ) c`;
 
-// Takes $1 uuid[] message ids, $2 text[] outcome ('sent' | 'failed'), $3 text[]
-// provider message ids, $4 text[] errors, $5 timestamptz[] sent times (same
-// order). Records each outcome on a message not yet finished, and moves the
-// conversations of the sent ones to lastMessageAt (never backwards) and
-// lastMessageDirection 'outbound'. Returns how many messages it recorded.
-// "id = ANY($1)" lets the planner reach the messages through the primary key;
-// the status test compares text so that no index on status can be chosen
-// instead (with statistics that lag behind the campaign, the planner scanned
-// the status index, dead entries included, in every batch).
-const recordOutcomesSql = `
+// Takes $1 uuid[] message ids, $2 uuid[] patient ids, $3 uuid[] conversation
+// ids, $4 text[] bodies, $5 text[] outcome ('sent' | 'failed'), $6 text[]
+// provider message ids, $7 text[] errors, $8 timestamptz[] sent times (same
+// order), $9 campaign id, $10 channel, $11 the time the batch began sending,
+// which is each new message's createdAt: before the provider had it, so a
+// reply that arrived meanwhile sorts after it. Writes each message with its outcome;
+// one the campaign already has is brought to the outcome only while it is
+// still `queued` or `sending` (an earlier writer's), never rewritten once
+// finished. Moves the conversations of the sent ones to lastMessageAt (never
+// backwards) and lastMessageDirection 'outbound'. Returns how many messages it wrote.
+const writeMessagesSql = `
 WITH outcome AS (
-  SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::timestamptz[])
-           AS o("id", "status", "providerMessageId", "error", "sentAt")
-), recorded AS (
-  UPDATE "messaging_messages" m
-     SET "status" = o."status"::"MessageStatus",
-         "providerMessageId" = o."providerMessageId",
-         "error" = o."error",
-         "sentAt" = o."sentAt"
+  SELECT * FROM unnest($1::uuid[], $2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], $7::text[], $8::timestamptz[])
+           AS o("id", "patientId", "conversationId", "body", "status", "providerMessageId", "error", "sentAt")
+), written AS (
+  INSERT INTO "messaging_messages" AS m
+         ("id", "conversationId", "patientId", "campaignId", "channel", "direction", "body", "status", "providerMessageId", "error", "sentAt", "createdAt")
+  SELECT o."id", o."conversationId", o."patientId", $9, $10::"MessageChannel", 'outbound', o."body", o."status"::"MessageStatus",
+         o."providerMessageId", o."error", o."sentAt", $11::timestamptz
     FROM outcome o
-   WHERE m."id" = o."id" AND m."id" = ANY($1::uuid[]) AND m."status"::text IN ('queued', 'sending')
-  RETURNING m."conversationId", o."status", o."sentAt"
+   ORDER BY o."patientId"
+  ON CONFLICT ("patientId", "campaignId", "channel") DO UPDATE
+     SET "status" = excluded."status", "providerMessageId" = excluded."providerMessageId", "error" = excluded."error", "sentAt" = excluded."sentAt"
+   WHERE m."status"::text IN ('queued', 'sending')
+  RETURNING m."conversationId", m."status"::text AS "status", m."sentAt"
 ), touched AS (
   UPDATE "conversations" c
      SET "lastMessageAt" = greatest(c."lastMessageAt", r."sentAt"),
          "lastMessageDirection" = 'outbound',
          "updatedAt" = now()
-    FROM (SELECT "conversationId", max("sentAt") AS "sentAt" FROM recorded WHERE "status" = 'sent' GROUP BY 1) r
+    FROM (SELECT "conversationId", max("sentAt") AS "sentAt" FROM written WHERE "status" = 'sent' GROUP BY 1) r
    WHERE c."id" = r."conversationId"
   RETURNING 1
 )
-SELECT (SELECT count(*) FROM recorded)::int AS "recorded", ${asyncCommit}`;
+SELECT (SELECT count(*) FROM written)::int AS "recorded", ${asyncCommit}`;
 
 export interface CampaignBatch {
   campaignId: string;
@@ -175,7 +154,7 @@ export interface BatchOutcome {
   failed: number;
   /** Patients that do not exist (or vanished during the batch). */
   skipped: number;
-  /** Messages the provider could not take after its retries; they stay `sending`. */
+  /** Messages the provider could not take after its retries; a rerun sends them under the same key. */
   unavailable: number;
   lastUnavailableError?: string;
 }
@@ -197,18 +176,23 @@ interface LookupRow {
   lastName: string;
   address: string | null;
   conversationId: string | null;
+  messageId: string | null;
+  messageStatus: "queued" | "sending" | "sent" | "delivered" | "failed" | null;
+  messageBody: string | null;
 }
 
-interface CreatedConversationRow {
+interface ConversationRow {
   patientId: string;
   conversationId: string;
 }
 
-interface ClaimRow {
+/** A message this batch sends: new (its id derived, its body rendered), or one left `queued`/`sending`. */
+interface Outgoing {
   id: string;
   patientId: string;
-  body: string | null;
-  state: "pending" | "sent" | "delivered" | "failed";
+  conversationId: string | null;
+  address: string | null;
+  body: string;
 }
 
 /** Where the batch's statements run: the process's pg pool (or a wrapper that counts them). */
@@ -218,96 +202,112 @@ export async function runCampaignBatch(sql: BatchSql, sender: BatchSender, batch
   const ids = [...batch.patientIds].sort();
   const outcome: BatchOutcome = { sent: 0, failed: 0, skipped: 0, unavailable: 0 };
 
-  const { rows: patients } = await sql.query<LookupRow>(lookupSql, [uuidArray(ids), batch.channel]);
+  const { rows: patients } = await sql.query<LookupRow>(lookupSql, [uuidArray(ids), batch.channel, batch.campaignId]);
   outcome.skipped = ids.length - patients.length;
-  if (patients.length === 0) return outcome;
 
-  // What the later steps need of each patient found: its conversation (filled
-  // in once created), its address and its rendered body.
   const renderBody = compileBody(batch.bodyTemplate);
-  const found = new Map(patients.map((row) => [row.patientId, { conversationId: row.conversationId, address: row.address, body: renderBody(row) }]));
-  const missing = patients
-    .filter((row) => row.conversationId === null)
-    .map((row) => row.patientId)
-    .sort();
+  const outgoing: Outgoing[] = [];
+  for (const row of patients) {
+    if (row.messageStatus === "sent" || row.messageStatus === "delivered") outcome.sent++;
+    else if (row.messageStatus === "failed") outcome.failed++;
+    else
+      outgoing.push({
+        id: row.messageId ?? campaignMessageId(batch.campaignId, row.patientId, batch.channel),
+        patientId: row.patientId,
+        conversationId: row.conversationId,
+        address: row.address,
+        body: row.messageBody ?? renderBody(row),
+      });
+  }
+  if (outgoing.length === 0) return outcome;
+
+  // Every message needs its conversation before it is sent: one that cannot have one (its patient was deleted meanwhile) is not sent.
+  const missing = outgoing.filter((message) => message.conversationId === null);
   if (missing.length > 0) {
-    const { rows: created } = await retryOnConflict(() => sql.query<CreatedConversationRow>(createConversationsSql, [uuidArray(missing), batch.channel]));
-    for (const row of created) {
-      const patient = found.get(row.patientId);
-      if (patient) patient.conversationId = row.conversationId;
-    }
+    const conversationOf = await createConversations(sql, missing.map((message) => message.patientId).sort(), batch.channel);
+    for (const message of missing) message.conversationId = conversationOf.get(message.patientId) ?? null;
   }
+  const sendable = outgoing.filter((message) => message.conversationId !== null);
+  outcome.skipped += outgoing.length - sendable.length;
+  const sendingSince = new Date();
 
-  const knownIds = [...found.keys()];
-  const bodies = knownIds.map((id) => found.get(id)?.body ?? null);
-  const conversationIds = knownIds.map((id) => found.get(id)?.conversationId ?? null);
-  const { rows: claimed } = await retryOnConflict(() =>
-    sql.query<ClaimRow>(createMessagesSql, [uuidArray(knownIds), textArray(bodies), uuidArray(conversationIds), batch.campaignId, batch.channel]),
-  );
-  // No message for a patient deleted while the batch ran, or one whose message
-  // another writer created after this statement's snapshot: counted with the unknown ones.
-  outcome.skipped += patients.length - claimed.length;
-
-  const pending: ClaimRow[] = [];
-  for (const row of claimed) {
-    if (row.state === "pending") pending.push(row);
-    else if (row.state === "failed") outcome.failed++;
-    else outcome.sent++;
-  }
-
-  const results = await mapWithConcurrency(pending, sender.sendConcurrency, async (row): Promise<SendOutcome & { sentAtMs?: number }> => {
-    const patient = found.get(row.patientId);
-    const to = patient?.address;
+  const results = await mapWithConcurrency(sendable, sender.sendConcurrency, async (message): Promise<SendOutcome & { sentAtMs?: number }> => {
+    const to = message.address;
     if (!to) return { status: "failed", error: `patient has no ${batch.channel === "sms" ? "phone number" : "email address"}` };
     sender.signal?.throwIfAborted();
     if (sender.limiter.limited) await sender.limiter.acquire();
     sender.signal?.throwIfAborted();
     if (sender.providerRateLimit) await sender.providerRateLimit.take();
     try {
-      const result = await sender.provider.send(
-        {
-          idempotencyKey: row.id,
-          channel: batch.channel,
-          to,
-          body: row.body ?? patient?.body ?? "",
-        },
-        { signal: sender.signal },
-      );
+      const result = await sender.provider.send({ idempotencyKey: message.id, channel: batch.channel, to, body: message.body }, { signal: sender.signal });
       return result.status === "sent" ? { ...result, sentAtMs: Date.now() } : result;
     } catch (err) {
-      // Cancelled: the batch stops here; its messages stay `sending` and a rerun sends them with the same idempotency key.
+      // Cancelled: the batch stops here, nothing of it written; a rerun sends its messages under the same keys.
       sender.signal?.throwIfAborted();
       // A provider must return outcomes; one that throws is treated as unavailable, never as sent.
       return { status: "unavailable", error: (err as Error).message };
     }
   });
 
-  const recordIds: string[] = [];
-  const statuses: string[] = [];
-  const providerIds: (string | null)[] = [];
-  const errors: (string | null)[] = [];
-  const sentAts: (number | null)[] = [];
+  const written = {
+    ids: [] as string[],
+    patientIds: [] as string[],
+    conversationIds: [] as (string | null)[],
+    bodies: [] as string[],
+    statuses: [] as string[],
+    providerIds: [] as (string | null)[],
+    errors: [] as (string | null)[],
+    sentAts: [] as (number | null)[],
+  };
   results.forEach((result, index) => {
     if (result.status === "unavailable") {
       outcome.unavailable++;
       outcome.lastUnavailableError = result.error;
       return;
     }
-    recordIds.push((pending[index] as ClaimRow).id);
-    statuses.push(result.status);
-    providerIds.push(result.status === "sent" ? result.providerMessageId : null);
-    errors.push(result.status === "failed" ? result.error.slice(0, 2000) : null);
-    sentAts.push(result.status === "sent" ? (result.sentAtMs ?? null) : null);
+    const message = sendable[index] as Outgoing;
+    written.ids.push(message.id);
+    written.patientIds.push(message.patientId);
+    written.conversationIds.push(message.conversationId);
+    written.bodies.push(message.body);
+    written.statuses.push(result.status);
+    written.providerIds.push(result.status === "sent" ? result.providerMessageId : null);
+    written.errors.push(result.status === "failed" ? result.error.slice(0, 2000) : null);
+    written.sentAts.push(result.status === "sent" ? (result.sentAtMs ?? null) : null);
     if (result.status === "sent") outcome.sent++;
     else outcome.failed++;
   });
 
-  if (recordIds.length > 0) {
+  if (written.ids.length > 0) {
     await retryOnConflict(() =>
-      sql.query(recordOutcomesSql, [uuidArray(recordIds), textArray(statuses), textArray(providerIds), textArray(errors), timestamptzArray(sentAts)]),
+      sql.query(writeMessagesSql, [
+        uuidArray(written.ids),
+        uuidArray(written.patientIds),
+        uuidArray(written.conversationIds),
+        textArray(written.bodies),
+        textArray(written.statuses),
+        textArray(written.providerIds),
+        textArray(written.errors),
+        timestamptzArray(written.sentAts),
+        batch.campaignId,
+        batch.channel,
+        sendingSince,
+      ]),
     );
   }
   return outcome;
+}
+
+/** Creates the conversations of `patientIds` (sorted) and returns each one's conversation id, including those another writer created meanwhile. */
+async function createConversations(sql: BatchSql, patientIds: string[], channel: MessageChannel): Promise<Map<string, string>> {
+  const { rows: created } = await retryOnConflict(() => sql.query<ConversationRow>(createConversationsSql, [uuidArray(patientIds), channel]));
+  const conversationOf = new Map(created.map((row) => [row.patientId, row.conversationId]));
+  const raced = patientIds.filter((id) => !conversationOf.has(id));
+  if (raced.length > 0) {
+    const { rows: found } = await sql.query<ConversationRow>(findConversationsSql, [uuidArray(raced), channel]);
+    for (const row of found) conversationOf.set(row.patientId, row.conversationId);
+  }
+  return conversationOf;
 }
 
 // Commits a transaction that has an id and wrote WAL, synchronously: only such

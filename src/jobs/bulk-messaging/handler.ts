@@ -21,11 +21,12 @@ import { takeTenantSlot, tenantLimit } from "./tenant-slots.js";
  * provider call waits for the limit all workers share (provider-rate-limit.ts).
  *
  * Exactly once, even across crashes: a message is unique per (campaignId,
- * patientId, channel), it is marked `sending` before the provider is called,
- * and the provider gets the message id as its idempotency key. A rerun (BullMQ
- * stalled-job recovery after a SIGKILL, a retry, the same campaign enqueued
- * again) skips messages already `sent`/`failed` and re-sends those left
- * `sending` with the same key, which the provider answers without sending twice.
+ * patientId, channel), its id is derived from those three, and the provider
+ * gets it as its idempotency key. A rerun (BullMQ stalled-job recovery after
+ * a SIGKILL, a retry, the same campaign enqueued again) skips messages already
+ * `sent`/`failed` and sends the others, including any sent but not yet written
+ * when the run stopped, under the same keys, which the provider answers
+ * without sending twice.
  * Jobs for the same campaign and channel run one at a time (an advisory lock),
  * so two of them never send the same message at the same moment.
  *
@@ -174,7 +175,7 @@ const batchConcurrency = 2;
  * Runs the campaign's batches, counting into `result` and reporting progress
  * after each. Ids that are not uuids, or repeat one already seen in another
  * case, are skipped. Ends early in two cases: a batch the provider could not
- * take (no batch starts after it, and the messages it left `sending` wait for
+ * take (no batch starts after it, and the messages it could not send wait for
  * the retry), or another job waiting when a slice of `turns.sliceBatches`
  * batches is done (the batches in flight finish first, so everything before
  * the returned cursor is done).

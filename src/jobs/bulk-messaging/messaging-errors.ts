@@ -6,14 +6,14 @@ export class MessagingConfigError extends DbjobsError {
   }
 }
 
-/** Some messages could not be handed to the provider after every retry; they stay `sending` and the job is retried. */
+/** Some messages could not be handed to the provider after every retry; the job is retried and sends them under the same keys. */
 export class ProviderUnavailableError extends DbjobsError {
   readonly unsent: number;
 
   constructor(unsent: number, lastError: string) {
     super(
       "DBJOBS_PROVIDER_UNAVAILABLE",
-      `${unsent} message(s) could not be handed to the messaging provider (${lastError}); they stay "sending" and are sent with the same idempotency key when the job is retried. Check the provider's status and MESSAGING_HTTP_* settings.`,
+      `${unsent} message(s) could not be handed to the messaging provider (${lastError}); they are sent with the same idempotency key when the job is retried. Check the provider's status and MESSAGING_HTTP_* settings.`,
     );
     this.unsent = unsent;
   }

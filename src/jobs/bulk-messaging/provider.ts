@@ -21,7 +21,7 @@ export interface OutboundMessage {
  * `sent`: the provider accepted the message.
  * `failed`: the provider refused this one message for good (bad number); retrying cannot help.
  * `unavailable`: the provider kept failing (429/5xx/timeouts) after every retry; the
- * message stays `sending` and the job is retried later with the same idempotency key.
+ * message is not written, and the job is retried later with the same idempotency key.
  */
 export type SendOutcome = { status: "sent"; providerMessageId: string } | { status: "failed"; error: string } | { status: "unavailable"; error: string };
 
