@@ -3,6 +3,7 @@ import pg from "pg";
 import { PrismaClient } from "../generated/prisma/client.js";
 import type { Logger } from "./logger.js";
 import { metrics } from "./metrics.js";
+import { handlePoolErrors } from "./pool-errors.js";
 
 export { Prisma, PrismaClient } from "../generated/prisma/client.js";
 
@@ -49,9 +50,7 @@ export function createDb(options: DbOptions): Db {
     idleTimeoutMillis: 30_000,
     application_name: options.applicationName ?? "dbjobs",
   });
-  // An idle client that loses its server (restart, pg_terminate_backend) emits
-  // here; without a listener the process would crash. The pool replaces it.
-  pool.on("error", (err) => options.logger.warn({ err }, "idle PostgreSQL connection lost; the pool will reconnect"));
+  handlePoolErrors(pool, options.logger, "PostgreSQL");
 
   const prisma = new PrismaClient({
     adapter: new PrismaPg(pool),
@@ -76,7 +75,7 @@ export function createDb(options: DbOptions): Db {
       idleTimeoutMillis: 30_000,
       application_name: options.applicationName ?? "dbjobs",
     });
-    directPool.on("error", (err) => options.logger.warn({ err }, "idle direct PostgreSQL connection lost; the pool will reconnect"));
+    handlePoolErrors(directPool, options.logger, "direct PostgreSQL");
     timeTextQueries(directPool, reportIfSlow);
     return directPool;
   };

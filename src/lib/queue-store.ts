@@ -7,6 +7,7 @@ import { redactUrl } from "./logger.js";
 import { type MetricsStore, redisMetricsStore } from "./metrics.js";
 import { postgresMetricsStore } from "./metrics-postgres.js";
 import { createOutageLog } from "./outage-log.js";
+import { handlePoolErrors } from "./pool-errors.js";
 import {
   bullmqPrefix,
   createRedis,
@@ -180,7 +181,7 @@ function postgresStore(options: QueueStoreOptions): QueueStore {
       application_name: options.applicationName ?? "dbjobs",
       connectionTimeoutMillis: 5000,
     });
-    pool.on("error", (err) => options.logger?.warn({ err }, "idle queue-database connection lost; the pool will reconnect"));
+    handlePoolErrors(pool, options.logger, "queue-database");
     resendTerminatedQueries(pool);
     return pool;
   };
