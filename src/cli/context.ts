@@ -21,7 +21,7 @@ export interface CliContextOptions {
 
 export function createCliContext(options: CliContextOptions = {}): CliContext {
   const config = loadConfig();
-  const logger = createLogger({ level: options.quiet ? "warn" : config.LOG_LEVEL }, logDestination(config.LOG_FORMAT, 2));
+  const logger = createLogger({ level: options.quiet ? atMostWarn(config.LOG_LEVEL) : config.LOG_LEVEL }, logDestination(config.LOG_FORMAT, 2));
   let producer: Producer | undefined;
   let db: Db | undefined;
   return {
@@ -53,4 +53,9 @@ export function createCliContext(options: CliContextOptions = {}): CliContext {
 
 export function printJson(value: unknown): void {
   process.stdout.write(`${JSON.stringify(value, (_key, item) => (typeof item === "bigint" ? item.toString() : item), 2)}\n`);
+}
+
+/** Quiet verbs log warnings at most: LOG_LEVEL=error (or quieter) still holds for them. */
+function atMostWarn(level: string): string {
+  return ["error", "fatal", "silent"].includes(level) ? level : "warn";
 }
