@@ -1,25 +1,30 @@
 import { setTimeout as sleep } from "node:timers/promises";
-import pg from "pg";
+import type pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { trackBackends } from "../src/lib/backend-tracking-pool.js";
-import { useTestDb } from "./support/test-env.js";
+import { createDb, type Db } from "../src/lib/db.js";
+import { memoryLogger, useTestDb } from "./support/test-env.js";
 
 /**
- * A job's connections come from its tracking view of the pool. pg-pool
- * listens for a connection's errors only while it is idle, so a connection a
- * job holds when PostgreSQL terminates it (a failover, an operator's
- * pg_terminate_backend) must have a listener of the view's: without one the
- * 'error' event is unhandled and the worker process dies.
+ * A job's connections come from its tracking view of one of our pools.
+ * pg-pool listens for a connection's errors only while it is idle; a
+ * connection a job holds when PostgreSQL terminates it (a failover, an
+ * operator's pg_terminate_backend) relies on the listener our pools give
+ * every connection (pool-errors.ts): without one the 'error' event is
+ * unhandled and the worker process dies.
  */
 describe("a job's held connection terminated by the server", () => {
   const testDatabase = useTestDb();
+  let db: Db;
   let pool: pg.Pool;
 
   beforeAll(() => {
-    pool = new pg.Pool({ connectionString: testDatabase.url, max: 1 });
+    // One of our pools, as a job's view always wraps: its connections listen for errors (pool-errors.ts).
+    db = createDb({ url: testDatabase.url, poolSize: 1, logger: memoryLogger("warn").logger });
+    pool = db.pool;
   });
   afterAll(async () => {
-    await pool.end();
+    await db.close();
   });
 
   it("fails its next statement instead of the process, and the pool carries on with a new connection", async () => {
@@ -50,7 +55,7 @@ describe("a job's held connection terminated by the server", () => {
       client.release();
       await sleep(1);
     }
-    // One listener while held, the view's, whichever round: none piles up on the pooled connection.
+    // The same listeners while held, whichever round: none piles up on the pooled connection.
     expect(new Set(counts)).toEqual(new Set([counts[0]]));
     expect(counts[0]).toBeGreaterThan(0);
   });

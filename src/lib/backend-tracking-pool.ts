@@ -33,7 +33,7 @@ export function trackBackends(
     if (signal.aborted) throw signal.reason;
   };
 
-  const guarded = (client: pg.PoolClient, onError: (err: Error) => void, lostWith: () => Error | undefined): pg.PoolClient =>
+  const guarded = (client: pg.PoolClient): pg.PoolClient =>
     new Proxy(client, {
       get(target, property) {
         if (property === "query") {
@@ -45,10 +45,7 @@ export function trackBackends(
         if (property === "release") {
           return (destroy?: Error | boolean) => {
             held.delete(target);
-            const discard = destroy || lostWith();
-            // A discarded connection keeps the listener (its closing socket may still emit); a pooled one is the pool's to listen to.
-            if (!discard) target.off("error", onError);
-            return target.release(discard);
+            return target.release(destroy);
           };
         }
         const value = Reflect.get(target, property, target);
@@ -59,19 +56,10 @@ export function trackBackends(
   const connect = async (): Promise<pg.PoolClient> => {
     refuseIfStopped();
     const client = await pool.connect();
-    // pg-pool listens for a connection's errors only while it is idle. Held, a server-side termination
-    // (57P01) that arrives between two statements, or in the same packet as the last one's answer
-    // before the release, would be an unhandled 'error' and end the process. Noted here instead: the
-    // next statement on it fails on its own, and the release discards it.
-    let lost: Error | undefined;
-    const onError = (err: Error) => {
-      lost ??= err;
-    };
-    client.on("error", onError);
     // processID comes with the connection's BackendKeyData; pg keeps it on the client.
     const pid = (client as unknown as { processID?: number }).processID;
     if (recordPids && typeof pid === "number") held.set(client, pid);
-    return guarded(client, onError, () => lost);
+    return guarded(client);
   };
 
   // pool.query as pg's own: a client for one statement, destroyed if the statement failed.
