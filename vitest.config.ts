@@ -44,6 +44,7 @@ const noQueue = [
   "test/pg-binary-array.test.ts",
   "test/retry.conflict.test.ts",
   "test/uuid.test.ts",
+  "test/bulk-messaging.message-id.test.ts",
   "test/db.slow-query-log.test.ts",
   "test/start-all.relay-line.test.ts",
   "test/migrate.test.ts",
