@@ -1,8 +1,9 @@
 import { describe, expect, it } from "vitest";
-import { type BatchSql, flushAsyncCommits, runCampaignBatch } from "../src/jobs/bulk-messaging/campaign-batch.js";
+import { type BatchSql, runCampaignBatch } from "../src/jobs/bulk-messaging/campaign-batch.js";
 import { campaignMessageId } from "../src/jobs/bulk-messaging/campaign-message-id.js";
 import { NoopProvider } from "../src/jobs/bulk-messaging/noop-provider.js";
 import { RateLimiter } from "../src/jobs/bulk-messaging/rate-limiter.js";
+import { flushAsyncCommits } from "../src/lib/async-commit.js";
 import { useTestDb } from "./support/test-env.js";
 
 /**

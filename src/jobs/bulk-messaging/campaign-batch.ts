@@ -1,4 +1,5 @@
 import type pg from "pg";
+import { asyncCommitCondition } from "../../lib/async-commit.js";
 import { textArray, timestamptzArray, uuidArray } from "../../lib/pg-binary-array.js";
 import { retryOnConflict } from "../../lib/retry.js";
 import { compileBody } from "./body-template.js";
@@ -79,7 +80,7 @@ SELECT p."id"::text AS "patientId", p."firstName", p."lastName",
 // rerun, and a lost message is sent again under the same idempotency key,
 // which the provider does not deliver twice, and written then.
 // (A scalar subquery: evaluated once per statement, not once per returned row.)
-const asyncCommit = `(SELECT set_config('synchronous_commit', 'off', true)) IS NOT NULL AS "asyncCommit"`;
+const asyncCommit = `${asyncCommitCondition} AS "asyncCommit"`;
 
 // Takes $1 uuid[] patient ids without a conversation (sorted, so concurrent
 // jobs take index locks in the same order), $2 channel. Creates one open
@@ -308,17 +309,4 @@ async function createConversations(sql: BatchSql, patientIds: string[], channel:
     for (const row of found) conversationOf.set(row.patientId, row.conversationId);
   }
   return conversationOf;
-}
-
-// Commits a transaction that has an id and wrote WAL, synchronously: only such
-// a commit waits for the WAL flush (one that wrote nothing, as after `SELECT
-// txid_current()`, commits without flushing), and the flush covers every
-// earlier asynchronous commit. A transactional logical-decoding message is the
-// smallest such write that needs no table and no privilege; logical decoding
-// consumers see it under the prefix "dbjobs".
-const flushAsyncCommitsSql = `SELECT pg_logical_emit_message(true, 'dbjobs', 'flush asynchronous commits') IS NOT NULL AS "flushed"`;
-
-/** Makes the batches' asynchronous commits durable; run it before a job reports its counts. */
-export async function flushAsyncCommits(sql: BatchSql): Promise<void> {
-  await sql.query(flushAsyncCommitsSql);
 }

@@ -1,10 +1,11 @@
 import type pg from "pg";
 import { lockNames, withAdvisoryLock } from "../../lib/advisory-locks.js";
+import { flushAsyncCommits } from "../../lib/async-commit.js";
 import { ChunkLanes } from "../../lib/chunk-lanes.js";
 import { withSession } from "../../lib/session.js";
 import { isUuid } from "../../lib/uuid.js";
 import type { JobHandler } from "../../queues/job-context.js";
-import { type BatchOutcome, type BatchSender, flushAsyncCommits, runCampaignBatch } from "./campaign-batch.js";
+import { type BatchOutcome, type BatchSender, runCampaignBatch } from "./campaign-batch.js";
 import { type CampaignCursor, type CampaignSlice, listSlices, payloadSlices, resumePoint, resumePointFrom } from "./campaign-slices.js";
 import type { BulkMessagingPayload, BulkMessagingResult, bulkMessagingContract } from "./contract.js";
 import { ProviderUnavailableError } from "./messaging-errors.js";
