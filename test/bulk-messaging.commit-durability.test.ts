@@ -1,9 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { type BatchSql, runCampaignBatch } from "../src/jobs/bulk-messaging/campaign-batch.js";
+import { runCampaignBatch } from "../src/jobs/bulk-messaging/campaign-batch.js";
 import { campaignMessageId } from "../src/jobs/bulk-messaging/campaign-message-id.js";
 import { NoopProvider } from "../src/jobs/bulk-messaging/noop-provider.js";
 import { RateLimiter } from "../src/jobs/bulk-messaging/rate-limiter.js";
 import { flushAsyncCommits } from "../src/lib/async-commit.js";
+import { commitRecordingSql } from "./support/commit-settings.js";
 import { useTestDb } from "./support/test-env.js";
 
 /**
@@ -24,27 +25,9 @@ describe("bulk-messaging batch commit durability", () => {
     const ids = patients.map((row) => row.id);
     await testDatabase.db.pool.query(`INSERT INTO "conversations" ("patientId", "channel") VALUES ($1, 'sms')`, [ids[0]]);
 
-    const commits: { statement: string; synchronousCommit: string }[] = [];
-    const inTransaction: BatchSql = {
-      query: (async (text: string, values?: unknown[]) => {
-        const client = await testDatabase.db.pool.connect();
-        try {
-          await client.query("BEGIN");
-          const result = await client.query(text, values);
-          const { rows } = await client.query<{ synchronous_commit: string }>("SHOW synchronous_commit");
-          await client.query("COMMIT");
-          const statement = text.includes(`INSERT INTO "conversations"`)
-            ? "create conversations"
-            : text.includes(`INSERT INTO "messaging_messages"`)
-              ? "write messages"
-              : "lookup";
-          commits.push({ statement, synchronousCommit: rows[0]?.synchronous_commit ?? "?" });
-          return result;
-        } finally {
-          client.release();
-        }
-      }) as BatchSql["query"],
-    };
+    const name = (text: string) =>
+      text.includes(`INSERT INTO "conversations"`) ? "create conversations" : text.includes(`INSERT INTO "messaging_messages"`) ? "write messages" : "lookup";
+    const { sql: inTransaction, commits } = commitRecordingSql(testDatabase.db.pool, name);
 
     const outcome = await runCampaignBatch(
       inTransaction,

@@ -1,25 +1,9 @@
 import type pg from "pg";
 import { describe, expect, it } from "vitest";
-import type { HistoryRow } from "../src/history/history-row.js";
 import { HistoryWriter } from "../src/history/history-writer.js";
+import { commitRecordingSql } from "./support/commit-settings.js";
+import { completedHistoryRow } from "./support/history-rows.js";
 import { memoryLogger, useTestDb } from "./support/test-env.js";
-
-const row = (jobId: string): HistoryRow => ({
-  queue: "archiving",
-  jobId,
-  name: "archiving",
-  state: "completed",
-  attempts: 1,
-  enqueuedAt: Date.now() - 20,
-  startedAt: Date.now() - 10,
-  finishedAt: Date.now(),
-  payload: { dryRun: true },
-  redact: [],
-  result: null,
-  errorClass: null,
-  errorMessage: null,
-  errorFingerprint: null,
-});
 
 /**
  * A flush commits without waiting for the WAL flush, and close() ends with a
@@ -31,25 +15,11 @@ describe("the history writer's commits", () => {
   const testDatabase = useTestDb();
 
   it("writes batches with asynchronous commit, and makes them durable at close", async () => {
-    const commits: { statement: string; synchronousCommit: string }[] = [];
-    const inTransaction: Pick<pg.Pool, "query"> = {
-      query: (async (text: string, values?: unknown[]) => {
-        const client = await testDatabase.db.pool.connect();
-        try {
-          await client.query("BEGIN");
-          const result = await client.query(text, values);
-          const { rows } = await client.query<{ synchronous_commit: string }>("SHOW synchronous_commit");
-          await client.query("COMMIT");
-          const statement = text.includes(`INSERT INTO "dbjobs"."job_history"`) ? "write rows" : text.includes("pg_logical_emit_message") ? "flush" : text;
-          commits.push({ statement, synchronousCommit: rows[0]?.synchronous_commit ?? "?" });
-          return result;
-        } finally {
-          client.release();
-        }
-      }) as pg.Pool["query"],
-    };
+    const name = (text: string) =>
+      text.includes(`INSERT INTO "dbjobs"."job_history"`) ? "write rows" : text.includes("pg_logical_emit_message") ? "flush" : text;
+    const { sql: inTransaction, commits } = commitRecordingSql(testDatabase.db.pool, name);
     const writer = new HistoryWriter({ pool: inTransaction, logger: memoryLogger("warn").logger, flushMs: 600_000, batchSize: 3 });
-    for (let index = 1; index <= 5; index++) writer.add(row(`async-${index}`));
+    for (let index = 1; index <= 5; index++) writer.add(completedHistoryRow(`async-${index}`));
     await writer.close();
 
     expect(commits).toEqual([

@@ -1,25 +1,9 @@
 import { describe, expect, it } from "vitest";
-import type { HistoryRow } from "../src/history/history-row.js";
 import { HistoryWriter } from "../src/history/history-writer.js";
+import { completedHistoryRow } from "./support/history-rows.js";
 import { memoryLogger, useTestDb } from "./support/test-env.js";
 
 /** While PostgreSQL refuses the history rows they are kept, up to a bound, and written once it accepts them again. */
-const row = (jobId: string): HistoryRow => ({
-  queue: "archiving",
-  jobId,
-  name: "archiving",
-  state: "completed",
-  attempts: 1,
-  enqueuedAt: Date.now() - 20,
-  startedAt: Date.now() - 10,
-  finishedAt: Date.now(),
-  payload: { dryRun: true },
-  redact: [],
-  result: { moved: 0 },
-  errorClass: null,
-  errorMessage: null,
-  errorFingerprint: null,
-});
 
 describe("the history writer while the database refuses its rows", () => {
   const testDatabase = useTestDb();
@@ -31,7 +15,7 @@ describe("the history writer while the database refuses its rows", () => {
     const writer = new HistoryWriter({ pool, logger: memory.logger, flushMs: 600_000, batchSize: 100, maxBufferedRows: 5 });
     await pool.query(`ALTER TABLE "dbjobs"."job_history" RENAME TO "job_history_away"`);
     try {
-      for (let index = 1; index <= 8; index++) writer.add(row(`job-${index}`));
+      for (let index = 1; index <= 8; index++) writer.add(completedHistoryRow(`job-${index}`, { moved: 0 }));
       await writer.flush();
       expect(writer.pending).toBe(5);
       expect(memory.lines().some((line) => String(line.msg).startsWith("could not write job history; will retry"))).toBe(true);
@@ -46,7 +30,7 @@ describe("the history writer while the database refuses its rows", () => {
     // The same batch again (a flush whose COMMIT answer was lost) adds nothing.
     const again = new HistoryWriter({ pool, logger: memory.logger, flushMs: 600_000 });
     const { rows: before } = await pool.query(`SELECT "job_id", "finished_at" FROM "dbjobs"."job_history" WHERE "job_id" = 'job-8'`);
-    again.add({ ...row("job-8"), finishedAt: (before[0].finished_at as Date).getTime() });
+    again.add({ ...completedHistoryRow("job-8", { moved: 0 }), finishedAt: (before[0].finished_at as Date).getTime() });
     await again.close();
     const { rows: counted } = await pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM "dbjobs"."job_history"`);
     expect(counted[0]?.n).toBe(5);
