@@ -60,6 +60,11 @@ async function unknownShownOnPage(id: string, act: () => Promise<ActionResult>):
   }
 }
 
+/** What both schedule actions tell the schedule controls about who acts, and through what. */
+function asOperator(services: Parameters<ConsoleAction["handle"]>[0], principal: Parameters<ConsoleAction["handle"]>[2]) {
+  return { config: services.config, logger: services.logger, actor: principal.name, via: "http" as const };
+}
+
 const triggerAction: ConsoleAction = {
   path: "/schedules/trigger",
   auditsItself: true,
@@ -67,15 +72,7 @@ const triggerAction: ConsoleAction = {
   async handle(services, intent, principal) {
     const id = intent.target;
     return unknownShownOnPage(id, async () => {
-      const run = await triggerSchedule({
-        config: services.config,
-        logger: services.logger,
-        producer: services.producer,
-        id,
-        actor: principal.name,
-        via: "http",
-        audit: services.db.pool,
-      });
+      const run = await triggerSchedule({ ...asOperator(services, principal), producer: services.producer, id, audit: services.db.pool });
       return { redirectTo: back({ schedule: id, done: "triggered", queue: run.queue, jobId: run.jobId }), affected: 1 };
     });
   },
@@ -89,15 +86,7 @@ function pauseAction(paused: boolean): ConsoleAction {
     async handle(services, intent, principal) {
       const id = intent.target;
       return unknownShownOnPage(id, async () => {
-        const outcome = await setSchedulePaused({
-          config: services.config,
-          logger: services.logger,
-          pool: services.db.pool,
-          id,
-          paused,
-          actor: principal.name,
-          via: "http",
-        });
+        const outcome = await setSchedulePaused({ ...asOperator(services, principal), pool: services.db.pool, id, paused });
         const verb = paused ? "paused" : "resumed";
         return { redirectTo: back({ schedule: id, done: outcome.changed ? verb : `already ${verb}` }), affected: 0 };
       });
