@@ -41,7 +41,7 @@ export interface HistoryWriterOptions {
 // that CPU is the worker's (bench/history.ts).
 //
 // The one-time WHERE condition turns off synchronous commit for the statement: on a machine shared with
-// the workers, waiting for a WAL flush per batch cost about 8% of no-op throughput (bench/history.ts).
+// the workers, waiting for a WAL flush per batch cost about 9% of no-op throughput (docs/benchmarks.md, "history").
 const insertSql = `
 INSERT INTO "dbjobs"."job_history"
   ("queue", "job_id", "name", "state", "attempts", "enqueued_at", "started_at", "finished_at", "payload", "result",

@@ -1,8 +1,9 @@
 import { setSchedulePaused, triggerSchedule, UnknownScheduleError } from "../../queues/schedule-controls.js";
 import type { ScheduleHealth } from "../../queues/schedule-health.js";
+import type { DashboardPrincipal } from "../credentials.js";
 import { csrfField } from "../csrf.js";
 import { html } from "./html.js";
-import { type ActionResult, type ConsoleAction, definePage, FormError, type PageView } from "./page.js";
+import { type ActionResult, type ConsoleAction, type ConsoleServices, definePage, FormError, type PageView } from "./page.js";
 
 /**
  * Schedules: what `dbjobs schedules` prints (src/queues/schedule-health.ts):
@@ -61,7 +62,7 @@ async function unknownShownOnPage(id: string, act: () => Promise<ActionResult>):
 }
 
 /** What both schedule actions tell the schedule controls about who acts, and through what. */
-function asOperator(services: Parameters<ConsoleAction["handle"]>[0], principal: Parameters<ConsoleAction["handle"]>[2]) {
+function asOperator(services: ConsoleServices, principal: DashboardPrincipal) {
   return { config: services.config, logger: services.logger, actor: principal.name, via: "http" as const };
 }
 
