@@ -5,6 +5,7 @@ import type { ArchivingResult } from "../src/jobs/archiving/contract.js";
 import type { Config } from "../src/lib/config.js";
 import { Producer } from "../src/queues/producer.js";
 import { startWorker } from "../src/queues/start-worker.js";
+import { waitForJob } from "../src/queues/wait-for-job.js";
 import { seedArchivableMonth } from "./support/archive-data.js";
 import { cliEnv, spawnCli } from "./support/spawn-cli.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from "./support/test-env.js";
@@ -65,7 +66,7 @@ describe("archiving survives a worker killed with SIGKILL mid-run", () => {
       try {
         await events.waitUntilReady();
         const job = await producer.enqueue("archiving", { batchSize: 5000 });
-        const result = (await job.waitUntilFinished(events, 120_000)) as ArchivingResult;
+        const result = (await waitForJob(job, events, 120_000)) as ArchivingResult;
         expect(result.verified).toBe(true);
         expect(result.moved).toBe(eligible - atKill);
       } finally {

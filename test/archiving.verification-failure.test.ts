@@ -6,6 +6,7 @@ import { createPartition } from "../src/partitions/create-partition.js";
 import { addUtcMonths, utcMonthStart } from "../src/partitions/month-bounds.js";
 import { Producer } from "../src/queues/producer.js";
 import { startWorker } from "../src/queues/start-worker.js";
+import { waitForJob } from "../src/queues/wait-for-job.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig } from "./support/test-env.js";
 
 describe("archiving fails loudly when its check fails", () => {
@@ -46,7 +47,7 @@ describe("archiving fails loudly when its check fails", () => {
     try {
       await events.waitUntilReady();
       const job = await producer.enqueue("archiving", { batchSize: 100 });
-      await expect(job.waitUntilFinished(events, 60_000)).rejects.toThrow(/Archive verification failed in batch 5, which deleted 100 rows but archived 99/);
+      await expect(waitForJob(job, events, 60_000)).rejects.toThrow(/Archive verification failed in batch 5, which deleted 100 rows but archived 99/);
       const failed = await (await producer.queue("archiving")).getJob(job.id as string);
       expect(await failed?.getState()).toBe("failed");
       expect(failed?.attemptsMade).toBe(1);

@@ -12,6 +12,7 @@ import type { Db } from "../src/lib/db.js";
 import type { AnyQueueEvents } from "../src/lib/queue-store.js";
 import { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
+import { waitForJob } from "../src/queues/wait-for-job.js";
 import { cliEnv, runCli } from "./support/spawn-cli.js";
 import { memoryLogger, testConfig, useTestDb } from "./support/test-env.js";
 
@@ -110,7 +111,7 @@ describe("a 100,000-recipient campaign through every producer path", () => {
     for (const [campaignId, job] of Object.entries(jobs)) {
       // The payload names the list; it does not carry 3.9 MB of ids into every copy of the job.
       expect(JSON.stringify(job.data).length, campaignId).toBeLessThan(200);
-      const result = (await job.waitUntilFinished(events, 540_000)) as BulkMessagingResult;
+      const result = (await waitForJob(job, events, 540_000)) as BulkMessagingResult;
       expect(result, campaignId).toEqual({ processed: recipients, total: recipients, sent: recipients, failed: 0, skipped: 0 });
     }
 

@@ -3,6 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
+import { waitForJob } from "../src/queues/wait-for-job.js";
 import { type FakeSmsServer, smsProviderEnv, startFakeSmsServer } from "./support/fake-sms-server.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
 import { testConfig, useTestDb } from "./support/test-env.js";
@@ -86,7 +87,7 @@ describe("bulk-messaging survives a worker killed mid-campaign", () => {
 
       // The job is still "active" under the dead worker's lock; the new worker's stall check takes it over.
       startWorkerProcess();
-      const result = await job.waitUntilFinished(events, 240_000);
+      const result = await waitForJob(job, events, 240_000);
       expect(result).toEqual({ processed: recipients, total: recipients, sent: recipients, failed: 0, skipped: 0 });
       const finished = await (await producer.queue("bulk-messaging")).getJob(job.id as string);
       expect(await finished?.getState()).toBe("completed");

@@ -6,6 +6,7 @@ import type { Db } from "../src/lib/db.js";
 import type { AnyQueueEvents } from "../src/lib/queue-store.js";
 import { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
+import { waitForJob } from "../src/queues/wait-for-job.js";
 import { type FakeSmsServer, startFakeSmsServer } from "./support/fake-sms-server.js";
 import { memoryLogger, testConfig, useTestDb } from "./support/test-env.js";
 
@@ -57,12 +58,12 @@ describe("bulk-messaging enqueued twice sends once", () => {
     };
 
     const first = await producer.enqueue("bulk-messaging", payload);
-    expect(await first.waitUntilFinished(events, 60_000)).toEqual({ processed: 40, total: 40, sent: 40, failed: 0, skipped: 0 });
+    expect(await waitForJob(first, events, 60_000)).toEqual({ processed: 40, total: 40, sent: 40, failed: 0, skipped: 0 });
     expect(requestsTo(phones)).toBe(40);
 
     const second = await producer.enqueue("bulk-messaging", payload);
     expect(second.id).not.toBe(first.id);
-    const result = (await second.waitUntilFinished(events, 60_000)) as BulkMessagingResult;
+    const result = (await waitForJob(second, events, 60_000)) as BulkMessagingResult;
     expect(result).toEqual({ processed: 40, total: 40, sent: 40, failed: 0, skipped: 0 });
 
     expect(await db.prisma.messagingMessage.count({ where: { campaignId: "twice-in-a-row" } })).toBe(40);
@@ -84,7 +85,7 @@ describe("bulk-messaging enqueued twice sends once", () => {
     };
 
     const [a, b] = await Promise.all([producer.enqueue("bulk-messaging", payload), producer.enqueue("bulk-messaging", payload)]);
-    const results = await Promise.all([a.waitUntilFinished(events, 90_000), b.waitUntilFinished(events, 90_000)]);
+    const results = await Promise.all([waitForJob(a, events, 90_000), waitForJob(b, events, 90_000)]);
     for (const result of results) expect(result).toEqual({ processed: 60, total: 60, sent: 60, failed: 0, skipped: 0 });
 
     const messages = await db.prisma.messagingMessage.findMany({ where: { campaignId: "twice-at-once" } });

@@ -3,6 +3,7 @@ import { type Config, loadConfig, messagingRateBurst } from "../src/lib/config.j
 import type { Db } from "../src/lib/db.js";
 import type { AnyQueueEvents } from "../src/lib/queue-store.js";
 import { Producer } from "../src/queues/producer.js";
+import { waitForJob } from "../src/queues/wait-for-job.js";
 import { type FakeSmsServer, smsProviderEnv, startFakeSmsServer } from "./support/fake-sms-server.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
 import { testConfig, testQueueBackend, useTestDb } from "./support/test-env.js";
@@ -104,7 +105,7 @@ describe(`one provider rate limit for three bulk-messaging workers (${testQueueB
         }),
       ),
     );
-    for (const job of warmUps) await job.waitUntilFinished(events, 120_000);
+    for (const job of warmUps) await waitForJob(job, events, 120_000);
     const measuredFrom = sms.requests.length;
     // Every 15th call fails once with a 500: the provider's retries must take tokens too.
     sms.respond = (_request, n) => (n % 15 === 0 ? { kind: "status", status: 500 } : { kind: "accept" });
@@ -116,7 +117,7 @@ describe(`one provider rate limit for three bulk-messaging workers (${testQueueB
       ),
     );
     for (const job of jobs) {
-      expect(await job.waitUntilFinished(events, 200_000)).toEqual({ processed: perCampaign, total: perCampaign, sent: perCampaign, failed: 0, skipped: 0 });
+      expect(await waitForJob(job, events, 200_000)).toEqual({ processed: perCampaign, total: perCampaign, sent: perCampaign, failed: 0, skipped: 0 });
     }
     // Each process sent one of the campaigns (and one warm-up).
     for (const worker of workers) expect(`${worker.stdout()}${worker.stderr()}`.match(/campaign started/g)).toHaveLength(2);

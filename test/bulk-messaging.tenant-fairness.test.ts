@@ -5,6 +5,7 @@ import type { Db } from "../src/lib/db.js";
 import { cancelJob } from "../src/queues/cancel-job.js";
 import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
+import { waitForJob } from "../src/queues/wait-for-job.js";
 import { type FakeSmsRequest, type FakeSmsServer, smsProviderEnv, startFakeSmsServer } from "./support/fake-sms-server.js";
 import { openQueueClient, type QueueClient } from "./support/queue-client.js";
 import { memoryLogger, testConfig, testQueueBackend, useTestDb } from "./support/test-env.js";
@@ -88,7 +89,7 @@ describe(`fair shares per tenant in bulk-messaging (${testQueueBackend()} backen
 
     const smallEnqueuedAt = Date.now();
     const small = await enqueue("b-reminders", "clinic-b", smallIds);
-    const smallResult = await small.waitUntilFinished(client.events, 40_000);
+    const smallResult = await waitForJob(small, client.events, 40_000);
     const smallFinishedAt = Date.now();
     expect(smallResult).toEqual({ processed: smallIds.length, total: smallIds.length, sent: smallIds.length, failed: 0, skipped: 0 });
 
@@ -103,7 +104,7 @@ describe(`fair shares per tenant in bulk-messaging (${testQueueBackend()} backen
 
     // A's campaigns still complete, every message sent exactly once, with counts right across their turns.
     for (const job of bigJobs) {
-      expect(await job.waitUntilFinished(client.events, 60_000)).toEqual({ processed: 2000, total: 2000, sent: 2000, failed: 0, skipped: 0 });
+      expect(await waitForJob(job, client.events, 60_000)).toEqual({ processed: 2000, total: 2000, sent: 2000, failed: 0, skipped: 0 });
     }
     // Each of A's runs after the first resumed where the one before stopped, never from the start.
     for (const campaignId of ["a-first", "a-second"]) {
@@ -146,7 +147,7 @@ describe(`fair shares per tenant in bulk-messaging (${testQueueBackend()} backen
     try {
       const jobs = [await enqueue("c-first", "clinic-c", ids), await enqueue("c-second", "clinic-c", ids)];
       for (const job of jobs) {
-        expect(await job.waitUntilFinished(client.events, 50_000)).toEqual({ processed: 600, total: 600, sent: 600, failed: 0, skipped: 0 });
+        expect(await waitForJob(job, client.events, 50_000)).toEqual({ processed: 600, total: 600, sent: 600, failed: 0, skipped: 0 });
       }
       const lines = memory.lines();
       const postponed = lines.filter((line) => line.msg === "every slot of the tenant is taken; postponed");
@@ -184,7 +185,7 @@ describe(`fair shares per tenant in bulk-messaging (${testQueueBackend()} backen
     try {
       const jobs = [await enqueue("d-first", "clinic-d", ids), await enqueue("d-second", "clinic-d", ids)];
       for (const job of jobs) {
-        expect(await job.waitUntilFinished(client.events, 50_000)).toEqual({ processed: 600, total: 600, sent: 600, failed: 0, skipped: 0 });
+        expect(await waitForJob(job, client.events, 50_000)).toEqual({ processed: 600, total: 600, sent: 600, failed: 0, skipped: 0 });
       }
     } finally {
       await second.close();

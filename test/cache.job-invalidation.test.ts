@@ -5,6 +5,7 @@ import type { Config } from "../src/lib/config.js";
 import type { Db } from "../src/lib/db.js";
 import { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
+import { waitForJob } from "../src/queues/wait-for-job.js";
 import { cacheOptionsFrom, cacheSetups, cacheTestConfig } from "./support/cache-setups.js";
 import { deleteTestKeys, memoryLogger, testKeyPrefix, testRedisConnection, useTestDb } from "./support/test-env.js";
 
@@ -51,7 +52,7 @@ describe.each(cacheSetups())("invalidation by jobs ($name)", (setup) => {
     try {
       await events.waitUntilReady();
       const job = await producer.enqueue("invoice-totals", { invoiceIds: [invoice.id] });
-      await job.waitUntilFinished(events, 60_000);
+      await waitForJob(job, events, 60_000);
     } finally {
       await events.close();
     }

@@ -6,6 +6,7 @@ import type { Db } from "../src/lib/db.js";
 import type { AnyQueueEvents } from "../src/lib/queue-store.js";
 import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
+import { waitForJob } from "../src/queues/wait-for-job.js";
 import {
   expectedLineTotal,
   type InvoiceSpec,
@@ -35,7 +36,7 @@ describe(`invoice-totals computes totals exactly (seed ${seed}; replay with TEST
 
   async function run(payload: object): Promise<InvoiceTotalsResult> {
     const job = await producer.enqueueUnknown("invoice-totals", payload);
-    return (await job.waitUntilFinished(events, 120_000)) as InvoiceTotalsResult;
+    return (await waitForJob(job, events, 120_000)) as InvoiceTotalsResult;
   }
 
   /** A fingerprint of every row version: equal before and after means nothing was rewritten. */

@@ -4,6 +4,7 @@ import type { Db } from "../src/lib/db.js";
 import type { AnyQueueEvents } from "../src/lib/queue-store.js";
 import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
+import { waitForJob } from "../src/queues/wait-for-job.js";
 import { type InvoiceSpec, insertInvoices, liveInvoices, readInvoices, seededRandom, totalsMismatches } from "./support/invoice-data.js";
 import { openQueueClient, type QueueClient } from "./support/queue-client.js";
 import { memoryLogger, testConfig, useTestDb } from "./support/test-env.js";
@@ -52,7 +53,7 @@ describe("invoice-totals jobs for one invoice enqueued close together collapse i
     expect((before.waiting ?? 0) + (before.delayed ?? 0) + (before.prioritized ?? 0)).toBe(4);
 
     worker = await startWorker("invoice-totals", { config, logger: memoryLogger("warn").logger, db });
-    for (const job of [forA[0], forB, ...lists]) await job?.waitUntilFinished(events, 60_000);
+    for (const job of [forA[0], forB, ...lists]) if (job) await waitForJob(job, events, 60_000);
 
     expect(await counts()).toMatchObject({ completed: 4, failed: 0, waiting: 0, delayed: 0, active: 0 });
     expect(totalsMismatches(await readInvoices(db.pool, [a.id, b.id]))).toEqual([]);

@@ -9,6 +9,7 @@ import { addUtcMonths, monthPartitionName, utcMonthStart } from "../src/partitio
 import type { JobContext } from "../src/queues/job-context.js";
 import { Producer } from "../src/queues/producer.js";
 import { startWorker } from "../src/queues/start-worker.js";
+import { waitForJob } from "../src/queues/wait-for-job.js";
 import { workerServices } from "../src/queues/worker-services.js";
 import { runHandler } from "./support/direct-job-context.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./support/test-env.js";
@@ -133,7 +134,7 @@ describe("partition-maintenance runs side by side and from the queue", () => {
     try {
       await events.waitUntilReady();
       const job = await producer.enqueue("partition-maintenance", { monthsAhead: 10 });
-      const result = (await job.waitUntilFinished(events, 60_000)) as PartitionMaintenanceResult;
+      const result = (await waitForJob(job, events, 60_000)) as PartitionMaintenanceResult;
       expect(result.created).toEqual([
         monthPartitionName("transactions", addUtcMonths(utcMonthStart(new Date()), 9)),
         monthPartitionName("transactions", addUtcMonths(utcMonthStart(new Date()), 10)),

@@ -8,6 +8,7 @@ import { reachesThroughPooler } from "../src/lib/pooler-check.js";
 import { Producer } from "../src/queues/producer.js";
 import { type RunningScheduler, startScheduler } from "../src/queues/scheduler.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
+import { waitForJob } from "../src/queues/wait-for-job.js";
 import { type BackendSample, startActivitySampler } from "./support/activity-sampler.js";
 import { seedArchivableMonth } from "./support/archive-data.js";
 import { createBloatedTable } from "./support/db-maintenance-harness.js";
@@ -108,7 +109,7 @@ describe("behind pgbouncer in transaction mode, session work goes through DIRECT
         await events.waitUntilReady();
         try {
           const job = await producer.enqueueUnknown(queue, payload);
-          return await job.waitUntilFinished(events, 60_000);
+          return await waitForJob(job, events, 60_000);
         } finally {
           await events.close();
         }

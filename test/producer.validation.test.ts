@@ -149,4 +149,14 @@ describe("dbjobs enqueue rejects bad payloads", () => {
     expect(result.stderr).toMatch(/--data is not valid JSON/);
     expect(await keysUnder(redis, config.QUEUE_PREFIX)).toEqual([]);
   });
+
+  it("exits non-zero on a --timeout that is not a whole number of milliseconds, and enqueues nothing", async () => {
+    const config = testConfig(database.url);
+    for (const timeout of ["abc", "0", "9999999999"]) {
+      const result = await runCli(["enqueue", "invoice-totals", "--data", '{"all":true}', "--wait", "--timeout", timeout], cliEnv(config));
+      expect(result.code).not.toBe(0);
+      expect(result.stderr).toMatch(/--timeout .*use a whole number of milliseconds from 1 to 2147483647/);
+    }
+    expect(await keysUnder(redis, config.QUEUE_PREFIX)).toEqual([]);
+  });
 });

@@ -8,6 +8,7 @@ import type { Db } from "../src/lib/db.js";
 import type { AnyQueueEvents } from "../src/lib/queue-store.js";
 import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
+import { waitForJob } from "../src/queues/wait-for-job.js";
 import { checkLedger, createAccounts, createDueTransactions, statusCounts } from "./support/escrow-data.js";
 import { openQueueClient, type QueueClient } from "./support/queue-client.js";
 import { memoryLogger, testConfig, testRedis, useTestDb } from "./support/test-env.js";
@@ -55,7 +56,7 @@ describe.each<SettlementMode>(["serializable", "row-lock"])("transaction-retry: 
     for (const key of cachedBalanceKeys) await redis.set(key, "stale", "PX", 600_000);
 
     const jobs = await Promise.all([1, 2, 3, 4].map(() => producer.enqueue("transaction-retry", { limit: 1000, pageSize: 20, mode })));
-    const results = (await Promise.all(jobs.map((job) => job.waitUntilFinished(events, 180_000)))) as TransactionRetryResult[];
+    const results = (await Promise.all(jobs.map((job) => waitForJob(job, events, 180_000)))) as TransactionRetryResult[];
     const total = results.reduce(
       (sum, result) => ({
         settled: sum.settled + result.settled,
@@ -87,7 +88,7 @@ describe.each<SettlementMode>(["serializable", "row-lock"])("transaction-retry: 
   it("a second round of sweeps finds nothing due and changes nothing", async () => {
     const before = await db.pool.query(`SELECT "id", "currentBalance"::text, "version" FROM "escrow_accounts" ORDER BY "id"`);
     const job = await producer.enqueue("transaction-retry", { mode });
-    const result = (await job.waitUntilFinished(events, 60_000)) as TransactionRetryResult;
+    const result = (await waitForJob(job, events, 60_000)) as TransactionRetryResult;
     expect(result).toMatchObject({ settled: 0, failedForGood: 0, conflictsRetried: 0 });
     const after = await db.pool.query(`SELECT "id", "currentBalance"::text, "version" FROM "escrow_accounts" ORDER BY "id"`);
     expect(after.rows).toEqual(before.rows);

@@ -6,6 +6,7 @@ import type { Db } from "../src/lib/db.js";
 import type { AnyQueueEvents } from "../src/lib/queue-store.js";
 import type { Producer } from "../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
+import { waitForJob } from "../src/queues/wait-for-job.js";
 import { checkLedger, createAccounts, createDueTransactions, statusCounts } from "./support/escrow-data.js";
 import { openQueueClient, type QueueClient } from "./support/queue-client.js";
 import { type CliRun, cliEnv, spawnCli } from "./support/spawn-cli.js";
@@ -68,7 +69,7 @@ describe("transaction-retry: a worker killed with SIGKILL mid-sweep, then a reru
     let rerunSettled = 0;
     for (let round = 0; round < 5 && (await statusCounts(db.pool)).COMPLETED !== transactionCount; round++) {
       const job = await producer.enqueue("transaction-retry", { limit: 10_000, leaseMs });
-      rerunSettled += ((await job.waitUntilFinished(events, 120_000)) as TransactionRetryResult).settled;
+      rerunSettled += ((await waitForJob(job, events, 120_000)) as TransactionRetryResult).settled;
       await sleep(leaseMs);
     }
 

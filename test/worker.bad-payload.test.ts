@@ -6,6 +6,7 @@ import { PayloadValidationError } from "../src/lib/errors.js";
 import { type AnyQueue, type AnyQueueEvents, createQueueStore, type QueueStore } from "../src/lib/queue-store.js";
 import { type RunningWorker, startWorker } from "../src/queues/start-worker.js";
 import { validatePayload } from "../src/queues/validate-payload.js";
+import { waitForJob } from "../src/queues/wait-for-job.js";
 import { readSeries } from "./support/metric-series.js";
 import { memoryLogger, testConfig, useTestDb } from "./support/test-env.js";
 import { waitFor } from "./support/wait-for.js";
@@ -56,7 +57,7 @@ describe("a bad payload that reaches a worker anyway", () => {
     { label: "two modes at once", payload: { all: true, changedSince: "2026-01-01T00:00:00Z" }, field: "invoiceIds" },
   ])("fails $label at once, without retries, with the producer's message naming the field", async ({ payload, field }) => {
     const job = await queue.add("invoice-totals", payload, { attempts: 5, backoff: { type: "fixed", delay: 10 } });
-    await expect(job.waitUntilFinished(events, 60_000)).rejects.toThrow(`${field}:`);
+    await expect(waitForJob(job, events, 60_000)).rejects.toThrow(`${field}:`);
 
     const failed = await queue.getJob(job.id as string);
     expect(await failed?.getState()).toBe("failed");
@@ -71,7 +72,7 @@ describe("a bad payload that reaches a worker anyway", () => {
 
   it("keeps running: a good job after the bad ones completes", async () => {
     const job = await queue.add("invoice-totals", { all: true });
-    await expect(job.waitUntilFinished(events, 60_000)).resolves.toMatchObject({ invoicesUpdated: 0, skippedVoided: 0 });
+    await expect(waitForJob(job, events, 60_000)).resolves.toMatchObject({ invoicesUpdated: 0, skippedVoided: 0 });
   });
 
   it("counts the failures and the completion for the dashboard's metrics", async () => {

@@ -4,6 +4,7 @@ import type { Config } from "../../src/lib/config.js";
 import type { Db } from "../../src/lib/db.js";
 import { Producer } from "../../src/queues/producer.js";
 import { type RunningWorker, startWorker } from "../../src/queues/start-worker.js";
+import { waitForJob } from "../../src/queues/wait-for-job.js";
 import { createTestDatabase, memoryLogger, type TestDatabase, testConfig, testDb } from "./test-env.js";
 
 /**
@@ -49,7 +50,7 @@ export async function createMaintenanceHarness(): Promise<MaintenanceHarness> {
     async run(payload) {
       const job = await producer.enqueueUnknown("db-maintenance", payload);
       lastJobId = job.id as string;
-      return (await job.waitUntilFinished(events, 240_000)) as DbMaintenanceResult;
+      return (await waitForJob(job, events, 240_000)) as DbMaintenanceResult;
     },
     lastProgress: () => progress.get(lastJobId) ?? [],
     async sql(text, values) {

@@ -1,10 +1,11 @@
 import { readFile } from "node:fs/promises";
-import type { Command } from "commander";
+import { type Command, InvalidArgumentError } from "commander";
 import { audited } from "../../audit/audited.js";
 import { DbjobsError, PayloadValidationError } from "../../lib/errors.js";
 import { getContract } from "../../queues/contracts.js";
 import { checkEnqueueOptions, type EnqueueOptions, parseOptionNumber } from "../../queues/job-options.js";
 import { validatePayload } from "../../queues/validate-payload.js";
+import { waitForJob } from "../../queues/wait-for-job.js";
 import { cliActor } from "../cli-operator.js";
 import { createCliContext, printJson } from "../context.js";
 
@@ -29,6 +30,15 @@ async function readPayload(data: string | undefined): Promise<unknown> {
   }
 }
 
+function parseTimeoutMs(value: string): number {
+  const ms = Number(value);
+  // Node's timers take at most 2^31 - 1 ms.
+  if (!Number.isInteger(ms) || ms <= 0 || ms > 2_147_483_647) {
+    throw new InvalidArgumentError("use a whole number of milliseconds from 1 to 2147483647 (about 24 days), e.g. --timeout 60000");
+  }
+  return ms;
+}
+
 export function registerEnqueueCommand(program: Command): void {
   program
     .command("enqueue")
@@ -38,7 +48,7 @@ export function registerEnqueueCommand(program: Command): void {
     .option("--priority <n>", "1 (highest) to 2097152; without it the job goes before every prioritized one")
     .option("--deadline-ms <ms>", "stop the job (as a cancel does) if one attempt runs longer; fails it with JOB_DEADLINE")
     .option("--wait", "wait for the job to finish; exit 1 if it failed")
-    .option("--timeout <ms>", "give up waiting after this long", (value) => Number.parseInt(value, 10), 3_600_000)
+    .option("--timeout <ms>", "give up waiting after this long", parseTimeoutMs, 3_600_000)
     .option("--json", "print JSON")
     .action(async (queue: string, options: { data?: string; priority?: string; deadlineMs?: string; wait?: boolean; timeout: number; json?: boolean }) => {
       const jobOptions: EnqueueOptions = {};
@@ -95,7 +105,7 @@ export function registerEnqueueCommand(program: Command): void {
           return;
         }
         try {
-          const result = await job.waitUntilFinished(events, options.timeout);
+          const result = await waitForJob(job, events, options.timeout);
           if (options.json) printJson({ queue, jobId: job.id, state: "completed", result });
           else {
             console.log(`job ${job.id} completed`);
