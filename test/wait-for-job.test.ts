@@ -61,4 +61,10 @@ describe("waitForJob when the job's events never arrive", () => {
     await expect(waitForJob(job, deaf, 1500)).rejects.toThrow(`job ${job.id} did not finish within 1500 ms`);
     expect(await job.getState()).toBe("waiting");
   });
+
+  it("rejects at once, pointing to the history, when the job has been removed", async () => {
+    const job = await idle.add("removed", {});
+    await job.remove();
+    await expect(waitForJob(job, deaf, 20_000)).rejects.toThrow(`job ${job.id} is no longer in its queue`);
+  });
 });

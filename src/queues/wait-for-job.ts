@@ -40,6 +40,11 @@ export function waitForJob(job: Job, events: AnyQueueEvents, timeoutMs: number):
     const check = async () => {
       try {
         const state = await job.getState();
+        if (state === "unknown") {
+          const gone = `job ${id} is no longer in its queue (removed after it finished, e.g. by removeOnComplete's count, or by hand), so its outcome cannot be read here; look it up with \`dbjobs search --queue ${job.queueName} --id ${id}\``;
+          finish(() => reject(new Error(gone)));
+          return;
+        }
         // Finished: BullMQ's own wait reads the result or the failure reason at once.
         if (state === "completed" || state === "failed") {
           const outcome = await job.waitUntilFinished(events, pollMs).then(
