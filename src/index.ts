@@ -70,4 +70,4 @@ export {
   type TransactionClient,
 } from "./queues/producer.js";
 export { NotInTransactionError } from "./queues/transactional-enqueue.js";
-export { waitForJob } from "./queues/wait-for-job.js";
+export { JobWaitError, waitForJob } from "./queues/wait-for-job.js";

@@ -3,7 +3,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ClosingWorker } from "../src/lib/closing-worker.js";
 import { queueStoreOptions } from "../src/lib/config.js";
 import { type AnyQueue, type AnyQueueEvents, createQueueStore, type QueueStore } from "../src/lib/queue-store.js";
-import { waitForJob } from "../src/queues/wait-for-job.js";
+import { JobWaitError, waitForJob } from "../src/queues/wait-for-job.js";
 import { testConfig, useTestDb } from "./support/test-env.js";
 
 /**
@@ -58,13 +58,18 @@ describe("waitForJob when the job's events never arrive", () => {
 
   it("rejects with a timeout naming the job when it does not finish in time", async () => {
     const job = await idle.add("never-taken", {});
-    await expect(waitForJob(job, deaf, 1500)).rejects.toThrow(`job ${job.id} did not finish within 1500 ms`);
+    const waited = waitForJob(job, deaf, 1500);
+    await expect(waited).rejects.toThrow(`job ${job.id} did not finish within 1500 ms`);
+    await expect(waited).rejects.toMatchObject({ reason: "timeout" });
+    await expect(waited).rejects.toBeInstanceOf(JobWaitError);
     expect(await job.getState()).toBe("waiting");
   });
 
   it("rejects at once, pointing to the history, when the job has been removed", async () => {
     const job = await idle.add("removed", {});
     await job.remove();
-    await expect(waitForJob(job, deaf, 20_000)).rejects.toThrow(`job ${job.id} is no longer in its queue`);
+    const waited = waitForJob(job, deaf, 20_000);
+    await expect(waited).rejects.toThrow(`job ${job.id} is no longer in its queue`);
+    await expect(waited).rejects.toMatchObject({ reason: "gone" });
   });
 });

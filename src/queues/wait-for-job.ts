@@ -7,7 +7,8 @@ const pollMs = 1000;
 
 /**
  * Waits until `job` finishes: resolves with its result, or rejects with its
- * failure reason, or with a timeout error after `timeoutMs`.
+ * failure reason, or with a JobWaitError after `timeoutMs` or once the job
+ * has left its queue unseen.
  *
  * BullMQ's `job.waitUntilFinished` trusts the queue's events alone, and on
  * BullMQ's PostgreSQL backend an event can be missed: events are read after
@@ -17,6 +18,17 @@ const pollMs = 1000;
  * first wins. Subscribe `events` (and await `waitUntilReady`) before the job
  * is added, so that a fast job cannot finish unseen.
  */
+/** The wait ended without the job's outcome: it ran past the timeout, or it left its queue unseen. */
+export class JobWaitError extends Error {
+  constructor(
+    readonly reason: "timeout" | "gone",
+    message: string,
+  ) {
+    super(message);
+    this.name = "JobWaitError";
+  }
+}
+
 export function waitForJob(job: Job, events: AnyQueueEvents, timeoutMs: number): Promise<unknown> {
   const id = job.id;
   if (id === undefined) return Promise.reject(new Error("waitForJob needs an enqueued job (one with an id)"));
@@ -26,6 +38,7 @@ export function waitForJob(job: Job, events: AnyQueueEvents, timeoutMs: number):
   const emitter = events as unknown as EventEmitter;
   return new Promise((resolve, reject) => {
     let settled = false;
+    let goneLooks = 0;
     const finish = (settle: () => void) => {
       if (settled) return;
       settled = true;
@@ -40,9 +53,10 @@ export function waitForJob(job: Job, events: AnyQueueEvents, timeoutMs: number):
     const check = async () => {
       try {
         const state = await job.getState();
-        if (state === "unknown") {
+        // Seen gone at two looks a second apart: its completed or failed event, if one is coming, had that second to arrive.
+        if (state === "unknown" && ++goneLooks >= 2) {
           const gone = `job ${id} is no longer in its queue (removed after it finished, e.g. by removeOnComplete's count, or by hand), so its outcome cannot be read here; look it up with \`dbjobs search --queue ${job.queueName} --id ${id}\``;
-          finish(() => reject(new Error(gone)));
+          finish(() => reject(new JobWaitError("gone", gone)));
           return;
         }
         // Finished: BullMQ's own wait reads the result or the failure reason at once.
@@ -59,7 +73,7 @@ export function waitForJob(job: Job, events: AnyQueueEvents, timeoutMs: number):
     };
     emitter.on(completedEvent, onCompleted);
     emitter.on(failedEvent, onFailed);
-    const timer = setTimeout(() => finish(() => reject(new Error(`job ${id} did not finish within ${timeoutMs} ms`))), timeoutMs);
+    const timer = setTimeout(() => finish(() => reject(new JobWaitError("timeout", `job ${id} did not finish within ${timeoutMs} ms`))), timeoutMs);
     const poll = setInterval(check, pollMs);
     void check();
   });

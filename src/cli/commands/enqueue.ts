@@ -5,7 +5,7 @@ import { DbjobsError, PayloadValidationError } from "../../lib/errors.js";
 import { getContract } from "../../queues/contracts.js";
 import { checkEnqueueOptions, type EnqueueOptions, parseOptionNumber } from "../../queues/job-options.js";
 import { validatePayload } from "../../queues/validate-payload.js";
-import { waitForJob } from "../../queues/wait-for-job.js";
+import { JobWaitError, waitForJob } from "../../queues/wait-for-job.js";
 import { cliActor } from "../cli-operator.js";
 import { createCliContext, printJson } from "../context.js";
 
@@ -113,8 +113,10 @@ export function registerEnqueueCommand(program: Command): void {
           }
         } catch (err) {
           const message = (err as Error).message;
-          if (options.json) printJson({ queue, jobId: job.id, state: "failed", error: message });
-          else process.stderr.write(`job ${job.id} failed: ${message}\n`);
+          // A wait that ended without the outcome is not the job's failure.
+          const state = err instanceof JobWaitError ? err.reason : "failed";
+          if (options.json) printJson({ queue, jobId: job.id, state, error: message });
+          else process.stderr.write(err instanceof JobWaitError ? `${message}\n` : `job ${job.id} failed: ${message}\n`);
           process.exitCode = 1;
         } finally {
           await events.close();
