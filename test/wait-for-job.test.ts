@@ -65,7 +65,7 @@ describe("waitForJob when the job's events never arrive", () => {
     expect(await job.getState()).toBe("waiting");
   });
 
-  it("rejects at once, pointing to the history, when the job has been removed", async () => {
+  it("rejects, pointing to the history, once the job is seen removed at two looks", async () => {
     const job = await idle.add("removed", {});
     await job.remove();
     const waited = waitForJob(job, deaf, 20_000);

@@ -5,6 +5,17 @@ import type { AnyQueueEvents } from "../lib/queue-store.js";
 /** How often the job itself is looked at while its events are awaited. */
 const pollMs = 1000;
 
+/** The wait ended without the job's outcome: it ran past the timeout, or it left its queue unseen. */
+export class JobWaitError extends Error {
+  constructor(
+    readonly reason: "timeout" | "gone",
+    message: string,
+  ) {
+    super(message);
+    this.name = "JobWaitError";
+  }
+}
+
 /**
  * Waits until `job` finishes: resolves with its result, or rejects with its
  * failure reason, or with a JobWaitError after `timeoutMs` or once the job
@@ -18,17 +29,6 @@ const pollMs = 1000;
  * first wins. Subscribe `events` (and await `waitUntilReady`) before the job
  * is added, so that a fast job cannot finish unseen.
  */
-/** The wait ended without the job's outcome: it ran past the timeout, or it left its queue unseen. */
-export class JobWaitError extends Error {
-  constructor(
-    readonly reason: "timeout" | "gone",
-    message: string,
-  ) {
-    super(message);
-    this.name = "JobWaitError";
-  }
-}
-
 export function waitForJob(job: Job, events: AnyQueueEvents, timeoutMs: number): Promise<unknown> {
   const id = job.id;
   if (id === undefined) return Promise.reject(new Error("waitForJob needs an enqueued job (one with an id)"));

@@ -114,9 +114,9 @@ export function registerEnqueueCommand(program: Command): void {
         } catch (err) {
           const message = (err as Error).message;
           // A wait that ended without the outcome is not the job's failure.
-          const state = err instanceof JobWaitError ? err.reason : "failed";
+          const [state, line] = err instanceof JobWaitError ? [err.reason, message] : ["failed", `job ${job.id} failed: ${message}`];
           if (options.json) printJson({ queue, jobId: job.id, state, error: message });
-          else process.stderr.write(err instanceof JobWaitError ? `${message}\n` : `job ${job.id} failed: ${message}\n`);
+          else process.stderr.write(`${line}\n`);
           process.exitCode = 1;
         } finally {
           await events.close();
