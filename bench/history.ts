@@ -30,6 +30,8 @@ const HISTORY_ROWS = Number(process.env.BENCH_HISTORY_ROWS ?? 10_000_000);
 const QUERIES = Number(process.env.BENCH_HISTORY_QUERIES ?? 50);
 const ROUNDS = Number(process.env.BENCH_HISTORY_ROUNDS ?? 9);
 const DAYS = 30;
+/** Jobs per batch row in the generated history: 1 is a quiet system's shape (a flush a second holds a job or none) and the most rows to search. */
+const JOBS_PER_BATCH = Number(process.env.BENCH_HISTORY_JOBS_PER_BATCH ?? 1);
 
 const workerSide = (connection: Redis, databaseUrl: string, historyEnabled: boolean) =>
   projectRound(connection, { LOG_LEVEL: "info", DATABASE_URL: databaseUrl, HISTORY_ENABLED: String(historyEnabled) });
@@ -77,24 +79,33 @@ async function throughputRows(): Promise<BenchRow[]> {
   }
 }
 
-// Takes $1 the row count and $2 the newest day's end. Inserts that many history rows spread evenly over the
-// 30 days before it: 7 queues, 10,000 campaigns, every 20th row failed with one of 20 error groups.
+// Takes $1 the job count and $2 the newest day's end; the statement's own series (first..last) replaces the
+// generate_series below. Inserts those jobs spread evenly over the 30 days before it, as batch rows of one
+// queue and state holding up to JOBS_PER_BATCH jobs: 7 queues, 10,000 campaigns, every 20th job failed with
+// one of 20 error groups. The jobs of a batch finish a millisecond apart, as a busy queue's flush would hold them.
 const generateSql = `
 INSERT INTO "dbjobs"."job_history"
-  ("queue", "job_id", "name", "state", "attempts", "enqueued_at", "started_at", "finished_at", "payload", "result",
-   "error_class", "error_message", "error_fingerprint")
-SELECT q.queue, n::text, q.queue,
-       CASE WHEN n % 20 = 0 THEN 'failed' ELSE 'completed' END,
-       CASE WHEN n % 20 = 0 THEN 3 ELSE 1 END,
-       t - interval '2 seconds', t - interval '1 second', t,
-       jsonb_build_object('campaignId', 'campaign-' || (n % 10000), 'channel', CASE WHEN n % 2 = 0 THEN 'sms' ELSE 'email' END),
-       CASE WHEN n % 20 = 0 THEN NULL ELSE jsonb_build_object('sent', n % 100) END,
-       CASE WHEN n % 20 = 0 THEN 'Error' END,
-       CASE WHEN n % 20 = 0 THEN 'provider error ' || ((n / 20) % 20) || ': request ' || md5(n::text) || ' refused' END,
-       CASE WHEN n % 20 = 0 THEN lpad(to_hex((n / 20) % 20), 12, '0') END
-  FROM generate_series(1, $1::bigint) AS n,
-       LATERAL (SELECT $2::timestamptz - (n * (${DAYS} * 86400.0 / $1::bigint)) * interval '1 second' AS t) AS at,
-       LATERAL (SELECT (ARRAY['bulk-messaging','invoice-totals','partition-maintenance','archiving','db-maintenance','cache-prefetch','transaction-retry'])[1 + n % 7] AS queue) AS q`;
+  ("batch_id", "queue", "state", "first_finished_at", "finished_at", "job_ids", "payloads", "jobs", "fingerprints", "error_text")
+SELECT gen_random_uuid(), j.queue, j.state, to_timestamp(min(j.f) / 1000.0), to_timestamp(max(j.f) / 1000.0),
+       array_agg(j.n::text ORDER BY j.f, j.n),
+       jsonb_agg(jsonb_build_object('campaignId', 'campaign-' || (j.n % 10000), 'channel', CASE WHEN j.n % 2 = 0 THEN 'sms' ELSE 'email' END) ORDER BY j.f, j.n),
+       jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
+         'n', j.queue, 'a', CASE WHEN j.failed THEN 3 ELSE 1 END, 'e', j.f - 2000, 'st', j.f - 1000, 'f', j.f,
+         'r', CASE WHEN NOT j.failed THEN jsonb_build_object('sent', j.n % 100) END,
+         'ec', CASE WHEN j.failed THEN 'Error' END, 'em', j.em, 'fp', j.fp)) ORDER BY j.f, j.n),
+       CASE WHEN j.state = 'failed' THEN array_agg(DISTINCT j.fp) END,
+       string_agg(j.em, E'\n' ORDER BY j.f, j.n)
+  FROM (
+    SELECT n, q.queue, n % 20 = 0 AS failed, CASE WHEN n % 20 = 0 THEN 'failed' ELSE 'completed' END AS state,
+           n / (7 * ${JOBS_PER_BATCH}) AS chunk,
+           floor(extract(epoch FROM $2::timestamptz) * 1000)::bigint
+             - (n / (7 * ${JOBS_PER_BATCH})) * (7 * ${JOBS_PER_BATCH}) * (${DAYS} * 86400000 / $1::bigint) - n % (7 * ${JOBS_PER_BATCH}) AS f,
+           CASE WHEN n % 20 = 0 THEN 'provider error ' || ((n / 20) % 20) || ': request ' || md5(n::text) || ' refused' END AS em,
+           CASE WHEN n % 20 = 0 THEN lpad(to_hex((n / 20) % 20), 12, '0') END AS fp
+      FROM generate_series(1, $1::bigint) AS n,
+           LATERAL (SELECT (ARRAY['bulk-messaging','invoice-totals','partition-maintenance','archiving','db-maintenance','cache-prefetch','transaction-retry'])[1 + n % 7] AS queue) AS q
+  ) AS j
+ GROUP BY j.chunk, j.queue, j.state`;
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;
@@ -109,8 +120,8 @@ async function searchRows(): Promise<BenchRow[]> {
     try {
       for (let offset = DAYS; offset >= 0; offset--) await createPartition(client, "dbjobs.job_history", addPeriods(end, -offset - 1, "day"));
       const started = performance.now();
-      // In chunks, so each statement's memory and WAL stay bounded.
-      const chunk = 1_000_000;
+      // In chunks of whole batches, so each statement's memory and WAL stay bounded.
+      const chunk = Math.ceil(1_000_000 / (7 * JOBS_PER_BATCH)) * 7 * JOBS_PER_BATCH;
       for (let done = 0; done < HISTORY_ROWS; done += chunk) {
         const rows = Math.min(chunk, HISTORY_ROWS - done);
         await client.query(generateSql.replace("generate_series(1, $1::bigint)", `generate_series(${done + 1}, ${done + rows})`), [HISTORY_ROWS, end]);

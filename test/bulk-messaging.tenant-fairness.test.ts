@@ -172,7 +172,7 @@ describe(`fair shares per tenant in bulk-messaging (${testQueueBackend()} backen
     }
     // Closed workers have written their history: each job completed once, nothing failed.
     const { rows } = await db.pool.query<{ state: string; jobs: number }>(
-      `SELECT "state", count(*)::int AS "jobs" FROM "dbjobs"."job_history" WHERE "queue" = 'bulk-messaging' AND "payload"->>'campaignId' LIKE 'c-%' GROUP BY 1`,
+      `SELECT "state", count(*)::int AS "jobs" FROM "dbjobs"."job_history_jobs" WHERE "queue" = 'bulk-messaging' AND "payload"->>'campaignId' LIKE 'c-%' GROUP BY 1`,
     );
     expect(rows).toEqual([{ state: "completed", jobs: 2 }]);
   });

@@ -1,24 +1,40 @@
 import { beforeAll, describe, expect, it } from "vitest";
 import { HistoryQueryError, type HistoryQueryInput, parseHistoryQuery } from "../src/history/history-query.js";
+import { historyRow, writeHistory } from "./support/history-rows.js";
 import { cliEnv, runCli } from "./support/spawn-cli.js";
 import { testConfig, useTestDb } from "./support/test-env.js";
 
-/** `dbjobs search` over history rows written straight into dbjobs.job_history: output, paging, and refusals of bad input. */
+/** `dbjobs search` over history rows written by the history writer: output, paging, and refusals of bad input. */
 describe("dbjobs search", () => {
   const testDatabase = useTestDb();
   let env: Record<string, string>;
 
   beforeAll(async () => {
     env = cliEnv(testConfig(testDatabase.url), { LOG_LEVEL: "warn" });
-    // Takes nothing. Inserts 30 bulk-messaging rows (campaign c0..c2, one minute apart up to 2026-06-01 12:00 UTC) and one failed invoice-totals row.
-    await testDatabase.db.pool.query(`
-      INSERT INTO "dbjobs"."job_history" ("queue", "job_id", "name", "state", "attempts", "finished_at", "payload")
-      SELECT 'bulk-messaging', 'bm-' || n, 'bulk-messaging', 'completed', 1, '2026-06-01T12:00:00Z'::timestamptz - n * interval '1 minute',
-             jsonb_build_object('campaignId', 'c' || (n % 3), 'channel', 'sms')
-        FROM generate_series(1, 30) AS n;
-      INSERT INTO "dbjobs"."job_history" ("queue", "job_id", "name", "state", "attempts", "finished_at", "payload", "error_class", "error_message", "error_fingerprint")
-      VALUES ('invoice-totals', 'it-1', 'invoice-totals', 'failed', 3, '2026-06-01T10:00:00Z', '{"invoiceIds": ["8c1e0000-0000-4000-8000-000000000001"]}',
-              'Error', 'invoice 8c1e0000-0000-4000-8000-000000000001 not found', 'abcdef012345');`);
+    // 30 bulk-messaging jobs (campaign c0..c2, one minute apart up to 2026-06-01 12:00 UTC) and one failed invoice-totals job.
+    const end = Date.parse("2026-06-01T12:00:00Z");
+    const invoiceId = "8c1e0000-0000-4000-8000-000000000001";
+    await writeHistory(testDatabase.db.pool, [
+      ...Array.from({ length: 30 }, (_, index) =>
+        historyRow({
+          queue: "bulk-messaging",
+          jobId: `bm-${index + 1}`,
+          finishedAt: end - (index + 1) * 60_000,
+          payload: { campaignId: `c${(index + 1) % 3}`, channel: "sms" },
+        }),
+      ),
+      historyRow({
+        queue: "invoice-totals",
+        jobId: "it-1",
+        state: "failed",
+        attempts: 3,
+        finishedAt: Date.parse("2026-06-01T10:00:00Z"),
+        payload: { invoiceIds: [invoiceId] },
+        errorClass: "Error",
+        errorMessage: `invoice ${invoiceId} not found`,
+        errorFingerprint: "abcdef012345",
+      }),
+    ]);
   });
 
   it("finds jobs by a payload field, newest first, and pages with the printed cursor", async () => {

@@ -23,7 +23,7 @@ describe("job history across a worker crash and a clean stop", () => {
 
   const config = () => testConfig(testDatabase.url);
   const historyCount = async () =>
-    (await testDatabase.db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM "dbjobs"."job_history" WHERE "queue" = $1`, [QUEUE])).rows[0]?.n ?? 0;
+    (await testDatabase.db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM "dbjobs"."job_history_jobs" WHERE "queue" = $1`, [QUEUE])).rows[0]?.n ?? 0;
 
   async function startWorkerProcess(env: Record<string, string>): Promise<CliRun> {
     const worker = spawnCli(["worker", QUEUE], env);
@@ -71,7 +71,7 @@ describe("job history across a worker crash and a clean stop", () => {
     expect(code).toBe(0);
     expect(await historyCount()).toBe(afterCrash + 7);
     const { rows } = await testDatabase.db.pool.query<{ n: number }>(
-      `SELECT count(DISTINCT "job_id")::int AS n FROM "dbjobs"."job_history" WHERE "queue" = $1 AND "state" = 'completed'`,
+      `SELECT count(DISTINCT "job_id")::int AS n FROM "dbjobs"."job_history_jobs" WHERE "queue" = $1 AND "state" = 'completed'`,
       [QUEUE],
     );
     expect(rows[0]?.n).toBe(afterCrash + 7);

@@ -59,7 +59,7 @@ describe("job history written by the worker runtime", () => {
   });
 
   const historyRows = async (jobId: string) =>
-    (await testDatabase.db.pool.query(`SELECT * FROM "dbjobs"."job_history" WHERE "job_id" = $1`, [jobId])).rows as Record<string, unknown>[];
+    (await testDatabase.db.pool.query(`SELECT * FROM "dbjobs"."job_history_jobs" WHERE "job_id" = $1`, [jobId])).rows as Record<string, unknown>[];
 
   it("records a completed job with its redacted payload, result, attempts and times", async () => {
     const job = await queue.add(QUEUE, { campaignId: "spring-2026", body: "Your results for diabetes are ready", patientIds: ["p1", "p2"], fail: "no" });

@@ -27,7 +27,9 @@ describe("the history writer's commits", () => {
       { statement: "write rows", synchronousCommit: "off" },
       { statement: "flush", synchronousCommit: "on" },
     ]);
-    const { rows } = await testDatabase.db.pool.query<{ n: number }>(`SELECT count(*)::int AS n FROM "dbjobs"."job_history" WHERE "job_id" LIKE 'async-%'`);
+    const { rows } = await testDatabase.db.pool.query<{ n: number }>(
+      `SELECT count(*)::int AS n FROM "dbjobs"."job_history_jobs" WHERE "job_id" LIKE 'async-%'`,
+    );
     expect(rows[0]?.n).toBe(5);
   });
 

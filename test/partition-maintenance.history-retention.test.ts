@@ -1,6 +1,7 @@
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { directJobContext, runHandler } from "./support/direct-job-context.js";
+import { historyRow, writeHistory } from "./support/history-rows.js";
 import { testConfig, useTestDb } from "./support/test-env.js";
 
 /**
@@ -34,11 +35,7 @@ describe("partition-maintenance keeps the job history and the audit log within t
     const config = testConfig(testDatabase.url, { HISTORY_RETENTION_DAYS: "30" });
     return runHandler("partition-maintenance", { table, daysAhead: 3 }, directJobContext(testDatabase.db, config, { services: { now: () => now } }).context);
   };
-  const historyAt = (jobId: string, at: Date) =>
-    client.query(
-      `INSERT INTO "dbjobs"."job_history" ("queue", "job_id", "name", "state", "attempts", "finished_at", "payload") VALUES ('archiving', $1, 'archiving', 'completed', 1, $2, '{}')`,
-      [jobId, at],
-    );
+  const historyAt = (jobId: string, at: Date) => writeHistory(client, [historyRow({ jobId, finishedAt: at.getTime() })]);
 
   it("premakes the days ahead, rescues the default's rows, and drops whole days past the retention", async () => {
     await run("transactions", day(0));
@@ -62,7 +59,7 @@ describe("partition-maintenance keeps the job history and the audit log within t
     expect(await partitions("dbjobs.job_history")).toEqual(
       [...[2, 3, 32, 33, 34, 35].map((offset) => dayName("job_history", offset)), "job_history_default"].sort(),
     );
-    const { rows } = await client.query<{ job_id: string }>(`SELECT "job_id" FROM "dbjobs"."job_history" ORDER BY "finished_at"`);
+    const { rows } = await client.query<{ job_id: string }>(`SELECT "job_id" FROM "dbjobs"."job_history_jobs" ORDER BY "finished_at"`);
     expect(rows.map((row) => row.job_id)).toEqual(["day-2", "day-3"]);
 
     // Nothing else was touched.

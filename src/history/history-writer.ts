@@ -1,13 +1,16 @@
 import type pg from "pg";
 import { asyncCommitCondition, flushAsyncCommits } from "../lib/async-commit.js";
 import type { Logger } from "../lib/logger.js";
-import { type HistoryRow, redactPayload, resultSummaryJson } from "./history-row.js";
+import { batchParams, type HistoryBatch, sealBatches } from "./history-batch.js";
+import type { HistoryRow } from "./history-row.js";
 
 /**
  * Batches finished jobs into dbjobs.job_history, off the jobs' hot path: the
- * worker's listeners only push a row into memory. A flush writes every
- * waiting row in one INSERT (one JSON parameter, jsonb_to_recordset), when `batchSize` rows wait or
- * `flushMs` after the last flush, and at close (graceful shutdown).
+ * worker's listeners only push a row into memory. A flush seals every
+ * waiting row into batches (per queue and state, at most `batchSize` rows and
+ * 60 s of finishes each) and writes each batch as one row of the table, when
+ * `batchSize` rows wait or `flushMs` after the last flush, and at close
+ * (graceful shutdown).
  *
  * What a crash can lose: the rows not yet written, i.e. those of jobs that
  * finished after the last committed flush began. While flushes keep up that
@@ -19,8 +22,9 @@ import { type HistoryRow, redactPayload, resultSummaryJson } from "./history-row
  * (3 × wal_writer_delay); close() makes them durable. The jobs themselves are
  * not affected: only their history rows are missing.
  *
- * Writing a batch twice is harmless (ON CONFLICT DO NOTHING on job, queue and
- * finish time), so a flush whose COMMIT answer was lost is simply retried.
+ * Writing a batch twice is harmless: a sealed batch keeps its id and its rows
+ * until it is written, and the table skips an id it holds (ON CONFLICT DO
+ * NOTHING), so a flush whose COMMIT answer was lost is simply retried.
  */
 export interface HistoryWriterOptions {
   pool: Pick<pg.Pool, "query">;
@@ -33,23 +37,20 @@ export interface HistoryWriterOptions {
   maxBufferedRows?: number;
 }
 
-// Takes $1 a JSON array with one object per finished job (rowJson below; times in epoch milliseconds).
-// Inserts one history row per element; a row already recorded (same job, queue and finish time) is skipped.
+// Takes one batch's parameters (batchParams in history-batch.ts; times in epoch ms). Inserts it as one
+// history row; a batch already recorded (same id and last finish) is skipped.
 //
-// One JSON parameter rather than 13 unnested arrays: node-postgres encodes an array parameter element by
-// element (escaping each string, formatting each Date), about 4 times the CPU of JSON.stringify, and
-// that CPU is the worker's (bench/history.ts).
+// The payloads and jobs go as JSON text, parsed once by PostgreSQL: a parameter per column measured
+// cheaper for the server than one JSON document of every batch (jsonb_to_recordset copies each field out).
 //
 // The one-time WHERE condition turns off synchronous commit for the statement: on a machine shared with
 // the workers, waiting for a WAL flush per batch cost about 9% of no-op throughput (docs/benchmarks.md, "history").
 const insertSql = `
 INSERT INTO "dbjobs"."job_history"
-  ("queue", "job_id", "name", "state", "attempts", "enqueued_at", "started_at", "finished_at", "payload", "result",
-   "error_class", "error_message", "error_fingerprint")
-SELECT r.q, r.id, r.n, r.s, r.a, to_timestamp(r.e / 1000.0), to_timestamp(r.st / 1000.0), to_timestamp(r.f / 1000.0), r.p, r.r,
-       r.ec, r.em, r.fp
-  FROM jsonb_to_recordset($1::jsonb)
-       AS r(q text, id text, n text, s text, a int, e float8, st float8, f float8, p jsonb, r jsonb, ec text, em text, fp text)
+  ("batch_id", "queue", "state", "first_finished_at", "finished_at", "job_ids", "payloads", "jobs", "id_range", "other_ids",
+   "fingerprints", "error_text")
+SELECT $1::uuid, $2::text, $3::text, to_timestamp($4::float8 / 1000), to_timestamp($5::float8 / 1000), $6::text[], $7::jsonb, $8::jsonb,
+       CASE WHEN $9::bigint IS NOT NULL THEN int8range($9::bigint, $10::bigint, '[]') END, $11::text[], $12::text[], $13::text
  WHERE ${asyncCommitCondition}
 ON CONFLICT DO NOTHING`;
 
@@ -59,7 +60,11 @@ export class HistoryWriter {
   readonly #batchSize: number;
   readonly #maxBuffered: number;
   readonly #timer: NodeJS.Timeout;
-  #rows: HistoryRow[] = [];
+  /** Rows not yet sealed into a batch. */
+  #open: HistoryRow[] = [];
+  /** Batches sealed and not yet written, oldest first. */
+  #sealed: HistoryBatch[] = [];
+  #sealedRows = 0;
   #flushing: Promise<void> | undefined;
   #dropped = 0;
   #closed = false;
@@ -75,26 +80,23 @@ export class HistoryWriter {
     this.#timer.unref();
   }
 
-  /** Rows waiting for the next flush. */
+  /** Rows waiting to be written. */
   get pending(): number {
-    return this.#rows.length;
+    return this.#open.length + this.#sealedRows;
   }
 
   /** Never throws and never waits: called from the worker's listeners. */
   add(row: HistoryRow): void {
     if (this.#closed) return;
-    this.#rows.push(row);
-    if (this.#rows.length > this.#maxBuffered) {
-      this.#rows.shift();
-      this.#dropped += 1;
-    }
-    if (this.#rows.length >= this.#batchSize && !this.#flushing) void this.flush();
+    this.#open.push(row);
+    if (this.pending > this.#maxBuffered) this.#dropOldest();
+    if (this.#open.length >= this.#batchSize && !this.#flushing) void this.flush();
   }
 
   /** Writes what waits; one flush at a time, and a flush in progress is awaited. Failures are logged, and the rows kept for the next one. */
   flush(): Promise<void> {
     if (this.#flushing) return this.#flushing;
-    if (this.#rows.length === 0) return Promise.resolve();
+    if (this.pending === 0) return Promise.resolve();
     this.#flushing = this.#writeWaiting().finally(() => {
       this.#flushing = undefined;
     });
@@ -105,13 +107,13 @@ export class HistoryWriter {
   async close(): Promise<void> {
     this.#closed = true;
     clearInterval(this.#timer);
-    while (this.#flushing || this.#rows.length > 0) {
-      const before = this.#rows.length;
+    while (this.#flushing || this.pending > 0) {
+      const before = this.pending;
       await this.flush();
       // The database refused the rows: they stay unwritten, and the log says how many.
-      if (this.#rows.length >= before && !this.#flushing) break;
+      if (this.pending >= before && !this.#flushing) break;
     }
-    if (this.#rows.length > 0) this.#logger.warn({ rows: this.#rows.length }, "job history rows not written at shutdown: the database refused them");
+    if (this.pending > 0) this.#logger.warn({ rows: this.pending }, "job history rows not written at shutdown: the database refused them");
     if (this.#written) {
       await flushAsyncCommits(this.#pool).catch((err: unknown) =>
         this.#logger.warn({ err }, "could not make the last job history rows durable; a PostgreSQL crash now could lose its last 0.6 s of them"),
@@ -119,16 +121,40 @@ export class HistoryWriter {
     }
   }
 
+  /** Over maxBufferedRows (the database refusing rows for long): the oldest row goes, from a sealed batch if there is one. */
+  #dropOldest(): void {
+    const oldest = this.#sealed[0];
+    if (oldest) {
+      oldest.rows.shift();
+      this.#sealedRows -= 1;
+      if (oldest.rows.length === 0) this.#sealed.shift();
+    } else {
+      this.#open.shift();
+    }
+    this.#dropped += 1;
+  }
+
   async #writeWaiting(): Promise<void> {
-    while (this.#rows.length > 0) {
-      const batch = this.#rows.slice(0, this.#batchSize);
+    if (this.#open.length > 0) {
+      const sealed = sealBatches(this.#open, this.#batchSize);
+      this.#open = [];
+      this.#sealed.push(...sealed);
+      for (const batch of sealed) this.#sealedRows += batch.rows.length;
+    }
+    while (this.#sealed.length > 0) {
+      const batch = this.#sealed[0] as HistoryBatch;
       try {
-        await this.#pool.query(insertSql, [`[${batch.map(rowJson).join(",")}]`]);
+        await this.#pool.query(insertSql, batchParams(batch));
       } catch (err) {
-        this.#logger.warn({ err, rows: this.#rows.length }, "could not write job history; will retry (run `dbjobs migrate` if dbjobs.job_history is missing)");
+        this.#logger.warn({ err, rows: this.pending }, "could not write job history; will retry (run `dbjobs migrate` if dbjobs.job_history is missing)");
         return;
       }
-      this.#rows.splice(0, batch.length);
+      // Rows dropped from the batch meanwhile were counted out already; what is left of it is written.
+      const at = this.#sealed.indexOf(batch);
+      if (at >= 0) {
+        this.#sealed.splice(at, 1);
+        this.#sealedRows -= batch.rows.length;
+      }
       this.#written = true;
       if (this.#dropped > 0) {
         this.#logger.warn({ dropped: this.#dropped }, "job history rows dropped while the database refused them");
@@ -136,15 +162,4 @@ export class HistoryWriter {
       }
     }
   }
-}
-
-/** One row as the JSON object insertSql reads; the payload and result are embedded as JSON, not as strings. */
-function rowJson(row: HistoryRow): string {
-  const text = JSON.stringify;
-  return (
-    `{"q":${text(row.queue)},"id":${text(row.jobId)},"n":${text(row.name)},"s":"${row.state}","a":${row.attempts},` +
-    `"e":${row.enqueuedAt ?? "null"},"st":${row.startedAt ?? "null"},"f":${row.finishedAt},` +
-    `"p":${text(redactPayload(row.payload, row.redact)) ?? "{}"},"r":${resultSummaryJson(row.result) ?? "null"},` +
-    `"ec":${text(row.errorClass)},"em":${text(row.errorMessage)},"fp":${text(row.errorFingerprint)}}`
-  );
 }

@@ -1,7 +1,9 @@
 import type pg from "pg";
+import { MAX_BATCH_SPAN_MS } from "./history-batch.js";
 import { encodeCursor, type HistoryQuery } from "./history-query.js";
+import { jobFinishedMs, type SearchConditions, searchConditions } from "./search-conditions.js";
 
-/** One row of the job history, as search results show it. */
+/** One finished job, as search results show it. */
 export interface HistoryEntry {
   queue: string;
   jobId: string;
@@ -27,113 +29,173 @@ export interface HistoryPage {
 /** What search needs of a database handle: a pg pool or client (the worker's `db.pool`, the console's pool). */
 export type Queryable = Pick<pg.Pool, "query">;
 
-/** The WHERE conditions of a query and their bind values, before paging. */
-interface Filter {
-  where: string[];
-  values: unknown[];
+/** A job as the history's "jobs" array holds it (history-batch.ts). */
+interface StoredJob {
+  n: string;
+  a: number;
+  f: number;
+  e?: number;
+  st?: number;
+  r?: unknown;
+  ec?: string;
+  em?: string;
+  fp?: string;
 }
 
-type Row = HistoryEntry & { finishedAtText: string };
+type Found = { entry: HistoryEntry; finishedMs: number };
+
+/** A range of batch last-finish times, epoch ms: [from, to). */
+interface Window {
+  from?: number;
+  to?: number;
+}
 
 const dayMs = 86_400_000;
+const wholeHistory: Window[] = [{}];
+/** Batches read by the first query of a window; each further query reads 4 times more, up to the last. */
+const FIRST_CHUNK = 2;
+const LAST_CHUNK = 1024;
 
 /**
- * Searches dbjobs.job_history, newest first, one page at a time (keyset
- * paging on finished_at, queue, job id: a later page costs what the first
- * does). Every value is a bind parameter; a payload field becomes jsonb
- * containment, which the GIN index answers.
+ * Searches the job history, newest first (finish time, then queue and job
+ * id), one page at a time by keyset: a later page costs what the first does.
+ * Every value is a bind parameter.
+ *
+ * The history is stored as batch rows (history-batch.ts), so the search reads
+ * the batches that may hold a match, newest last-finish first, in growing
+ * chunks, and unnests only theirs. A job is placed on the page once no unread
+ * batch can hold a newer one: every unread batch finished last at or before
+ * the chunk's oldest, and its jobs no later. The order is exact; it only
+ * costs reading a chunk beyond the page.
  *
  * A payload or error-text search walks the history a day (one partition) at
  * a time, newest first, and stops once the page is full: a campaign's
- * thousand rows spread over a month then cost the page's worth of heap reads
- * in the newest day or two, not a thousand reads and a sort. Not for failed
- * or cancelled jobs only: those have an index of their own.
+ * batches spread over a month then cost the newest day or two, not a GIN
+ * bitmap over every day and a sort. Not for failed or cancelled jobs only:
+ * those have an index of their own.
  */
 export async function searchHistory(db: Queryable, query: HistoryQuery): Promise<HistoryPage> {
-  const filter = filterOf(query);
-  // Failed and cancelled rows are few, and a payload index of their own (job_history_payload_unfinished)
-  // finds them in one query; a day-by-day walk would cost a query per day and find nothing in most.
+  const conditions = searchConditions(query);
+  const want = query.limit + 1;
   const fewRows = query.state !== undefined && query.state !== "completed";
   const walk = (query.fields.length > 0 || query.errorText !== undefined) && !fewRows;
-  const rows = walk ? await walkNewestFirst(db, query, filter) : await selectRows(db, filter, query.limit + 1);
-  const page = rows.slice(0, query.limit);
+  let found: Found[] = [];
+  for await (const window of walk ? dayWindows(db, query) : wholeHistory) {
+    found = await searchWindow(db, conditions, window, want, found);
+    const last = found[want - 1];
+    if (last && window.from !== undefined && last.finishedMs >= window.from) break;
+  }
+  const page = found.slice(0, query.limit);
+  const entries = page.map((row) => row.entry);
   const last = page[page.length - 1];
-  const entries = page.map(({ finishedAtText: _text, ...entry }) => entry);
-  if (rows.length <= query.limit || !last) return { entries };
-  return { entries, nextCursor: encodeCursor({ finishedAt: last.finishedAtText, queue: last.queue, jobId: last.jobId }) };
+  if (found.length <= query.limit || !last) return { entries };
+  return { entries, nextCursor: encodeCursor({ finishedAt: last.entry.finishedAt.toISOString(), queue: last.entry.queue, jobId: last.entry.jobId }) };
 }
 
-function filterOf(query: HistoryQuery): Filter {
-  const where: string[] = [];
-  const values: unknown[] = [];
+/** The window's batches in growing chunks, merged into `found` (the best `want` so far), until the page is settled or the window read. */
+async function searchWindow(db: Queryable, conditions: SearchConditions, window: Window, want: number, found: Found[]): Promise<Found[]> {
+  let best = found;
+  let after: { ms: number; batchId: string } | undefined;
+  for (let chunk = FIRST_CHUNK; ; chunk = Math.min(chunk * 4, LAST_CHUNK)) {
+    const read = await readChunk(db, conditions, window, after, chunk, want);
+    best = [...best, ...read.rows].sort(newestFirst).slice(0, want);
+    if (read.batches < chunk || !read.last) return best;
+    after = read.last;
+    // Every unread batch finished last at or before read.last.ms, so a job finished after it is placed for good.
+    const settled = best[want - 1];
+    if (settled && settled.finishedMs > read.last.ms) return best;
+  }
+}
+
+async function readChunk(
+  db: Queryable,
+  conditions: SearchConditions,
+  window: Window,
+  after: { ms: number; batchId: string } | undefined,
+  chunk: number,
+  want: number,
+): Promise<{ batches: number; last?: { ms: number; batchId: string }; rows: Found[] }> {
+  const values = [...conditions.values];
   const bind = (value: unknown) => {
     values.push(value);
     return `$${values.length}`;
   };
-  for (const field of query.fields) {
-    // The value itself, or an array holding it (patientIds=…, invoiceIds=…): both are containment, both use the index.
-    const nest = (value: unknown) => field.path.reduceRight<unknown>((inner, key) => ({ [key]: inner }), value);
-    where.push(`("payload" @> ${bind(JSON.stringify(nest(field.value)))}::jsonb OR "payload" @> ${bind(JSON.stringify(nest([field.value])))}::jsonb)`);
-  }
-  if (query.queue !== undefined) where.push(`"queue" = ${bind(query.queue)}`);
-  if (query.state !== undefined) where.push(`"state" = ${bind(query.state)}`);
-  if (query.since) where.push(`"finished_at" >= ${bind(query.since)}`);
-  if (query.until) where.push(`"finished_at" < ${bind(query.until)}`);
-  if (query.fingerprint !== undefined) where.push(`"error_fingerprint" = ${bind(query.fingerprint)}`);
-  if (query.errorText !== undefined) where.push(`"error_message" ILIKE ${bind(`%${escapeLike(query.errorText)}%`)}`);
-  if (query.jobId !== undefined) where.push(`"job_id" = ${bind(query.jobId)}`);
-  if (query.cursor) {
-    const at = bind(query.cursor.finishedAt);
-    // The first condition lets the planner bound the index range; the row comparison breaks ties.
-    where.push(`"finished_at" <= ${at}::timestamptz`);
-    where.push(`("finished_at", "queue", "job_id") < (${at}::timestamptz, ${bind(query.cursor.queue)}, ${bind(query.cursor.jobId)})`);
-  }
-  return { where, values };
-}
-
-/** Up to `limit` rows matching `filter` (and finished within `window` when given), newest first. */
-async function selectRows(db: Queryable, filter: Filter, limit: number, window?: { from: Date; to: Date }): Promise<Row[]> {
-  const values = [...filter.values];
-  const where = [...filter.where];
-  const bind = (value: unknown) => {
-    values.push(value);
-    return `$${values.length}`;
-  };
-  if (window) where.push(`"finished_at" >= ${bind(window.from)}`, `"finished_at" < ${bind(window.to)}`);
-  // Takes the bound filter values and the row limit. Returns the rows newest first, each with its
-  // finish time as text (microseconds kept) for the cursor.
+  const batchWhere = [...conditions.batch];
+  if (window.from !== undefined) batchWhere.push(`h."finished_at" >= to_timestamp(${bind(window.from)}::float8 / 1000)`);
+  if (window.to !== undefined) batchWhere.push(`h."finished_at" < to_timestamp(${bind(window.to)}::float8 / 1000)`);
+  if (after) batchWhere.push(`(h."finished_at", h."batch_id") < (to_timestamp(${bind(after.ms)}::float8 / 1000), ${bind(after.batchId)}::uuid)`);
+  // Takes the bound condition values, the chunk's batch count and the rows wanted. Returns how many
+  // batches it read, the last of them ([last finish in ms, batch id]), and the best matching jobs among
+  // them, newest first ([queue, state, job id, payload, job]).
   const sql = `
-SELECT "queue", "job_id" AS "jobId", "name", "state", "attempts", "enqueued_at" AS "enqueuedAt", "started_at" AS "startedAt",
-       "finished_at" AS "finishedAt", to_char("finished_at" AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"') AS "finishedAtText", "payload", "result", "error_class" AS "errorClass",
-       "error_message" AS "errorMessage", "error_fingerprint" AS "errorFingerprint"
-  FROM "dbjobs"."job_history"
- ${where.length ? `WHERE ${where.join("\n   AND ")}` : ""}
- ORDER BY "finished_at" DESC, "queue" DESC, "job_id" DESC
- LIMIT ${bind(limit)}`;
-  return (await db.query<Row>(sql, values)).rows;
+WITH "b" AS MATERIALIZED (
+  SELECT h."batch_id", h."queue", h."state", h."finished_at", h."job_ids", h."payloads", h."jobs"
+    FROM "dbjobs"."job_history" h
+   ${batchWhere.length ? `WHERE ${batchWhere.join("\n     AND ")}` : ""}
+   ORDER BY h."finished_at" DESC, h."batch_id" DESC
+   LIMIT ${bind(chunk)}
+), "r" AS (
+  SELECT h."queue", h."state", x."job_id", x."payload", x."job"
+    FROM "b" h
+   CROSS JOIN LATERAL ROWS FROM (unnest(h."job_ids"), jsonb_array_elements(h."payloads"), jsonb_array_elements(h."jobs")) AS x("job_id", "payload", "job")
+   ${conditions.job.length ? `WHERE ${conditions.job.join("\n     AND ")}` : ""}
+   ORDER BY ${jobFinishedMs} DESC, h."queue" COLLATE "C" DESC, x."job_id" COLLATE "C" DESC
+   LIMIT ${bind(want)}
+)
+SELECT (SELECT count(*)::int FROM "b") AS "batches",
+       (SELECT json_build_array(floor(extract(epoch FROM "finished_at") * 1000)::bigint, "batch_id") FROM "b" ORDER BY "finished_at", "batch_id" LIMIT 1) AS "last",
+       (SELECT coalesce(json_agg(json_build_array("queue", "state", "job_id", "payload", "job")), '[]') FROM "r") AS "rows"`;
+  type Result = { batches: number; last: [number, string] | null; rows: [string, string, string, unknown, StoredJob][] };
+  const { rows } = await db.query<Result>(sql, values);
+  const result = rows[0] as Result;
+  return {
+    batches: result.batches,
+    last: result.last ? { ms: Number(result.last[0]), batchId: result.last[1] } : undefined,
+    rows: result.rows.map(([queue, state, jobId, payload, job]) => ({ entry: entryOf(queue, state, jobId, payload, job), finishedMs: job.f })),
+  };
 }
 
-/** The search in UTC-day windows from the newest row (or the page's upper bound) down to the oldest, until the page is full. */
-async function walkNewestFirst(db: Queryable, query: HistoryQuery, filter: Filter): Promise<Row[]> {
-  // Takes nothing. Returns the oldest and newest finish times (an index end each, per partition).
+function entryOf(queue: string, state: string, jobId: string, payload: unknown, job: StoredJob): HistoryEntry {
+  return {
+    queue,
+    jobId,
+    name: job.n,
+    state,
+    attempts: job.a,
+    enqueuedAt: job.e === undefined ? null : new Date(job.e),
+    startedAt: job.st === undefined ? null : new Date(job.st),
+    finishedAt: new Date(job.f),
+    payload,
+    result: job.r ?? null,
+    errorClass: job.ec ?? null,
+    errorMessage: job.em ?? null,
+    errorFingerprint: job.fp ?? null,
+  };
+}
+
+/** Newest first: finish time, then queue and job id in byte order (the SQL's COLLATE "C"). */
+function newestFirst(a: Found, b: Found): number {
+  if (a.finishedMs !== b.finishedMs) return b.finishedMs - a.finishedMs;
+  if (a.entry.queue !== b.entry.queue) return a.entry.queue < b.entry.queue ? 1 : -1;
+  if (a.entry.jobId !== b.entry.jobId) return a.entry.jobId < b.entry.jobId ? 1 : -1;
+  return 0;
+}
+
+/** UTC days of batch last-finish times, newest first, from the newest batch (or the page's upper bound) down to the oldest (or --since). */
+async function* dayWindows(db: Queryable, query: HistoryQuery): AsyncGenerator<Window> {
+  // Takes nothing. Returns the oldest and newest batch finish times (an index end each, per partition).
   const { rows } = await db.query<{ oldest: Date | null; newest: Date | null }>(
     `SELECT min("finished_at") AS "oldest", max("finished_at") AS "newest" FROM "dbjobs"."job_history"`,
   );
   const span = rows[0];
-  if (!span?.oldest || !span.newest) return [];
-  // Dates here are milliseconds; finish times keep microseconds, so the upper bounds round up by 1 ms and the filter stays exact.
-  const uppers = [span.newest.getTime() + 1, query.until?.getTime(), query.cursor ? new Date(query.cursor.finishedAt).getTime() + 1 : undefined];
+  if (!span?.oldest || !span.newest) return;
+  const uppers = [span.newest.getTime() + 1, query.until ? query.until.getTime() + MAX_BATCH_SPAN_MS : undefined];
+  if (query.cursor) uppers.push(new Date(query.cursor.finishedAt).getTime() + MAX_BATCH_SPAN_MS + 1);
   let to = Math.min(...uppers.filter((time): time is number => time !== undefined));
   const lowest = Math.max(span.oldest.getTime(), query.since?.getTime() ?? Number.NEGATIVE_INFINITY);
-  const found: Row[] = [];
-  while (found.length < query.limit + 1 && to > lowest) {
+  while (to > lowest) {
     const from = Math.max(Math.floor((to - 1) / dayMs) * dayMs, lowest);
-    found.push(...(await selectRows(db, filter, query.limit + 1 - found.length, { from: new Date(from), to: new Date(to) })));
+    yield { from, to };
     to = from;
   }
-  return found;
-}
-
-function escapeLike(text: string): string {
-  return text.replace(/[\\%_]/g, (character) => `\\${character}`);
 }
