@@ -85,27 +85,27 @@ async function throughputRows(): Promise<BenchRow[]> {
 // one of 20 error groups. The jobs of a batch finish a millisecond apart, as a busy queue's flush would hold them.
 const generateSql = `
 INSERT INTO "dbjobs"."job_history"
-  ("batch_id", "queue", "state", "first_finished_at", "finished_at", "job_ids", "payloads", "jobs", "fingerprints", "error_text")
+  ("batch_id", "queue", "state", "first_finished_at", "finished_at", "job_ids", "id_range", "payloads", "jobs", "fingerprint", "error_text")
 SELECT gen_random_uuid(), j.queue, j.state, to_timestamp(min(j.f) / 1000.0), to_timestamp(max(j.f) / 1000.0),
-       array_agg(j.n::text ORDER BY j.f, j.n),
+       array_agg(j.n::text ORDER BY j.f, j.n), int8range(min(j.n), max(j.n), '[]'),
        jsonb_agg(jsonb_build_object('campaignId', 'campaign-' || (j.n % 10000), 'channel', CASE WHEN j.n % 2 = 0 THEN 'sms' ELSE 'email' END) ORDER BY j.f, j.n),
        jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
          'n', j.queue, 'a', CASE WHEN j.failed THEN 3 ELSE 1 END, 'e', j.f - 2000, 'st', j.f - 1000, 'f', j.f,
          'r', CASE WHEN NOT j.failed THEN jsonb_build_object('sent', j.n % 100) END,
          'ec', CASE WHEN j.failed THEN 'Error' END, 'em', j.em, 'fp', j.fp)) ORDER BY j.f, j.n),
-       CASE WHEN j.state = 'failed' THEN array_agg(DISTINCT j.fp) END,
+       j.fp,
        string_agg(j.em, E'\n' ORDER BY j.f, j.n)
   FROM (
     SELECT n, q.queue, n % 20 = 0 AS failed, CASE WHEN n % 20 = 0 THEN 'failed' ELSE 'completed' END AS state,
            n / (7 * ${JOBS_PER_BATCH}) AS chunk,
            floor(extract(epoch FROM $2::timestamptz) * 1000)::bigint
-             - (n / (7 * ${JOBS_PER_BATCH})) * (7 * ${JOBS_PER_BATCH}) * (${DAYS} * 86400000 / $1::bigint) - n % (7 * ${JOBS_PER_BATCH}) AS f,
+             - (n / (7 * ${JOBS_PER_BATCH})) * (7 * ${JOBS_PER_BATCH}) * (${DAYS}::bigint * 86400000 / $1::bigint) - n % (7 * ${JOBS_PER_BATCH}) AS f,
            CASE WHEN n % 20 = 0 THEN 'provider error ' || ((n / 20) % 20) || ': request ' || md5(n::text) || ' refused' END AS em,
            CASE WHEN n % 20 = 0 THEN lpad(to_hex((n / 20) % 20), 12, '0') END AS fp
       FROM generate_series(1, $1::bigint) AS n,
            LATERAL (SELECT (ARRAY['bulk-messaging','invoice-totals','partition-maintenance','archiving','db-maintenance','cache-prefetch','transaction-retry'])[1 + n % 7] AS queue) AS q
   ) AS j
- GROUP BY j.chunk, j.queue, j.state`;
+ GROUP BY j.chunk, j.queue, j.state, j.fp`;
 
 function percentile(sorted: number[], p: number): number {
   return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)] as number;

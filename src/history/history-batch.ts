@@ -4,23 +4,26 @@ import { type HistoryRow, redactPayload, resultSummaryJson } from "./history-row
 /** The most finish times one batch row spans (the table's CHECK job_history_span): a time bound on jobs is then one on batches. */
 export const MAX_BATCH_SPAN_MS = 60_000;
 
-/** Finished jobs of one queue and state, sealed under an id: written as one row of dbjobs.job_history, and only ever with these rows. */
+/** Finished jobs of one queue, state and error fingerprint, sealed under an id: written as one row of dbjobs.job_history, and only ever with these rows. */
 export interface HistoryBatch {
   id: string;
   queue: string;
   state: HistoryRow["state"];
+  /** The fingerprint its jobs' errors share: a failure group's batches are then found, newest first, through one btree. */
+  fingerprint: string | null;
   /** In finish order. */
   rows: HistoryRow[];
 }
 
 /**
- * Groups rows into batches of one queue and state, each at most `maxRows`
- * rows spanning at most MAX_BATCH_SPAN_MS of finishes.
+ * Groups rows into batches of one queue, state and error fingerprint (failed
+ * jobs are few, so their batches can be small), each at most `maxRows` rows
+ * spanning at most MAX_BATCH_SPAN_MS of finishes.
  */
 export function sealBatches(rows: readonly HistoryRow[], maxRows: number): HistoryBatch[] {
   const groups = new Map<string, HistoryRow[]>();
   for (const row of rows) {
-    const key = `${row.state}\u0000${row.queue}`;
+    const key = `${row.state}\u0000${row.queue}\u0000${row.errorFingerprint ?? ""}`;
     const group = groups.get(key);
     if (group) group.push(row);
     else groups.set(key, [row]);
@@ -32,7 +35,7 @@ export function sealBatches(rows: readonly HistoryRow[], maxRows: number): Histo
     for (const row of group) {
       const first = open?.rows[0];
       if (!open || !first || open.rows.length >= maxRows || row.finishedAt - first.finishedAt > MAX_BATCH_SPAN_MS) {
-        open = { id: randomUUID(), queue: row.queue, state: row.state, rows: [] };
+        open = { id: randomUUID(), queue: row.queue, state: row.state, fingerprint: row.errorFingerprint, rows: [] };
         batches.push(open);
       }
       open.rows.push(row);
@@ -51,7 +54,7 @@ export function numericJobId(id: string): number | undefined {
  * queue, state, first and last finish (epoch ms), job ids, the redacted
  * payloads and the rest of each job as JSON arrays (null fields left out),
  * the lowest and highest numeric id, the other ids, and where jobs failed
- * their fingerprints and error text.
+ * their fingerprint and error text.
  */
 export function batchParams(batch: HistoryBatch): unknown[] {
   const text = JSON.stringify;
@@ -61,7 +64,6 @@ export function batchParams(batch: HistoryBatch): unknown[] {
   let highest = Number.NEGATIVE_INFINITY;
   const payloads: string[] = [];
   const jobs: string[] = [];
-  const fingerprints = new Set<string>();
   const messages: string[] = [];
   for (const row of batch.rows) {
     ids.push(row.jobId);
@@ -73,7 +75,6 @@ export function batchParams(batch: HistoryBatch): unknown[] {
     }
     payloads.push(text(redactPayload(row.payload, row.redact)) ?? "{}");
     jobs.push(jobJson(row));
-    if (row.errorFingerprint !== null) fingerprints.add(row.errorFingerprint);
     if (row.errorMessage !== null) messages.push(row.errorMessage);
   }
   const first = batch.rows[0]?.finishedAt ?? 0;
@@ -91,7 +92,7 @@ export function batchParams(batch: HistoryBatch): unknown[] {
     hasNumeric ? lowest : null,
     hasNumeric ? highest : null,
     otherIds.length > 0 ? otherIds : null,
-    fingerprints.size > 0 ? [...fingerprints] : null,
+    batch.fingerprint,
     messages.length > 0 ? messages.join("\n") : null,
   ];
 }

@@ -7,8 +7,8 @@ import type { HistoryRow } from "./history-row.js";
 /**
  * Batches finished jobs into dbjobs.job_history, off the jobs' hot path: the
  * worker's listeners only push a row into memory. A flush seals every
- * waiting row into batches (per queue and state, at most `batchSize` rows and
- * 60 s of finishes each) and writes each batch as one row of the table, when
+ * waiting row into batches (per queue, state and error fingerprint, at most
+ * `batchSize` rows and 60 s of finishes each) and writes each batch as one row of the table, when
  * `batchSize` rows wait or `flushMs` after the last flush, and at close
  * (graceful shutdown).
  *
@@ -48,9 +48,9 @@ export interface HistoryWriterOptions {
 const insertSql = `
 INSERT INTO "dbjobs"."job_history"
   ("batch_id", "queue", "state", "first_finished_at", "finished_at", "job_ids", "payloads", "jobs", "id_range", "other_ids",
-   "fingerprints", "error_text")
+   "fingerprint", "error_text")
 SELECT $1::uuid, $2::text, $3::text, to_timestamp($4::float8 / 1000), to_timestamp($5::float8 / 1000), $6::text[], $7::jsonb, $8::jsonb,
-       CASE WHEN $9::bigint IS NOT NULL THEN int8range($9::bigint, $10::bigint, '[]') END, $11::text[], $12::text[], $13::text
+       CASE WHEN $9::bigint IS NOT NULL THEN int8range($9::bigint, $10::bigint, '[]') END, $11::text[], $12::text, $13::text
  WHERE ${asyncCommitCondition}
 ON CONFLICT DO NOTHING`;
 

@@ -15,6 +15,8 @@ export interface SearchConditions {
   batch: string[];
   job: string[];
   values: unknown[];
+  /** Whether an index lookup picks the batches (a payload field, error text, a job id): each such query costs the lookup, whatever it reads. */
+  selective: boolean;
 }
 
 /** A job's finish time, epoch ms. */
@@ -48,7 +50,7 @@ export function searchConditions(query: HistoryQuery): SearchConditions {
   }
   if (query.fingerprint !== undefined) {
     const fingerprint = bind(query.fingerprint);
-    batch.push(`h."fingerprints" IS NOT NULL AND h."fingerprints" @> ARRAY[${fingerprint}::text]`);
+    batch.push(`h."fingerprint" = ${fingerprint}`);
     job.push(`x."job" ->> 'fp' = ${fingerprint}`);
   }
   if (query.errorText !== undefined) {
@@ -68,7 +70,8 @@ export function searchConditions(query: HistoryQuery): SearchConditions {
       `(${jobFinishedMs}, h."queue" COLLATE "C", x."job_id" COLLATE "C") < (${bind(at)}::bigint, ${bind(query.cursor.queue)}::text COLLATE "C", ${bind(query.cursor.jobId)}::text COLLATE "C")`,
     );
   }
-  return { batch, job, values };
+  const selective = query.fields.length > 0 || query.errorText !== undefined || query.jobId !== undefined;
+  return { batch, job, values, selective };
 }
 
 /** A cursor's finish time in whole ms (the history keeps ms; a cursor from before batch rows may carry µs, which round down). */

@@ -52,7 +52,7 @@ interface Window {
 
 const dayMs = 86_400_000;
 const wholeHistory: Window[] = [{}];
-/** Batches read by the first query of a window; each further query reads 4 times more, up to the last. */
+/** Batches read by the first query of a window without an index lookup; each further query reads at least 4 times more, up to the last. */
 const FIRST_CHUNK = 2;
 const LAST_CHUNK = 1024;
 
@@ -96,14 +96,21 @@ export async function searchHistory(db: Queryable, query: HistoryQuery): Promise
 async function searchWindow(db: Queryable, conditions: SearchConditions, window: Window, want: number, found: Found[]): Promise<Found[]> {
   let best = found;
   let after: { ms: number; batchId: string } | undefined;
-  for (let chunk = FIRST_CHUNK; ; chunk = Math.min(chunk * 4, LAST_CHUNK)) {
+  // Found through an index lookup, a query costs the lookup whatever it reads: read enough at once for the page.
+  let chunk = conditions.selective ? 2 * want : FIRST_CHUNK;
+  for (;;) {
     const read = await readChunk(db, conditions, window, after, chunk, want);
     best = [...best, ...read.rows].sort(newestFirst).slice(0, want);
     if (read.batches < chunk || !read.last) return best;
-    after = read.last;
-    // Every unread batch finished last at or before read.last.ms, so a job finished after it is placed for good.
-    const settled = best[want - 1];
-    if (settled && settled.finishedMs > read.last.ms) return best;
+    const last = read.last;
+    after = last;
+    // Every unread batch finished last at or before last.ms, so a job finished after it is placed for good.
+    const placed = best.filter((row) => row.finishedMs > last.ms).length;
+    if (placed >= want) return best;
+    // Enough batches for the jobs still missing at the rate this chunk matched them, and at least four times more.
+    const perBatch = read.rows.length / read.batches;
+    const needed = perBatch > 0 ? Math.ceil((2 * (want - placed)) / perBatch) : 0;
+    chunk = Math.min(LAST_CHUNK, Math.max(chunk * 4, needed));
   }
 }
 

@@ -7,8 +7,9 @@
 -- A batch row holds its jobs as three arrays of one length, zipped by
 -- position: "job_ids", "payloads" (the payloads as the search's containment
 -- reads them) and "jobs" (the rest of each job, times in epoch ms). GIN
--- indexes on the arrays find the batches holding a payload value, a fingerprint
--- or an error text, and a range of numeric ids the batches holding a job id; the search unnests only those
+-- indexes on the arrays find the batches holding a payload value or an error
+-- text, a range of numeric ids the batches holding a job id, and a btree a
+-- failure group's batches (a batch's jobs share their error fingerprint); the search unnests only those
 -- (src/history/search-history.ts). "dbjobs"."job_history_jobs" shows one
 -- row per job, for SQL by hand.
 --
@@ -38,8 +39,9 @@ CREATE TABLE "dbjobs"."job_history_batches" (
     -- (epoch ms), r: result summary, ec/em/fp: error class, message and
     -- fingerprint}; absent keys are null.
     "jobs" JSONB NOT NULL,
-    -- Failed and cancelled batches only (null for completed ones).
-    "fingerprints" TEXT[],
+    -- The error fingerprint the batch's jobs share: the writer seals a batch
+    -- per queue, state and fingerprint (null for completed jobs).
+    "fingerprint" TEXT,
     -- The batch's error messages, one per line, for the trigram index.
     "error_text" TEXT,
     CONSTRAINT "job_history_state" CHECK ("state" IN ('completed', 'failed', 'cancelled')),
@@ -72,10 +74,10 @@ END
 $$;
 CREATE TABLE "dbjobs"."job_history_batches_default" PARTITION OF "dbjobs"."job_history_batches" DEFAULT;
 
--- The rows written so far, as batches of one queue, state and minute.
+-- The rows written so far, as batches of one queue, state, fingerprint and minute.
 INSERT INTO "dbjobs"."job_history_batches"
   ("batch_id", "queue", "state", "first_finished_at", "finished_at", "job_ids", "id_range", "other_ids", "payloads", "jobs",
-   "fingerprints", "error_text")
+   "fingerprint", "error_text")
 SELECT gen_random_uuid(), "queue", "state", to_timestamp(min("f") / 1000.0), to_timestamp(max("f") / 1000.0),
        array_agg("job_id" ORDER BY "f", "job_id"),
        CASE WHEN bool_or("job_id" ~ '^[0-9]{1,15}$') THEN
@@ -88,10 +90,10 @@ SELECT gen_random_uuid(), "queue", "state", to_timestamp(min("f") / 1000.0), to_
          'st', floor(extract(epoch FROM "started_at") * 1000)::bigint,
          'f', "f", 'r', "result", 'ec', "error_class", 'em', "error_message", 'fp', "error_fingerprint"))
          ORDER BY "f", "job_id"),
-       CASE WHEN "state" <> 'completed' THEN array_agg(DISTINCT "error_fingerprint") FILTER (WHERE "error_fingerprint" IS NOT NULL) END,
+       "error_fingerprint",
        string_agg("error_message", E'\n' ORDER BY "f", "job_id")
   FROM (SELECT *, floor(extract(epoch FROM "finished_at") * 1000)::bigint AS "f" FROM "dbjobs"."job_history") AS "row"
- GROUP BY "queue", "state", date_trunc('minute', "finished_at");
+ GROUP BY "queue", "state", "error_fingerprint", date_trunc('minute', "finished_at");
 
 DROP TABLE "dbjobs"."job_history";
 
@@ -123,7 +125,8 @@ CREATE INDEX "job_history_payload" ON "dbjobs"."job_history" USING GIN ("payload
 -- The same for the few batches that did not complete (`--state failed` with a field): PostgreSQL plans the
 -- search's unnamed statement with its values, so it sees that state = 'failed' falls under this condition.
 CREATE INDEX "job_history_payload_unfinished" ON "dbjobs"."job_history" USING GIN ("payloads" jsonb_path_ops) WHERE "state" <> 'completed';
-CREATE INDEX "job_history_fingerprint" ON "dbjobs"."job_history" USING GIN ("fingerprints") WHERE "fingerprints" IS NOT NULL;
+-- `--fingerprint`: a failure group's batches, newest first.
+CREATE INDEX "job_history_fingerprint" ON "dbjobs"."job_history" ("fingerprint", "finished_at", "batch_id") WHERE "fingerprint" IS NOT NULL;
 
 DO $$
 BEGIN
