@@ -40,6 +40,7 @@ const noQueue = [
   "test/logger.redaction.test.ts",
   "test/messaging.schema-rules.test.ts",
   "test/migrate.message-write-path.test.ts",
+  "test/migrate.job-history-batches.test.ts",
   "test/package-entry.*.test.ts",
   "test/pg-binary-array.test.ts",
   "test/retry.conflict.test.ts",

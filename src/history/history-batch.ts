@@ -97,7 +97,27 @@ export function batchParams(batch: HistoryBatch): unknown[] {
   ];
 }
 
-/** One element of the batch's "jobs": short keys, null fields left out (the table's comment lists them). */
+/** One element of a batch's "jobs", as jobJson writes it and the search reads it: absent keys are null. */
+export interface StoredJob {
+  /** name */
+  n: string;
+  /** attempts */
+  a: number;
+  /** finished, epoch ms */
+  f: number;
+  /** enqueued, epoch ms */
+  e?: number;
+  /** started, epoch ms */
+  st?: number;
+  /** result summary */
+  r?: unknown;
+  /** error class, message and fingerprint */
+  ec?: string;
+  em?: string;
+  fp?: string;
+}
+
+/** One element of the batch's "jobs" (StoredJob), written by hand: one string per job, no object. */
 function jobJson(row: HistoryRow): string {
   const text = JSON.stringify;
   let json = `{"n":${text(row.name)},"a":${row.attempts},"f":${row.finishedAt}`;

@@ -17,6 +17,8 @@ export interface SearchConditions {
   values: unknown[];
   /** Whether an index lookup picks the batches (a payload field, error text, a job id): each such query costs the lookup, whatever it reads. */
   selective: boolean;
+  /** Epoch ms every batch that may hold a match finished last before (from --until and the cursor), if bounded. */
+  finishedBefore?: number;
 }
 
 /** A job's finish time, epoch ms. */
@@ -43,10 +45,12 @@ export function searchConditions(query: HistoryQuery): SearchConditions {
     batch.push(`h."finished_at" >= ${bind(query.since)}`);
     job.push(`${jobFinishedMs} >= ${bind(query.since.getTime())}`);
   }
+  const uppers: number[] = [];
   if (query.until) {
     const until = query.until.getTime();
-    batch.push(`h."first_finished_at" < ${bind(query.until)}`, `h."finished_at" < ${bind(new Date(until + MAX_BATCH_SPAN_MS))}`);
+    batch.push(`h."first_finished_at" < ${bind(query.until)}`);
     job.push(`${jobFinishedMs} < ${bind(until)}`);
+    uppers.push(until + MAX_BATCH_SPAN_MS);
   }
   if (query.fingerprint !== undefined) {
     const fingerprint = bind(query.fingerprint);
@@ -64,19 +68,18 @@ export function searchConditions(query: HistoryQuery): SearchConditions {
     job.push(`x."job_id" = ${bind(query.jobId)}`);
   }
   if (query.cursor) {
-    const at = cursorMs(query.cursor.finishedAt);
-    batch.push(`h."first_finished_at" <= ${bind(new Date(at))}`, `h."finished_at" <= ${bind(new Date(at + MAX_BATCH_SPAN_MS))}`);
+    // A cursor from before batch rows may carry µs; the history keeps ms, and Date drops the rest.
+    const at = new Date(query.cursor.finishedAt).getTime();
+    batch.push(`h."first_finished_at" <= ${bind(new Date(at))}`);
+    uppers.push(at + MAX_BATCH_SPAN_MS + 1);
     job.push(
       `(${jobFinishedMs}, h."queue" COLLATE "C", x."job_id" COLLATE "C") < (${bind(at)}::bigint, ${bind(query.cursor.queue)}::text COLLATE "C", ${bind(query.cursor.jobId)}::text COLLATE "C")`,
     );
   }
+  const finishedBefore = uppers.length > 0 ? Math.min(...uppers) : undefined;
+  if (finishedBefore !== undefined) batch.push(`h."finished_at" < ${bind(new Date(finishedBefore))}`);
   const selective = query.fields.length > 0 || query.errorText !== undefined || query.jobId !== undefined;
-  return { batch, job, values, selective };
-}
-
-/** A cursor's finish time in whole ms (the history keeps ms; a cursor from before batch rows may carry µs, which round down). */
-export function cursorMs(finishedAt: string): number {
-  return Math.floor(new Date(finishedAt).getTime());
+  return { batch, job, values, selective, ...(finishedBefore !== undefined ? { finishedBefore } : {}) };
 }
 
 function escapeLike(text: string): string {

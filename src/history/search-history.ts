@@ -1,5 +1,6 @@
 import type pg from "pg";
-import { MAX_BATCH_SPAN_MS } from "./history-batch.js";
+import { periodStart } from "../partitions/period-bounds.js";
+import type { StoredJob } from "./history-batch.js";
 import { encodeCursor, type HistoryQuery } from "./history-query.js";
 import { jobFinishedMs, type SearchConditions, searchConditions } from "./search-conditions.js";
 
@@ -29,19 +30,6 @@ export interface HistoryPage {
 /** What search needs of a database handle: a pg pool or client (the worker's `db.pool`, the console's pool). */
 export type Queryable = Pick<pg.Pool, "query">;
 
-/** A job as the history's "jobs" array holds it (history-batch.ts). */
-interface StoredJob {
-  n: string;
-  a: number;
-  f: number;
-  e?: number;
-  st?: number;
-  r?: unknown;
-  ec?: string;
-  em?: string;
-  fp?: string;
-}
-
 type Found = { entry: HistoryEntry; finishedMs: number };
 
 /** A range of batch last-finish times, epoch ms: [from, to). */
@@ -50,7 +38,6 @@ interface Window {
   to?: number;
 }
 
-const dayMs = 86_400_000;
 const wholeHistory: Window[] = [{}];
 /** Batches read by the first query of a window without an index lookup; each further query reads at least 4 times more, up to the last. */
 const FIRST_CHUNK = 2;
@@ -80,7 +67,7 @@ export async function searchHistory(db: Queryable, query: HistoryQuery): Promise
   const fewRows = query.state !== undefined && query.state !== "completed";
   const walk = (query.fields.length > 0 || query.errorText !== undefined) && !fewRows;
   let found: Found[] = [];
-  for await (const window of walk ? dayWindows(db, query) : wholeHistory) {
+  for await (const window of walk ? dayWindows(db, query, conditions) : wholeHistory) {
     found = await searchWindow(db, conditions, window, want, found);
     const last = found[want - 1];
     if (last && window.from !== undefined && last.finishedMs >= window.from) break;
@@ -189,19 +176,17 @@ function newestFirst(a: Found, b: Found): number {
 }
 
 /** UTC days of batch last-finish times, newest first, from the newest batch (or the page's upper bound) down to the oldest (or --since). */
-async function* dayWindows(db: Queryable, query: HistoryQuery): AsyncGenerator<Window> {
+async function* dayWindows(db: Queryable, query: HistoryQuery, conditions: SearchConditions): AsyncGenerator<Window> {
   // Takes nothing. Returns the oldest and newest batch finish times (an index end each, per partition).
   const { rows } = await db.query<{ oldest: Date | null; newest: Date | null }>(
     `SELECT min("finished_at") AS "oldest", max("finished_at") AS "newest" FROM "dbjobs"."job_history"`,
   );
   const span = rows[0];
   if (!span?.oldest || !span.newest) return;
-  const uppers = [span.newest.getTime() + 1, query.until ? query.until.getTime() + MAX_BATCH_SPAN_MS : undefined];
-  if (query.cursor) uppers.push(new Date(query.cursor.finishedAt).getTime() + MAX_BATCH_SPAN_MS + 1);
-  let to = Math.min(...uppers.filter((time): time is number => time !== undefined));
+  let to = Math.min(span.newest.getTime() + 1, conditions.finishedBefore ?? Number.POSITIVE_INFINITY);
   const lowest = Math.max(span.oldest.getTime(), query.since?.getTime() ?? Number.NEGATIVE_INFINITY);
   while (to > lowest) {
-    const from = Math.max(Math.floor((to - 1) / dayMs) * dayMs, lowest);
+    const from = Math.max(periodStart(new Date(to - 1), "day").getTime(), lowest);
     yield { from, to };
     to = from;
   }

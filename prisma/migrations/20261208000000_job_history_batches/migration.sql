@@ -80,9 +80,8 @@ INSERT INTO "dbjobs"."job_history_batches"
    "fingerprint", "error_text")
 SELECT gen_random_uuid(), "queue", "state", to_timestamp(min("f") / 1000.0), to_timestamp(max("f") / 1000.0),
        array_agg("job_id" ORDER BY "f", "job_id"),
-       CASE WHEN bool_or("job_id" ~ '^[0-9]{1,15}$') THEN
-         int8range(min("job_id"::bigint) FILTER (WHERE "job_id" ~ '^[0-9]{1,15}$'), max("job_id"::bigint) FILTER (WHERE "job_id" ~ '^[0-9]{1,15}$'), '[]') END,
-       array_agg("job_id" ORDER BY "f", "job_id") FILTER (WHERE "job_id" !~ '^[0-9]{1,15}$'),
+       CASE WHEN count("counted_id") > 0 THEN int8range(min("counted_id"), max("counted_id"), '[]') END,
+       array_agg("job_id" ORDER BY "f", "job_id") FILTER (WHERE "counted_id" IS NULL),
        jsonb_agg("payload" ORDER BY "f", "job_id"),
        jsonb_agg(jsonb_strip_nulls(jsonb_build_object(
          'n', "name", 'a', "attempts",
@@ -92,7 +91,10 @@ SELECT gen_random_uuid(), "queue", "state", to_timestamp(min("f") / 1000.0), to_
          ORDER BY "f", "job_id"),
        "error_fingerprint",
        string_agg("error_message", E'\n' ORDER BY "f", "job_id")
-  FROM (SELECT *, floor(extract(epoch FROM "finished_at") * 1000)::bigint AS "f" FROM "dbjobs"."job_history") AS "row"
+  FROM (SELECT *, floor(extract(epoch FROM "finished_at") * 1000)::bigint AS "f",
+               -- A job id BullMQ counted, as history-batch.ts's numericJobId tells it.
+               CASE WHEN "job_id" ~ '^[0-9]{1,15}$' THEN "job_id"::bigint END AS "counted_id"
+          FROM "dbjobs"."job_history") AS "row"
  GROUP BY "queue", "state", "error_fingerprint", date_trunc('minute', "finished_at");
 
 DROP TABLE "dbjobs"."job_history";
